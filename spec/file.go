@@ -1,0 +1,119 @@
+package spec
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// File is every document of one spec file.
+type File struct {
+	Path     string
+	Services []*Service
+}
+
+// LoadFile reads a YAML or JSON spec file. CUE files are read by package cuespec.
+func LoadFile(path string) (*File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".yaml", ".yml", ".json", "":
+	default:
+		return nil, fmt.Errorf("%s: unknown spec format %q (want .yaml, .yml or .json)", path, filepath.Ext(path))
+	}
+	return Parse(path, data)
+}
+
+// Parse reads YAML or JSON text; name is used in positions.
+func Parse(name string, data []byte) (*File, error) {
+	docs, err := ParseYAML(name, data)
+	if err != nil {
+		return nil, err
+	}
+	f, err := Decode(docs)
+	if f != nil {
+		f.Path = name
+	}
+	return f, err
+}
+
+// Decode turns parsed documents (from any front end) into a File, reporting
+// every error at once.
+func Decode(docs []*Node) (*File, error) {
+	f := &File{}
+	d := &decoder{}
+	if len(docs) == 0 {
+		return nil, Errors{{Msg: "the file holds no document"}}
+	}
+	for _, doc := range docs {
+		d.document(doc, f)
+	}
+	if err := d.errs.err(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// Kinds lists the document kinds this version reads.
+var Kinds = []string{"Service"}
+
+func (d *decoder) document(n *Node, f *File) {
+	var (
+		kind    string
+		name    string
+		labels  map[string]string
+		specVal *Node
+	)
+	ok := d.object(n, "", fields{
+		"apiVersion": func(v *Node, p string) {
+			if s := d.str(v, p); s != APIVersion && s != "" {
+				d.errorf(v, p, "want %s, got %q", APIVersion, s)
+			}
+		},
+		"kind": func(v *Node, p string) {
+			kind = d.str(v, p)
+			if kind != "" && !strings.Contains(" "+strings.Join(Kinds, " ")+" ", " "+kind+" ") {
+				d.errorf(v, p, "unknown kind %q (want one of %s)", kind, strings.Join(Kinds, ", "))
+			}
+		},
+		"metadata": func(v *Node, p string) {
+			d.object(v, p, fields{
+				"name":   func(v *Node, p string) { name = d.name(v, p) },
+				"labels": func(v *Node, p string) { labels = d.stringMap(v, p) },
+			}, "name")
+		},
+		"spec": func(v *Node, _ string) { specVal = v },
+	}, "apiVersion", "kind", "metadata", "spec")
+	if !ok || specVal == nil {
+		return
+	}
+	switch kind {
+	case "Service":
+		svc := &Service{Name: name, Labels: labels, Pos: n.Pos}
+		d.service(specVal, "spec", svc)
+		f.Services = append(f.Services, svc)
+	}
+}
+
+// Service returns the file's only Service, or an error saying why there is not exactly one.
+func (f *File) Service() (*Service, error) {
+	switch len(f.Services) {
+	case 1:
+		return f.Services[0], nil
+	case 0:
+		return nil, Errors{{Pos: Pos{File: f.Path}, Msg: "no Service document in the file"}}
+	}
+	return nil, Errors{{Pos: f.Services[1].Pos, Msg: fmt.Sprintf("%d Service documents in one file; slolab reads one service per spec", len(f.Services))}}
+}
+
+// LoadService reads a YAML or JSON file holding exactly one Service.
+func LoadService(path string) (*Service, error) {
+	f, err := LoadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return f.Service()
+}
