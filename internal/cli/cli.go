@@ -1,0 +1,130 @@
+// Package cli is slolab's command line: one explicit table of subcommands,
+// their flags and output formats, and the single place where errors become
+// exit codes.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"slolab.dev/slolab"
+	"slolab.dev/slolab/spec"
+)
+
+// Exit codes, as DESIGN.md promises them to scripts.
+const (
+	ExitOK      = 0
+	ExitFailure = 1 // a hypothesis failed, a canary failed, a dependency is down
+	ExitUsage   = 2 // bad flags or arguments
+	ExitInvalid = 3 // an invalid spec
+)
+
+// env is what every command may use instead of globals, so tests can run the
+// CLI in-process with their own streams and environment.
+type env struct {
+	ctx    context.Context
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	getenv func(string) string
+}
+
+// Run runs slolab with args (without the program name) and returns the exit code.
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return run(&env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv}, args)
+}
+
+func run(e *env, args []string) int {
+	root := &cobra.Command{
+		Use:   "slolab",
+		Short: "Feel, prove, operate and guard SLOs per Critical User Journey",
+		Long: `slolab makes SLOs per Critical User Journey (CUJ) tangible.
+
+One spec lists your CUJs, their routes and their availability and latency SLOs.
+slolab proxies your app and measures every CUJ, injects faults at exact rates,
+reproduces SLO states so people can feel them, runs experiments with guardrails,
+judges canaries per CUJ and generates rules and dashboards for your tools.
+
+Start with:  slolab lab           (a demo app, proxy, load and dashboard)
+Check:       slolab validate examples/chat.yaml`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+	}
+	root.SetArgs(args)
+	root.SetIn(e.stdin)
+	root.SetOut(e.stdout)
+	root.SetErr(e.stderr)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageErrorf("%v\nRun '%s --help' for usage.", err, c.CommandPath())
+	})
+	root.AddCommand(commands(e)...)
+	cmd, err := root.ExecuteContextC(e.ctx)
+	if err == nil {
+		return ExitOK
+	}
+	return report(e, cmd, err)
+}
+
+// commands is the closed set of subcommands.
+func commands(e *env) []*cobra.Command {
+	return []*cobra.Command{
+		validateCmd(e),
+		versionCmd(e),
+	}
+}
+
+// usageError marks mistakes in flags and arguments (exit 2).
+type usageError struct{ msg string }
+
+func (u *usageError) Error() string { return u.msg }
+
+func usageErrorf(format string, args ...any) error {
+	return &usageError{fmt.Sprintf(format, args...)}
+}
+
+// report prints err and returns its exit code. It is the only place where
+// errors become exit codes.
+func report(e *env, cmd *cobra.Command, err error) int {
+	var ue *usageError
+	var se spec.Errors
+	switch {
+	case errors.As(err, &ue):
+		fmt.Fprintf(e.stderr, "slolab: %v\n", err)
+		return ExitUsage
+	case strings.HasPrefix(err.Error(), "unknown command") || strings.HasPrefix(err.Error(), "accepts ") ||
+		strings.HasPrefix(err.Error(), "requires ") || strings.HasPrefix(err.Error(), "unknown flag"):
+		fmt.Fprintf(e.stderr, "slolab: %v\nRun '%s --help' for usage.\n", err, cmd.CommandPath())
+		return ExitUsage
+	case errors.As(err, &se):
+		fmt.Fprintln(e.stderr, err)
+		return ExitInvalid
+	case errors.Is(err, errSilentFailure):
+		return ExitFailure
+	case errors.Is(err, errInvalidSpecPrinted):
+		return ExitInvalid
+	}
+	fmt.Fprintf(e.stderr, "slolab: %v\n", err)
+	if slolab.KindOf(err) == slolab.Invalid {
+		return ExitUsage
+	}
+	return ExitFailure
+}
+
+// errSilentFailure ends a command with exit 1 after it has printed its own verdict.
+var errSilentFailure = errors.New("failed")
+
+// exactArgs is cobra.ExactArgs with a message that says what is missing.
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageErrorf("%s needs %s\nRun '%s --help' for usage.", cmd.CommandPath(), what, cmd.CommandPath())
+		}
+		return nil
+	}
+}
