@@ -1,0 +1,99 @@
+// Command importcheck fails when a package imports one at its own layer or
+// above, so imports flow one way as DESIGN.md lays out: spec at the bottom,
+// cmd at the top. Every package must appear in the layer table.
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"sort"
+	"strings"
+)
+
+const module = "slolab.dev/slolab"
+
+// layers: a package may import only packages of a strictly lower layer.
+// A pattern ending in "/..." covers a subtree.
+var layers = map[string]int{
+	"":                  0, // error kinds
+	"spec":              1,
+	"spec/...":          2, // front ends producing the spec model (CUE, OpenSLO)
+	"match":             2,
+	"slo":               2,
+	"fault":             3,
+	"sli":               3,
+	"store/...":         4,
+	"load":              4,
+	"gen/...":           4,
+	"report":            4,
+	"proxy":             5,
+	"proxy/admin":       5,
+	"experiment":        6,
+	"canary":            6,
+	"web":               7,
+	"internal/cli":      8,
+	"cmd/slolab":        9,
+	"scripts/...":       9,
+	"bench/...":         9,
+	"internal/testtool": 0, // test helpers: finding external tools
+}
+
+func layerOf(rel string) (int, bool) {
+	if l, ok := layers[rel]; ok {
+		return l, true
+	}
+	best, bestLen := 0, -1
+	for pat, l := range layers {
+		prefix, ok := strings.CutSuffix(pat, "/...")
+		if ok && strings.HasPrefix(rel, prefix+"/") && len(prefix) > bestLen {
+			best, bestLen = l, len(prefix)
+		}
+	}
+	return best, bestLen >= 0
+}
+
+func main() {
+	out, err := exec.Command("go", "list", "-json", "./...").Output()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "importcheck: go list:", err)
+		os.Exit(2)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	var problems []string
+	for dec.More() {
+		var p struct {
+			ImportPath string
+			Imports    []string
+		}
+		if err := dec.Decode(&p); err != nil {
+			fmt.Fprintln(os.Stderr, "importcheck:", err)
+			os.Exit(2)
+		}
+		rel := strings.TrimPrefix(strings.TrimPrefix(p.ImportPath, module), "/")
+		from, ok := layerOf(rel)
+		if !ok {
+			problems = append(problems, fmt.Sprintf("%s: not in the layer table of scripts/importcheck; add it", p.ImportPath))
+			continue
+		}
+		for _, imp := range p.Imports {
+			if imp != module && !strings.HasPrefix(imp, module+"/") {
+				continue
+			}
+			irel := strings.TrimPrefix(strings.TrimPrefix(imp, module), "/")
+			to, ok := layerOf(irel)
+			if ok && to >= from {
+				problems = append(problems, fmt.Sprintf("%s (layer %d) imports %s (layer %d): imports must flow down", p.ImportPath, from, imp, to))
+			}
+		}
+	}
+	sort.Strings(problems)
+	for _, p := range problems {
+		fmt.Println(p)
+	}
+	if len(problems) > 0 {
+		os.Exit(1)
+	}
+	fmt.Println("imports flow one way")
+}
