@@ -1,0 +1,68 @@
+// Package testtool finds what integration tests need outside the module: real
+// tools (promtool, prometheus, alertmanager, chromium, wrk) and the shared test
+// data beside the repository. A missing tool skips the test on a developer's
+// machine and fails it when SLOLAB_REQUIRE_TOOLS=1, as in CI.
+package testtool
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// Required reports whether missing tools must fail tests (SLOLAB_REQUIRE_TOOLS=1).
+func Required() bool { return os.Getenv("SLOLAB_REQUIRE_TOOLS") == "1" }
+
+// Path returns the path of the first of names found on PATH (or in
+// /usr/sbin and /usr/bin). Without one, it skips t, or fails it when tools are
+// required.
+func Path(t testing.TB, names ...string) string {
+	t.Helper()
+	for _, name := range names {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+		for _, dir := range []string{"/usr/bin", "/usr/sbin", "/usr/local/bin"} {
+			p := filepath.Join(dir, name)
+			if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+				return p
+			}
+		}
+	}
+	if Required() {
+		t.Fatalf("%v not found and SLOLAB_REQUIRE_TOOLS=1: run 'make test' as root to install it", names)
+	}
+	t.Skipf("%v not found; 'make test' installs it", names)
+	return ""
+}
+
+// RepoRoot returns the directory holding go.mod.
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("no go.mod above the test's directory")
+		}
+		dir = parent
+	}
+}
+
+// SharedTestdata returns the path of a file under ../shared/testdata beside the
+// repository (data files from other projects, never copied into this one).
+func SharedTestdata(t testing.TB, elem ...string) string {
+	t.Helper()
+	p := filepath.Join(append([]string{RepoRoot(t), "..", "shared", "testdata"}, elem...)...)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("shared test data %s: %v (the repository must sit beside ../shared)", p, err)
+	}
+	return p
+}
