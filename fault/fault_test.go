@@ -246,9 +246,9 @@ func TestRulesAreCheckedAgainstTheService(t *testing.T) {
 	svc, routes := chat(t)
 	reg, _ := fault.NewRegistry(fault.Config{Service: svc, Routes: routes, MaxTTL: time.Hour})
 	tests := map[string]string{
-		`{"name": "x", "match": {"cuj": "chekout"}, "abort": true}`:                    `fault x: match.cuj: service chat has no CUJ "chekout" (it has login, send, update, read, upload, task)`,
+		`{"name": "x", "match": {"cuj": "chekout"}, "abort": true}`:                        `fault x: match.cuj: service chat has no CUJ "chekout" (it has login, send, update, read, upload, task)`,
 		`{"name": "x", "match": {"cuj": "update", "route": "GET /update"}, "abort": true}`: `fault x: match.route: CUJ update has no route "GET /update" (it has "POST /update", "PUT /messages/{id}")`,
-		`{"name": "x", "abort": true, "ttl": "2h"}`:                                     `fault x: ttl: 2h exceeds the proxy's maximum lease of 1h`,
+		`{"name": "x", "abort": true, "ttl": "2h"}`:                                        `fault x: ttl: 2h exceeds the proxy's maximum lease of 1h`,
 	}
 	for js, want := range tests {
 		_, _, err := reg.Put(rule(t, js))
