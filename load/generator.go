@@ -86,18 +86,19 @@ func (c *Config) defaults() {
 
 // Generator sends a plan's requests. Create it with New, run it once with Run.
 type Generator struct {
-	cfg      Config
-	base     *url.URL
-	basePath string
-	stats    []*cujStats
-	lag      *histogram // schedule lag of every send: actual − intended send time
-	inflight atomic.Int64
-	started  atomic.Int64 // start, in Unix ns, once Run began
-	stopped  atomic.Int64 // when sending stopped, in ns from start
-	pool     sync.Pool
-	reqCtx   context.Context
-	work     chan *call // to idle workers
-	ran      atomic.Bool
+	cfg        Config
+	base       *url.URL
+	basePath   string
+	stats      []*cujStats
+	lag        *histogram // schedule lag of every send: actual − intended send time
+	inflight   atomic.Int64
+	started    atomic.Int64 // start, in Unix ns, once Run began
+	stopped    atomic.Int64 // when sending stopped, in ns from start
+	pool       sync.Pool
+	reqCtx     context.Context
+	work       chan *call // to idle workers
+	ran        atomic.Bool
+	coarseOnly bool // wait with the runtime's timers alone (tests in a synctest bubble)
 }
 
 // New checks cfg and prepares a generator.
@@ -212,7 +213,10 @@ func (g *Generator) Run(ctx context.Context) (*Report, error) {
 // whether ctx stopped it.
 func (g *Generator) dispatch(ctx context.Context, start time.Time, wg *sync.WaitGroup) bool {
 	stream := g.cfg.Plan.Stream()
-	sl := sleeper{fine: newFineTimer()}
+	var sl sleeper
+	if !g.coarseOnly {
+		sl.fine = newFineTimer()
+	}
 	defer sl.stop()
 	limit := int64(g.cfg.MaxInFlight)
 	for {

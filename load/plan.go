@@ -64,8 +64,9 @@ type PlanConfig struct {
 	Stages []Stage
 	Seed   uint64
 	Shard  Shard
-	// CUJs limits the plan to these CUJs (all when empty). Shares keep their
-	// meaning; CUJs without a share or rate split what is left.
+	// CUJs limits the plan to these CUJs (all when empty). When every chosen
+	// CUJ has a share, the shares are scaled up to fill the plan's rate, so
+	// choosing one CUJ sends the whole rate to it.
 	CUJs []string
 }
 
@@ -87,7 +88,7 @@ func NewPlan(svc *spec.Service, cfg PlanConfig) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	rates, err := splitRates(cujs, cfg.Stages)
+	rates, err := splitRates(cujs, cfg.Stages, len(cfg.CUJs) > 0)
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +138,7 @@ type cujRate struct {
 
 // splitRates gives every CUJ its stages: the same durations as the plan's,
 // with rates set by the CUJ's share, its own rate, or an even part of the rest.
-func splitRates(cujs []*spec.CUJ, stages []Stage) ([]cujRate, error) {
+func splitRates(cujs []*spec.CUJ, stages []Stage, rescale bool) ([]cujRate, error) {
 	one := big.NewRat(1, 1)
 	shares := new(big.Rat) // Σ shares
 	fixed := new(big.Rat)  // Σ own rates, per ns
@@ -157,7 +158,12 @@ func splitRates(cujs []*spec.CUJ, stages []Stage) ([]cujRate, error) {
 		}
 	}
 	if shares.Cmp(one) > 0 {
-		return nil, fmt.Errorf("the CUJs' shares add up to %s, more than 100%%", shares.FloatString(4))
+		return nil, fmt.Errorf("the CUJs' shares add up to %s%%, more than 100%%", new(big.Rat).Mul(shares, big.NewRat(100, 1)).FloatString(2))
+	}
+	scale := big.NewRat(1, 1) // of every share
+	if rescale && len(rest) == 0 && fixed.Sign() == 0 && shares.Sign() > 0 {
+		scale.Inv(shares)
+		shares.SetInt64(1)
 	}
 	leftShare := new(big.Rat).Sub(one, shares)
 	// left(r) is the rate left for the rest at a point where the plan sends r.
@@ -194,7 +200,7 @@ func splitRates(cujs []*spec.CUJ, stages []Stage) ([]cujRate, error) {
 			case lp != nil && !lp.Rate.IsZero():
 				f = func(*big.Rat) *big.Rat { return perNs(lp.Rate) }
 			case lp != nil && !lp.Share.IsZero():
-				f = func(r *big.Rat) *big.Rat { return new(big.Rat).Mul(r, ratio(lp.Share)) }
+				f = func(r *big.Rat) *big.Rat { return new(big.Rat).Mul(new(big.Rat).Mul(r, ratio(lp.Share)), scale) }
 			default:
 				f = func(r *big.Rat) *big.Rat { return new(big.Rat).Mul(left(r), evenly) }
 			}
@@ -202,13 +208,10 @@ func splitRates(cujs []*spec.CUJ, stages []Stage) ([]cujRate, error) {
 			if err != nil {
 				return nil, fmt.Errorf("CUJ %s: %w", c.Name, err)
 			}
-			cs := Stage{From: from, Duration: st.Duration}
-			if st.IsRamp() {
+			cs := Stage{From: from, Duration: st.Duration, Ramp: st.IsRamp()}
+			if cs.Ramp {
 				if cs.To, err = toRate(f(perNs(to))); err != nil {
 					return nil, fmt.Errorf("CUJ %s: %w", c.Name, err)
-				}
-				if cs.To.IsZero() {
-					cs.To = spec.Rate{Per: time.Second} // a ramp down to zero stays a ramp
 				}
 			}
 			out[i].stages = append(out[i].stages, cs)
@@ -221,10 +224,15 @@ func ratio(r spec.Ratio) *big.Rat {
 	return new(big.Rat).SetFrac(new(big.Int).SetUint64(r.Num()), new(big.Int).SetUint64(r.Den()))
 }
 
-// toRate turns requests per nanosecond back into a spec.Rate.
+// toRate turns requests per nanosecond back into a spec.Rate, per second
+// (or per so many seconds) when it can be written so.
 func toRate(r *big.Rat) (spec.Rate, error) {
 	if r.Sign() == 0 {
 		return spec.Rate{Per: time.Second}, nil
+	}
+	ps := new(big.Rat).Mul(r, big.NewRat(int64(time.Second), 1))
+	if ps.Num().IsUint64() && ps.Denom().IsInt64() && ps.Denom().Int64() <= int64(time.Hour/time.Second) {
+		return spec.Rate{Freq: ps.Num().Uint64(), Per: time.Duration(ps.Denom().Int64()) * time.Second}, nil
 	}
 	if !r.Num().IsUint64() || !r.Denom().IsInt64() {
 		return spec.Rate{}, fmt.Errorf("rate %s per ns cannot be represented", r.String())

@@ -12,16 +12,17 @@ import (
 	"slolab.dev/slolab/spec"
 )
 
-// Stage is one part of a load plan: a constant rate (To is zero or equal to
-// From) or a linear ramp from From to To, for Duration. A Duration of zero
-// means "until stopped" and is allowed only for a constant last stage.
+// Stage is one part of a load plan: a constant rate From, or with Ramp a
+// linear ramp from From to To (either may be zero), for Duration. A Duration
+// of zero means "until stopped" and is allowed only for a constant last stage.
 type Stage struct {
 	From, To spec.Rate
+	Ramp     bool
 	Duration time.Duration
 }
 
 // IsRamp reports whether the stage changes its rate.
-func (s Stage) IsRamp() bool { return !s.To.IsZero() && !sameRate(s.From, s.To) }
+func (s Stage) IsRamp() bool { return s.Ramp && !sameRate(s.From, s.To) }
 
 func (s Stage) String() string {
 	r := s.From.String()
@@ -48,7 +49,7 @@ func ParseStage(s string) (Stage, error) {
 	}
 	rates := s[:i]
 	from, to, ramp := strings.Cut(rates, "..")
-	st := Stage{Duration: d}
+	st := Stage{Duration: d, Ramp: ramp}
 	if st.From, err = parseStageRate(from, ramp); err != nil {
 		return Stage{}, fmt.Errorf("stage %q: %w", s, err)
 	}

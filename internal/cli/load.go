@@ -21,19 +21,19 @@ import (
 func loadCmd(e *env) *cobra.Command {
 	var (
 		specPath, target, output, userHeader, userCookie, startAt string
-		rate                                                     rateFlag
-		stages                                                   stagesFlag
-		thresholds                                               thresholdsFlag
-		headers                                                  headersFlag
-		shard                                                    shardFlag
-		cujs                                                     []string
-		duration                                                 durationFlag
-		timeout                                                  = durationFlag(load.DefaultTimeout)
-		lateAfter                                                = durationFlag(load.DefaultLateAfter)
-		every                                                    = durationFlag(5 * time.Second)
-		users                                                    int
-		maxInFlight                                              int
-		seed                                                     uint64
+		rate                                                      rateFlag
+		stages                                                    stagesFlag
+		thresholds                                                thresholdsFlag
+		headers                                                   headersFlag
+		shard                                                     shardFlag
+		cujs                                                      []string
+		duration                                                  durationFlag
+		timeout                                                   = durationFlag(load.DefaultTimeout)
+		lateAfter                                                 = durationFlag(load.DefaultLateAfter)
+		every                                                     = durationFlag(5 * time.Second)
+		users                                                     int
+		maxInFlight                                               int
+		seed                                                      uint64
 	)
 	cmd := &cobra.Command{
 		Use:   "load --spec FILE --target URL (--rate RATE [--duration DUR] | --stage STAGE...)",
