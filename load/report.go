@@ -138,26 +138,26 @@ func (g *Generator) report(start time.Time, interrupted bool) *Report {
 	return r
 }
 
-func (t *CUJReport) add(c *CUJReport) {
-	t.Due += c.Due
-	t.Sent += c.Sent
-	t.Late += c.Late
-	t.Dropped += c.Dropped
-	t.Cancelled += c.Cancelled
-	t.IntendedRate += c.IntendedRate
-	t.Rate += c.Rate
-	t.Errors += c.Errors
-	if c.LastError != "" {
-		t.LastError = c.LastError
+func (c *CUJReport) add(o *CUJReport) {
+	c.Due += o.Due
+	c.Sent += o.Sent
+	c.Late += o.Late
+	c.Dropped += o.Dropped
+	c.Cancelled += o.Cancelled
+	c.IntendedRate += o.IntendedRate
+	c.Rate += o.Rate
+	c.Errors += o.Errors
+	if o.LastError != "" {
+		c.LastError = o.LastError
 	}
-	s := &t.Status
-	s.C1xx += c.Status.C1xx
-	s.C2xx += c.Status.C2xx
-	s.C3xx += c.Status.C3xx
-	s.C4xx += c.Status.C4xx
-	s.C5xx += c.Status.C5xx
-	s.Other += c.Status.Other
-	t.hist.Merge(c.hist)
+	s := &c.Status
+	s.C1xx += o.Status.C1xx
+	s.C2xx += o.Status.C2xx
+	s.C3xx += o.Status.C3xx
+	s.C4xx += o.Status.C4xx
+	s.C5xx += o.Status.C5xx
+	s.Other += o.Status.Other
+	c.hist.Merge(o.hist)
 }
 
 // Progress is a live view of a run.
