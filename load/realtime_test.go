@@ -15,8 +15,8 @@ import (
 // what only a real clock and a real network can show. Each takes ten seconds.
 
 func TestAOneSecondServerFreezeShowsInTheP99(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs for 10s in real time")
+	if testing.Short() || raceDetector {
+		t.Skip("runs for 10s in real time, without -short or -race")
 	}
 	// 500 req/s for 10s; the server freezes from the generator's 5s to its 6s.
 	// The 500 requests due in that second wait until 6s, so their latencies
@@ -68,8 +68,8 @@ func TestAOneSecondServerFreezeShowsInTheP99(t *testing.T) {
 }
 
 func TestTheAchievedRateIsWithinHalfAPercentAt2000PerSecond(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs for 10s in real time")
+	if testing.Short() || raceDetector {
+		t.Skip("runs for 10s in real time, without -short or -race")
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	defer srv.Close()
