@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"testing"
 )
 
@@ -65,4 +66,46 @@ func SharedTestdata(t testing.TB, elem ...string) string {
 		t.Fatalf("shared test data %s: %v (the repository must sit beside ../shared)", p, err)
 	}
 	return p
+}
+
+// ZeroFields sets every settable struct field called name to its zero value,
+// throughout the values v points to, so tests can compare models read from
+// different sources while ignoring, say, their source positions ("Pos").
+func ZeroFields(v any, name string) {
+	zeroFields(reflect.ValueOf(v), name, map[uintptr]bool{})
+}
+
+func zeroFields(v reflect.Value, name string, seen map[uintptr]bool) {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() || seen[v.Pointer()] {
+			return
+		}
+		seen[v.Pointer()] = true
+		zeroFields(v.Elem(), name, seen)
+	case reflect.Interface:
+		if !v.IsNil() {
+			zeroFields(v.Elem(), name, seen)
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			f := v.Field(i)
+			if v.Type().Field(i).Name == name && f.CanSet() {
+				f.SetZero()
+				continue
+			}
+			zeroFields(f, name, seen)
+		}
+	case reflect.Slice, reflect.Array:
+		for i := range v.Len() {
+			zeroFields(v.Index(i), name, seen)
+		}
+	case reflect.Map:
+		for _, k := range v.MapKeys() {
+			e := v.MapIndex(k)
+			if e.Kind() == reflect.Pointer || e.Kind() == reflect.Interface {
+				zeroFields(e, name, seen)
+			}
+		}
+	}
 }
