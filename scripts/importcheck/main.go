@@ -26,6 +26,7 @@ var layers = map[string]int{
 	"sli":               3,
 	"store/...":         4,
 	"load":              4,
+	"gen":               3, // what the generators share
 	"gen/...":           4,
 	"report":            4,
 	"proxy":             5,
