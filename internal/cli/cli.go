@@ -75,6 +75,7 @@ Check:       slolab validate examples/chat.yaml`,
 func commands(e *env) []*cobra.Command {
 	return []*cobra.Command{
 		validateCmd(e),
+		genCmd(e),
 		versionCmd(e),
 	}
 }

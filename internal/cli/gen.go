@@ -1,0 +1,229 @@
+package cli
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"slolab.dev/slolab/gen"
+	"slolab.dev/slolab/gen/argo"
+	"slolab.dev/slolab/gen/promrules"
+	"slolab.dev/slolab/spec"
+)
+
+// genFlags are the flags every target shares.
+type genFlags struct {
+	spec string
+	out  string
+}
+
+func (f *genFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVarP(&f.spec, "spec", "f", "", "the service spec (.yaml, .json or .cue)")
+	cmd.Flags().StringVarP(&f.out, "out", "o", "", "write the files into this directory (created if missing) instead of printing them")
+}
+
+// genTargets is the closed set of generators, one subcommand each.
+func genTargets(e *env) []*cobra.Command {
+	return []*cobra.Command{
+		genPrometheusCmd(e),
+		genArgoCmd(e),
+	}
+}
+
+func genCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "gen TARGET -f SPEC [-o DIR]",
+		Short: "Generate rules, dashboards and manifests for other tools from a spec",
+		Long: `Generate what other tools need from one spec, so no query is kept in two places.
+
+Targets:
+  prometheus      recording rules and multiwindow multi-burn-rate alerts
+  grafana         a dashboard per service
+  argo-rollouts   AnalysisTemplates per CUJ and a Rollout snippet
+  chaos-mesh      HTTPChaos manifests from fault rules
+  datadog         Terraform JSON: SLOs and burn-rate monitors
+  openslo         OpenSLO v1 documents
+
+Every target is a pure function of the spec: the same spec, in YAML or CUE,
+always gives the same bytes. Without -o the files go to stdout (YAML documents
+separated by ---); with -o DIR each file is written into DIR. What a target
+cannot express exactly is said on stderr and, where the format allows, in a
+comment in the output.`,
+		Example: `  slolab gen prometheus -f examples/chat.yaml > chat.rules.yaml
+  slolab gen prometheus -f examples/chat.cue --prometheus-rule -o deploy/
+  slolab gen grafana -f examples/chat.yaml -o dashboards/`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageErrorf("gen needs a target\nRun 'slolab gen --help' for the list.")
+			}
+			return usageErrorf("unknown gen target %q\nRun 'slolab gen --help' for the list.", args[0])
+		},
+		RunE: func(*cobra.Command, []string) error { return nil },
+	}
+	cmd.AddCommand(genTargets(e)...)
+	return cmd
+}
+
+// runGen loads the spec, runs a generator and writes what it made.
+func runGen(e *env, cmd *cobra.Command, f *genFlags, generate func(*spec.Service) (*gen.Output, error)) error {
+	if f.spec == "" {
+		return usageErrorf("%s needs a spec: -f FILE\nRun '%s --help' for usage.", cmd.CommandPath(), cmd.CommandPath())
+	}
+	svc, err := loadService(f.spec)
+	if err != nil {
+		return err
+	}
+	out, err := generate(svc)
+	if err != nil {
+		return err
+	}
+	for _, n := range out.Notes {
+		fmt.Fprintf(e.stderr, "%s: note: %s\n", cmd.CommandPath(), n)
+	}
+	return writeGenerated(e, f.out, out.Files)
+}
+
+// writeGenerated writes files into dir, or to stdout when dir is empty.
+func writeGenerated(e *env, dir string, files []gen.File) error {
+	if dir == "" {
+		if len(files) > 1 && !allYAML(files) {
+			names := make([]string, len(files))
+			for i, f := range files {
+				names[i] = f.Name
+			}
+			return usageErrorf("this target makes %d files (%s); give -o DIR to write them", len(files), strings.Join(names, ", "))
+		}
+		for i, f := range files {
+			if i > 0 {
+				fmt.Fprintln(e.stdout, "---")
+			}
+			if _, err := e.stdout.Write(f.Data); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, f := range files {
+		path := filepath.Join(dir, f.Name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, f.Data) {
+			fmt.Fprintf(e.stderr, "%s: unchanged\n", path)
+			continue
+		}
+		if err := os.WriteFile(path, f.Data, 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stderr, "%s: written\n", path)
+	}
+	return nil
+}
+
+func allYAML(files []gen.File) bool {
+	for _, f := range files {
+		if ext := filepath.Ext(f.Name); ext != ".yaml" && ext != ".yml" {
+			return false
+		}
+	}
+	return true
+}
+
+func genPrometheusCmd(e *env) *cobra.Command {
+	var f genFlags
+	var opt promrules.Options
+	var labels []string
+	cmd := &cobra.Command{
+		Use:   "prometheus -f SPEC [-o DIR]",
+		Short: "Recording rules and multiwindow multi-burn-rate alerts",
+		Long: `Generate Prometheus rules for every SLO of the spec: one rule group per CUJ and SLI
+with the error ratio over every window of its alert table, the error budget
+left, and one alert per row of the table (the SRE Workbook's unless the spec
+sets its own), labelled severity, long_window and short_window.
+
+Windows up to 6h are computed from the counters; longer ones (1d, 3d, the SLO
+window) are the ratio of summed 5m increases, which is exact and cheap
+(docs/generators.md). CUJs with queries in the spec use those instead of
+slolab's own metrics. Check the output with 'promtool check rules'.`,
+		Example: `  slolab gen prometheus -f examples/chat.yaml > chat.rules.yaml
+  slolab gen prometheus -f chat.cue --matchers 'job="chat-proxy"' \
+      --runbook-url 'https://wiki.example.com/runbooks/{{.cuj}}'
+  slolab gen prometheus -f chat.yaml --prometheus-rule --namespace monitoring \
+      --label release=kube-prometheus-stack -o deploy/`,
+		Args: exactArgs(0, "no arguments (the spec is -f FILE)"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opt.Labels = map[string]string{}
+			for _, l := range labels {
+				k, v, ok := strings.Cut(l, "=")
+				if !ok || k == "" {
+					return usageErrorf("--label wants KEY=VALUE, got %q", l)
+				}
+				opt.Labels[k] = v
+			}
+			return runGen(e, cmd, &f, func(svc *spec.Service) (*gen.Output, error) { return promrules.Generate(svc, opt) })
+		},
+	}
+	f.add(cmd)
+	fs := cmd.Flags()
+	fs.StringVar(&opt.Matchers, "matchers", "", `extra label matchers for slolab's metrics, e.g. 'job="chat-proxy"'`)
+	fs.StringVar(&opt.RunbookURL, "runbook-url", "", "runbook_url annotation; may use {{.service}}, {{.cuj}} and {{.slo}}")
+	fs.StringVar(&opt.DashboardURL, "dashboard-url", "", "dashboard_url annotation (default: the 'slolab gen grafana' dashboard on --grafana-url)")
+	fs.StringVar(&opt.GrafanaURL, "grafana-url", promrules.DefaultGrafanaURL, "Grafana's address, for the default dashboard link")
+	fs.BoolVar(&opt.PrometheusRule, "prometheus-rule", false, "wrap the rules in a prometheus-operator PrometheusRule")
+	fs.StringVar(&opt.Namespace, "namespace", "", "the PrometheusRule's namespace")
+	fs.StringArrayVar(&labels, "label", nil, "KEY=VALUE label of the PrometheusRule (repeatable), e.g. for the operator's ruleSelector")
+	return cmd
+}
+
+func genArgoCmd(e *env) *cobra.Command {
+	var f genFlags
+	var opt argo.Options
+	var maxBurn string
+	cmd := &cobra.Command{
+		Use:   "argo-rollouts -f SPEC [-o DIR]",
+		Short: "AnalysisTemplates that judge a canary per CUJ, and a Rollout snippet",
+		Long: `Generate Argo Rollouts AnalysisTemplates: per CUJ, one that reads the canary's
+error ratio for each SLO from Prometheus, and one (NAME-verdict) that asks
+'slolab canary serve' for the CUJ's verdict with the web provider. Metric names
+carry the CUJ, so they stay unique when Argo merges the templates into one
+AnalysisRun; rollout-snippet.yaml shows a Rollout running them all, which
+passes only when every CUJ passes.
+
+A canary passes a measurement when its error ratio over --window is at most
+--max-burn-rate times the SLO's budget; with no traffic the measurement is
+inconclusive, not a pass.`,
+		Example: `  slolab gen argo-rollouts -f examples/chat.yaml -o deploy/analysis/
+  slolab gen argo-rollouts -f chat.cue --prometheus http://prometheus.obs:9090 \
+      --canary-matchers 'pod_template_hash="{{args.canary-hash}}"' --window 10m`,
+		Args: exactArgs(0, "no arguments (the spec is -f FILE)"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			r, err := spec.ParseRatio(maxBurn)
+			if err != nil || r.IsZero() {
+				return usageErrorf("--max-burn-rate wants a positive factor such as 1 or 2, got %q", maxBurn)
+			}
+			opt.MaxBurnRate = r
+			if opt.Count < 1 {
+				return usageErrorf("--count must be at least 1, got %d", opt.Count)
+			}
+			return runGen(e, cmd, &f, func(svc *spec.Service) (*gen.Output, error) { return argo.Generate(svc, opt) })
+		},
+	}
+	f.add(cmd)
+	fs := cmd.Flags()
+	fs.StringVar(&opt.PrometheusAddress, "prometheus", argo.DefaultPrometheusAddress, "Prometheus address for the prometheus provider")
+	fs.StringVar(&opt.CanaryMatchers, "canary-matchers", argo.DefaultCanaryMatchers, "label matchers that select the canary's series")
+	fs.DurationVar(&opt.Window, "window", 5*time.Minute, "the range each measurement's error ratio covers")
+	fs.DurationVar(&opt.Interval, "interval", time.Minute, "time between measurements")
+	fs.IntVar(&opt.Count, "count", 5, "number of measurements")
+	fs.StringVar(&maxBurn, "max-burn-rate", "1", "the burn rate a canary may reach (1: it must meet the SLO)")
+	fs.StringVar(&opt.VerdictURL, "verdict-url", argo.DefaultVerdictURL, "the verdict endpoint of 'slolab canary serve' for the web templates")
+	return cmd
+}
