@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"slolab.dev/slolab/gen"
 	"slolab.dev/slolab/gen/argo"
+	"slolab.dev/slolab/gen/chaosmesh"
 	"slolab.dev/slolab/gen/promrules"
 	"slolab.dev/slolab/spec"
 )
@@ -32,6 +34,7 @@ func genTargets(e *env) []*cobra.Command {
 	return []*cobra.Command{
 		genPrometheusCmd(e),
 		genArgoCmd(e),
+		genChaosMeshCmd(e),
 	}
 }
 
@@ -225,5 +228,73 @@ inconclusive, not a pass.`,
 	fs.IntVar(&opt.Count, "count", 5, "number of measurements")
 	fs.StringVar(&maxBurn, "max-burn-rate", "1", "the burn rate a canary may reach (1: it must meet the SLO)")
 	fs.StringVar(&opt.VerdictURL, "verdict-url", argo.DefaultVerdictURL, "the verdict endpoint of 'slolab canary serve' for the web templates")
+	return cmd
+}
+
+func genChaosMeshCmd(e *env) *cobra.Command {
+	var f genFlags
+	var opt chaosmesh.Options
+	var faults, selectors []string
+	cmd := &cobra.Command{
+		Use:   "chaos-mesh -f SPEC --fault RULE... [-o DIR]",
+		Short: "HTTPChaos manifests from fault rules",
+		Long: `Translate fault rules into Chaos Mesh HTTPChaos manifests, for teams who run
+faults inside Kubernetes. A rule file is JSON or YAML, exactly as the admin API
+takes it (PUT /api/v1/faults/{name}); the spec turns a rule's CUJ or route into
+HTTPChaos paths and methods.
+
+Chaos Mesh cannot express everything slolab does: it has no request rate (every
+matching request is faulted), its delays are fixed, and a status answer still
+calls the upstream. Each such difference is a comment in the manifest and a
+note on stderr.`,
+		Example: `  slolab gen chaos-mesh -f examples/chat.yaml --fault abort-update.yaml \
+      --selector app=chat --namespace chat --port 8080
+  slolab gen chaos-mesh -f chat.cue --fault a.json --fault b.yaml -o chaos/`,
+		Args: exactArgs(0, "no arguments (the spec is -f FILE, the rules --fault FILE)"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(faults) == 0 {
+				return usageErrorf("chaos-mesh needs at least one fault rule: --fault FILE\nRun '%s --help' for usage.", cmd.CommandPath())
+			}
+			opt.Selector = map[string]string{}
+			for _, s := range selectors {
+				k, v, ok := strings.Cut(s, "=")
+				if !ok || k == "" {
+					return usageErrorf("--selector wants LABEL=VALUE, got %q", s)
+				}
+				opt.Selector[k] = v
+			}
+			if opt.Port < 1 || opt.Port > 65535 {
+				return usageErrorf("--port must be 1 to 65535, got %d", opt.Port)
+			}
+			var rules []*spec.FaultRule
+			var errs spec.Errors
+			for _, path := range faults {
+				data, err := os.ReadFile(path)
+				if err != nil {
+					return err
+				}
+				r, err := spec.ParseFaultRule(path, data, "")
+				var se spec.Errors
+				if errors.As(err, &se) {
+					errs = append(errs, se...)
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				rules = append(rules, r)
+			}
+			if len(errs) > 0 {
+				return errs
+			}
+			return runGen(e, cmd, &f, func(svc *spec.Service) (*gen.Output, error) { return chaosmesh.Generate(svc, rules, opt) })
+		},
+	}
+	f.add(cmd)
+	fs := cmd.Flags()
+	fs.StringArrayVar(&faults, "fault", nil, "a fault rule file, JSON or YAML (repeatable)")
+	fs.StringArrayVar(&selectors, "selector", nil, "LABEL=VALUE of the pods to fault (repeatable)")
+	fs.StringVar(&opt.Namespace, "namespace", "", "namespace of the manifests and the pods")
+	fs.IntVar(&opt.Port, "port", chaosmesh.DefaultPort, "the port the app listens on in the pod")
 	return cmd
 }
