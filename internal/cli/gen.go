@@ -14,6 +14,7 @@ import (
 	"slolab.dev/slolab/gen"
 	"slolab.dev/slolab/gen/argo"
 	"slolab.dev/slolab/gen/chaosmesh"
+	"slolab.dev/slolab/gen/datadog"
 	"slolab.dev/slolab/gen/promrules"
 	"slolab.dev/slolab/spec"
 )
@@ -35,6 +36,7 @@ func genTargets(e *env) []*cobra.Command {
 		genPrometheusCmd(e),
 		genArgoCmd(e),
 		genChaosMeshCmd(e),
+		genDatadogCmd(e),
 	}
 }
 
@@ -296,5 +298,37 @@ note on stderr.`,
 	fs.StringArrayVar(&selectors, "selector", nil, "LABEL=VALUE of the pods to fault (repeatable)")
 	fs.StringVar(&opt.Namespace, "namespace", "", "namespace of the manifests and the pods")
 	fs.IntVar(&opt.Port, "port", chaosmesh.DefaultPort, "the port the app listens on in the pod")
+	return cmd
+}
+
+func genDatadogCmd(e *env) *cobra.Command {
+	var f genFlags
+	var opt datadog.Options
+	var page, ticket string
+	cmd := &cobra.Command{
+		Use:   "datadog -f SPEC [-o DIR]",
+		Short: "Terraform JSON with Datadog SLOs and burn-rate monitors",
+		Long: `Generate SERVICE.tf.json for Terraform's Datadog provider: a metric SLO per CUJ
+and SLI (good events over all events of slolab's metrics, as the Agent's
+OpenMetrics check reports them) and an "slo alert" burn-rate monitor per row of
+the alert table.
+
+Datadog caps a burn-rate alert's long window at 48h, so rows with longer
+windows are scaled to 24h: the Workbook's 3d/6h ticket at 1x becomes 24h/2h at
+3x, which fires when the same share of the budget has burnt. The file's "//"
+key and stderr say so.`,
+		Example: `  slolab gen datadog -f examples/chat.yaml -o terraform/
+  slolab gen datadog -f chat.cue --tag env:prod --page @pagerduty-chat --ticket @slack-chat-alerts`,
+		Args: exactArgs(0, "no arguments (the spec is -f FILE)"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opt.Notify = map[string]string{"page": page, "ticket": ticket}
+			return runGen(e, cmd, &f, func(svc *spec.Service) (*gen.Output, error) { return datadog.Generate(svc, opt) })
+		},
+	}
+	f.add(cmd)
+	fs := cmd.Flags()
+	fs.StringArrayVar(&opt.Tags, "tag", nil, "a tag filtering the metrics and tagging every resource, e.g. env:prod (repeatable)")
+	fs.StringVar(&page, "page", "", "who page alerts notify, e.g. @pagerduty-chat")
+	fs.StringVar(&ticket, "ticket", "", "who ticket alerts notify, e.g. @slack-chat-alerts")
 	return cmd
 }
