@@ -20,6 +20,16 @@ import (
 	"slolab.dev/slolab/spec"
 )
 
+// Series the Prometheus rules record and dashboards read. Every one carries
+// the labels service, cuj and slo.
+const (
+	RecordBadEvents  = "slolab:slo_bad_events:increase" // + the base window: increase5m
+	RecordEvents     = "slolab:slo_events:increase"     // + the base window
+	RecordErrorRatio = "slolab:slo_error_ratio:ratio"   // + a window: ratio1h
+	RecordObjective  = "slolab:slo_objective"           // also labelled window
+	RecordBudgetLeft = "slolab:slo_error_budget_remaining"
+)
+
 // File is one generated file: a name relative to the output directory, and its bytes.
 type File struct {
 	Name string

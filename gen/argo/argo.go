@@ -222,7 +222,7 @@ func rolloutSnippet(svc *spec.Service) ([]byte, error) {
 		Spec: map[string]any{"strategy": map[string]any{"canary": map[string]any{
 			"analysis": map[string]any{
 				"templates": prom,
-				"args": []arg{{Name: "canary-hash", ValueFrom: map[string]any{"podTemplateHashValue": "Latest"}}},
+				"args":      []arg{{Name: "canary-hash", ValueFrom: map[string]any{"podTemplateHashValue": "Latest"}}},
 			},
 			"steps": []map[string]any{
 				{"setWeight": 10},

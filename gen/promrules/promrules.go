@@ -27,13 +27,10 @@ import (
 	"slolab.dev/slolab/spec"
 )
 
-// Recorded series. Every one carries the labels service, cuj and slo.
+// The recorded series' names are in package gen (gen.gen.RecordErrorRatio, ...),
+// since dashboards read them too.
 const (
-	RecordBadEvents      = "slolab:slo_bad_events:increase" // + base window, e.g. increase5m
-	RecordEvents         = "slolab:slo_events:increase"
-	RecordErrorRatio     = "slolab:slo_error_ratio:ratio" // + window, e.g. ratio1h
-	RecordObjective      = "slolab:slo_objective"
-	RecordBudgetLeft     = "slolab:slo_error_budget_remaining"
+	// AlertName is the name of every burn-rate alert; labels tell them apart.
 	AlertName            = "SLOBurnRateHigh"
 	MaxRulesPerSLO       = 17 // Sloth's count; the Workbook table needs 16
 	directWindowMax      = 6 * time.Hour
@@ -178,8 +175,8 @@ func sloGroup(s gen.SLO, opt Options, out *gen.Output) (group, error) {
 	base := ws[0]
 	labels := map[string]string{"service": s.Service.Name, "cuj": s.CUJ.Name, "slo": string(s.Kind)}
 	sel := gen.Selector(fmt.Sprintf(`service="%s"`, s.Service.Name), fmt.Sprintf(`cuj="%s"`, s.CUJ.Name), fmt.Sprintf(`slo="%s"`, s.Kind))
-	badBase := RecordBadEvents + gen.PromDuration(base)
-	eventsBase := RecordEvents + gen.PromDuration(base)
+	badBase := gen.RecordBadEvents + gen.PromDuration(base)
+	eventsBase := gen.RecordEvents + gen.PromDuration(base)
 
 	ev, err := gen.EventsOver(s, base, opt.Matchers)
 	if err != nil {
@@ -210,15 +207,15 @@ func sloGroup(s gen.SLO, opt Options, out *gen.Output) (group, error) {
 			r := gen.PromDuration(w)
 			expr = fmt.Sprintf("avg_over_time(%s%s[%s])\n/\navg_over_time(%s%s[%s])", badBase, sel, r, eventsBase, sel, r)
 		}
-		g.Rules = append(g.Rules, rule{Record: RecordErrorRatio + gen.PromDuration(w), Expr: expr, Labels: labels})
+		g.Rules = append(g.Rules, rule{Record: gen.RecordErrorRatio + gen.PromDuration(w), Expr: expr, Labels: labels})
 	}
 	winLabels := map[string]string{"window": s.Window.String()}
 	for k, v := range labels {
 		winLabels[k] = v
 	}
 	g.Rules = append(g.Rules,
-		rule{Record: RecordObjective, Expr: gen.Threshold(s.Objective), Labels: winLabels},
-		rule{Record: RecordBudgetLeft, Expr: fmt.Sprintf("1 - %s%s%s / %s", RecordErrorRatio, gen.PromDuration(sloWindow), sel, gen.Threshold(s.Budget())), Labels: labels},
+		rule{Record: gen.RecordObjective, Expr: gen.Threshold(s.Objective), Labels: winLabels},
+		rule{Record: gen.RecordBudgetLeft, Expr: fmt.Sprintf("1 - %s%s%s / %s", gen.RecordErrorRatio, gen.PromDuration(sloWindow), sel, gen.Threshold(s.Budget())), Labels: labels},
 	)
 	minBad := slo.MinBadEventsFor(s.Service, s.CUJ)
 	for _, a := range slo.AlertsFor(s.Service, s.CUJ) {
@@ -245,8 +242,8 @@ func alertRule(s gen.SLO, a spec.BurnRateAlert, sel string, base time.Duration, 
 	// times the number of base windows in the long one.
 	perLong := spec.NewRatio(uint64(a.Long/time.Second), uint64(base/time.Second))
 	expr := fmt.Sprintf("%s%s%s > %s\nand\n%s%s%s > %s\nand\navg_over_time(%s%s[%s]) * %s >= %d",
-		RecordErrorRatio, long, sel, th,
-		RecordErrorRatio, short, sel, th,
+		gen.RecordErrorRatio, long, sel, th,
+		gen.RecordErrorRatio, short, sel, th,
 		badBase, sel, long, gen.Threshold(perLong), minBad)
 	exhaust := time.Duration(float64(gen.WindowDuration(s.Window)) / a.Factor.Float()).Round(time.Minute)
 	vars := map[string]string{"service": s.Service.Name, "cuj": s.CUJ.Name, "slo": string(s.Kind)}

@@ -15,6 +15,7 @@ import (
 	"slolab.dev/slolab/gen/argo"
 	"slolab.dev/slolab/gen/chaosmesh"
 	"slolab.dev/slolab/gen/datadog"
+	"slolab.dev/slolab/gen/grafana"
 	"slolab.dev/slolab/gen/promrules"
 	"slolab.dev/slolab/spec"
 )
@@ -36,6 +37,7 @@ func genTargets(e *env) []*cobra.Command {
 		genPrometheusCmd(e),
 		genArgoCmd(e),
 		genChaosMeshCmd(e),
+		genGrafanaCmd(e),
 		genDatadogCmd(e),
 	}
 }
@@ -330,5 +332,29 @@ key and stderr say so.`,
 	fs.StringArrayVar(&opt.Tags, "tag", nil, "a tag filtering the metrics and tagging every resource, e.g. env:prod (repeatable)")
 	fs.StringVar(&page, "page", "", "who page alerts notify, e.g. @pagerduty-chat")
 	fs.StringVar(&ticket, "ticket", "", "who ticket alerts notify, e.g. @slack-chat-alerts")
+	return cmd
+}
+
+func genGrafanaCmd(e *env) *cobra.Command {
+	var f genFlags
+	cmd := &cobra.Command{
+		Use:   "grafana -f SPEC [-o DIR]",
+		Short: "A Grafana dashboard for the service",
+		Long: `Generate SERVICE-dashboard.json, a Grafana dashboard to import as is
+(Dashboards > New > Import): a row per CUJ with each SLI against its objective
+and the error budget left, then burn rates, requests, the latency distribution
+as a heatmap of slolab's duration histogram, and the faults injected.
+
+Its panels read the series that 'slolab gen prometheus' records, so load those
+rules into the Prometheus the dashboard's data source points at. The uid is
+slolab-SERVICE, which the alerts' dashboard links use.`,
+		Example: `  slolab gen grafana -f examples/chat.yaml > chat-dashboard.json
+  slolab gen grafana -f chat.cue -o dashboards/`,
+		Args: exactArgs(0, "no arguments (the spec is -f FILE)"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runGen(e, cmd, &f, grafana.Generate)
+		},
+	}
+	f.add(cmd)
 	return cmd
 }
