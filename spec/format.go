@@ -280,3 +280,25 @@ func percentText(r Ratio) string {
 	x.Mul(x, big.NewRat(100, 1))
 	return x.String() + "%"
 }
+
+// Commented is a Service with comments at field paths (see
+// FormatYAMLComments), as importers produce it: what they could not map is
+// said beside the field it concerns.
+type Commented struct {
+	Service  *Service
+	Comments map[string][]string
+}
+
+// Comment adds a comment line above the field at path.
+func (c *Commented) Comment(path, format string, args ...any) {
+	if c.Comments == nil {
+		c.Comments = map[string][]string{}
+	}
+	c.Comments[path] = append(c.Comments[path], fmt.Sprintf(format, args...))
+}
+
+// YAML writes the Service with its comments.
+func (c *Commented) YAML() []byte { return FormatYAMLComments(c.Service, c.Comments) }
+
+// CUJPath is the field path of the i-th CUJ, for comments.
+func CUJPath(i int) string { return index("spec.cujs", i) }
