@@ -76,6 +76,7 @@ func commands(e *env) []*cobra.Command {
 	return []*cobra.Command{
 		validateCmd(e),
 		genCmd(e),
+		importCmd(e),
 		versionCmd(e),
 	}
 }
