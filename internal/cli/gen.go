@@ -16,6 +16,7 @@ import (
 	"slolab.dev/slolab/gen/chaosmesh"
 	"slolab.dev/slolab/gen/datadog"
 	"slolab.dev/slolab/gen/grafana"
+	"slolab.dev/slolab/gen/openslo"
 	"slolab.dev/slolab/gen/promrules"
 	"slolab.dev/slolab/spec"
 )
@@ -39,6 +40,7 @@ func genTargets(e *env) []*cobra.Command {
 		genChaosMeshCmd(e),
 		genGrafanaCmd(e),
 		genDatadogCmd(e),
+		genOpenSLOCmd(e),
 	}
 }
 
@@ -356,5 +358,30 @@ slolab-SERVICE, which the alerts' dashboard links use.`,
 		},
 	}
 	f.add(cmd)
+	return cmd
+}
+
+func genOpenSLOCmd(e *env) *cobra.Command {
+	var f genFlags
+	var opt openslo.Options
+	cmd := &cobra.Command{
+		Use:   "openslo -f SPEC [-o DIR]",
+		Short: "OpenSLO v1 documents",
+		Long: `Generate SERVICE.openslo.yaml: the OpenSLO v1 Service, a Prometheus DataSource,
+an SLO per CUJ and SLI (a ratio metric over slolab's metrics) and an
+AlertPolicy with a burn-rate AlertCondition per row of the alert table.
+
+What OpenSLO has no field for (the CUJ, its owner and routes, a latency
+threshold) is kept in slolab.dev/ annotations, so 'slolab import openslo'
+reads the file back into the same CUJs and SLOs.`,
+		Example: `  slolab gen openslo -f examples/chat.yaml > chat.openslo.yaml
+  slolab gen openslo -f chat.cue --prometheus-url http://prometheus.obs:9090 -o openslo/`,
+		Args: exactArgs(0, "no arguments (the spec is -f FILE)"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runGen(e, cmd, &f, func(svc *spec.Service) (*gen.Output, error) { return openslo.Generate(svc, opt) })
+		},
+	}
+	f.add(cmd)
+	cmd.Flags().StringVar(&opt.PrometheusURL, "prometheus-url", openslo.DefaultPrometheusURL, "the address in the DataSource document")
 	return cmd
 }

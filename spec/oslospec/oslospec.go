@@ -46,9 +46,24 @@ func (r *Result) notef(n *spec.Node, format string, args ...any) {
 	r.Notes = append(r.Notes, msg)
 }
 
-// Owner and route placeholders for what OpenSLO does not say.
+// PlaceholderOwner is the owner of a CUJ whose OpenSLO SLO names none.
+const PlaceholderOwner = "unassigned"
+
+// Annotations of SLOs that `slolab gen openslo` wrote, carrying what OpenSLO
+// has no field for; package gen/openslo writes them.
 const (
-	PlaceholderOwner = "unassigned"
+	AnnotationSLI       = "slolab.dev/sli"
+	AnnotationThreshold = "slolab.dev/threshold"
+	AnnotationOwner     = "slolab.dev/owner"
+	AnnotationRoutes    = "slolab.dev/routes"
+	AnnotationMetrics   = "slolab.dev/metrics"
+	AnnotationCUJ       = "slolab.dev/cuj"
+	// AnnotationDescription is the CUJ's description (an SLO's own
+	// description also says what the objective is).
+	AnnotationDescription = "slolab.dev/description"
+	// MetricsSlolab says the queries read slolab's own metrics, so the
+	// importer need not keep them as the CUJ's queries.
+	MetricsSlolab = "slolab"
 )
 
 type doc struct {
@@ -234,7 +249,18 @@ func (im *importer) slo(n *spec.Node) {
 		im.res.notef(n, "SLO %q names no service; it gets a service of its own", name)
 	}
 	s := im.service(svcName, sp.Get("service"))
+	ann := n.Get("metadata").Get("annotations")
+	// SLOs that slolab generated name their CUJ: its two SLIs are two
+	// OpenSLO SLOs, merged back into one CUJ here.
 	i := len(s.Service.CUJs)
+	var existing *spec.CUJ
+	if cujName := text(ann.Get(AnnotationCUJ)); cujName != "" {
+		for j, o := range s.Service.CUJs {
+			if o.Name == cujName {
+				existing, i = o, j
+			}
+		}
+	}
 	path := spec.CUJPath(i)
 	imported := false
 	defer func() {
@@ -247,13 +273,16 @@ func (im *importer) slo(n *spec.Node) {
 		}
 	}()
 	c := &spec.CUJ{Name: slolabName(name), Owner: PlaceholderOwner, Description: text(sp.Get("description"))}
-	if c.Description == "" {
+	if cujName := text(ann.Get(AnnotationCUJ)); cujName != "" {
+		c.Name = cujName
+		c.Description = text(ann.Get(AnnotationDescription))
+	}
+	if c.Description == "" && ann.Get(AnnotationCUJ) == nil {
 		c.Description = text(n.Get("metadata").Get("displayName"))
 	}
 	s.Comment(path, "From OpenSLO SLO %q (%s).", name, n.Pos)
-	s.Comment(path, "OpenSLO has no owners or routes: replace the owner and the placeholder route with the CUJ's real ones.")
 	for _, o := range s.Service.CUJs {
-		if o.Name == c.Name {
+		if o.Name == c.Name && existing == nil {
 			c.Name = fmt.Sprintf("%s-%d", c.Name, i+1)
 		}
 	}
@@ -262,8 +291,20 @@ func (im *importer) slo(n *spec.Node) {
 	} else if tl := n.Get("metadata").Get("labels").Get("team"); tl != nil && tl.Kind == spec.ListNode && len(tl.Items) > 0 {
 		c.Owner = slolabName(text(tl.Items[0]))
 	}
-	c.Routes = []spec.Route{{Pattern: "GET /" + c.Name}}
-	im.res.notef(n, "SLO %q: OpenSLO has no routes; CUJ %s gets the placeholder route %q and owner %q", name, c.Name, c.Routes[0].Pattern, c.Owner)
+	if o := text(ann.Get(AnnotationOwner)); o != "" {
+		c.Owner = o
+	}
+	for _, r := range strings.Split(text(ann.Get(AnnotationRoutes)), "\n") {
+		if r = strings.TrimSpace(r); r != "" {
+			c.Routes = append(c.Routes, spec.Route{Pattern: r})
+		}
+	}
+	if len(c.Routes) == 0 {
+		c.Routes = []spec.Route{{Pattern: "GET /" + c.Name}}
+		s.Comment(path, "OpenSLO has no owners or routes: replace the owner and the placeholder route with the CUJ's real ones.")
+		im.res.notef(n, "SLO %q: OpenSLO has no routes; CUJ %s gets the placeholder route %q and owner %q", name, c.Name, c.Routes[0].Pattern, c.Owner)
+	}
+	ownMetrics := text(ann.Get(AnnotationMetrics)) == MetricsSlolab
 
 	window := im.window(sp.Get("timeWindow"), s, path)
 	im.budgeting(sp, s, path)
@@ -288,10 +329,24 @@ func (im *importer) slo(n *spec.Node) {
 		return
 	}
 	switch {
+	case indSpec.Get("ratioMetric") != nil && text(ann.Get(AnnotationSLI)) == "latency":
+		th, err := spec.ParseDuration(text(ann.Get(AnnotationThreshold)))
+		if err != nil || th <= 0 {
+			im.res.notef(ann.Get(AnnotationThreshold), "SLO %q: annotation %s %q is not a duration; the SLO is not imported", name, AnnotationThreshold, text(ann.Get(AnnotationThreshold)))
+			return
+		}
+		c.Latency = &spec.LatencySLO{Threshold: th, Objective: objective, Window: window}
+		if !ownMetrics {
+			if q := im.ratioQueries(indSpec.Get("ratioMetric"), s, path+".latency"); q != nil {
+				c.Queries = &spec.Queries{Latency: q}
+			}
+		}
 	case indSpec.Get("ratioMetric") != nil:
 		c.Availability = &spec.AvailabilitySLO{Objective: objective, Window: window}
-		if q := im.ratioQueries(indSpec.Get("ratioMetric"), s, path+".availability"); q != nil {
-			c.Queries = &spec.Queries{Availability: q}
+		if !ownMetrics {
+			if q := im.ratioQueries(indSpec.Get("ratioMetric"), s, path+".availability"); q != nil {
+				c.Queries = &spec.Queries{Availability: q}
+			}
 		}
 	case indSpec.Get("thresholdMetric") != nil:
 		op := text(obj.Get("op"))
@@ -318,9 +373,34 @@ func (im *importer) slo(n *spec.Node) {
 		im.res.notef(ind, "SLO %q: its indicator has neither ratioMetric nor thresholdMetric; it is not imported", name)
 		return
 	}
-	im.alerts(sp.Get("alertPolicies"), s, c, path)
-	s.Service.CUJs = append(s.Service.CUJs, c)
+	if existing == nil || existing.Alerting == nil {
+		im.alerts(sp.Get("alertPolicies"), s, c, path)
+	}
 	imported = true
+	if existing != nil {
+		if c.Availability != nil {
+			existing.Availability = c.Availability
+		}
+		if c.Latency != nil {
+			existing.Latency = c.Latency
+		}
+		if c.Queries != nil {
+			if existing.Queries == nil {
+				existing.Queries = &spec.Queries{}
+			}
+			if c.Queries.Availability != nil {
+				existing.Queries.Availability = c.Queries.Availability
+			}
+			if c.Queries.Latency != nil {
+				existing.Queries.Latency = c.Queries.Latency
+			}
+		}
+		if existing.Alerting == nil {
+			existing.Alerting = c.Alerting
+		}
+		return
+	}
+	s.Service.CUJs = append(s.Service.CUJs, c)
 }
 
 // objective reads target (0.99) or targetPercent (99).
