@@ -26,6 +26,9 @@ type obj = map[string]any
 
 const ds = "${datasource}"
 
+// colour is Grafana's JSON key, spelt the American way.
+const colour = "color" //nolint:misspell // Grafana's key
+
 func datasource() obj { return obj{"type": "prometheus", "uid": ds} }
 
 func target(ref, expr, legend string) obj {
@@ -88,7 +91,7 @@ func Generate(svc *spec.Service) (*gen.Output, error) {
 				"title":       fmt.Sprintf("%s %s budget left (%s)", c.Name, s.Kind, s.Window),
 				"datasource":  datasource(),
 				"targets":     []obj{target("A", gen.RecordBudgetLeft+sel, "")},
-				"fieldConfig": obj{"defaults": obj{"unit": "percentunit", "thresholds": obj{"mode": "absolute", "steps": []obj{{"color": "red", "value": nil}, {"color": "orange", "value": 0}, {"color": "green", "value": 0.25}}}}, "overrides": []obj{}},
+				"fieldConfig": obj{"defaults": obj{"unit": "percentunit", "thresholds": obj{"mode": "absolute", "steps": []obj{{colour: "red", "value": nil}, {colour: "orange", "value": 0}, {colour: "green", "value": 0.25}}}}, "overrides": []obj{}},
 				"options":     obj{"reduceOptions": obj{"calcs": []string{"lastNotNull"}, "fields": "", "values": false}, "colorMode": "background", "graphMode": "area"},
 			}, 3, 8)
 		}
@@ -101,7 +104,7 @@ func Generate(svc *spec.Service) (*gen.Output, error) {
 		// the objective series carries a window label the ratio does not.
 		burn = append(burn, target(string(rune('A'+i)), fmt.Sprintf("%s%s%s / ignoring(window) (1 - %s%s)", gen.RecordErrorRatio, w, cujSel, gen.RecordObjective, cujSel), "{{cuj}} {{slo}} "+w))
 	}
-	l.add(obj2timeseries("Burn rate (1 = spending the budget exactly over the SLO window)", "none", burn, obj{"mode": "absolute", "steps": []obj{{"color": "green", "value": nil}, {"color": "orange", "value": 1}, {"color": "red", "value": 14.4}}}, nil), 24, 9)
+	l.add(obj2timeseries("Burn rate (1 = spending the budget exactly over the SLO window)", "none", burn, obj{"mode": "absolute", "steps": []obj{{colour: "green", "value": nil}, {colour: "orange", "value": 1}, {colour: "red", "value": 14.4}}}, nil), 24, 9)
 	l.add(obj{
 		"type":       "heatmap",
 		"title":      "Latency distribution ($cuj)",
@@ -110,7 +113,7 @@ func Generate(svc *spec.Service) (*gen.Output, error) {
 			"refId": "A", "datasource": datasource(), "format": "heatmap", "legendFormat": "{{le}}", "range": true,
 			"expr": fmt.Sprintf(`sum by (le) (increase(%s_bucket{cuj=~"$cuj"}[$__rate_interval]))`, sli.MetricDuration),
 		}},
-		"options": obj{"calculate": false, "yAxis": obj{"unit": "s"}, "cellGap": 1, "color": obj{"mode": "scheme", "scheme": "Oranges"}},
+		"options": obj{"calculate": false, "yAxis": obj{"unit": "s"}, "cellGap": 1, colour: obj{"mode": "scheme", "scheme": "Oranges"}},
 	}, 12, 9)
 	l.add(obj2timeseries("Requests per second by CUJ", "reqps", []obj{
 		target("A", fmt.Sprintf(`sum by (cuj) (rate(%s{cuj=~"$cuj"}[$__rate_interval]))`, sli.MetricRequests), "{{cuj}}"),
@@ -158,7 +161,7 @@ func Generate(svc *spec.Service) (*gen.Output, error) {
 }
 
 func thresholds(objective float64) obj {
-	return obj{"mode": "absolute", "steps": []obj{{"color": "red", "value": nil}, {"color": "green", "value": objective}}}
+	return obj{"mode": "absolute", "steps": []obj{{colour: "red", "value": nil}, {colour: "green", "value": objective}}}
 }
 
 func obj2timeseries(title, unit string, targets []obj, th obj, custom obj) obj {

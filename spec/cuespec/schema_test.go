@@ -70,7 +70,7 @@ var serviceExamples = []struct {
 	{"no CUJs", false, "  cujs: []\n"},
 	{"a CUJ without an SLO", false, "  cujs:\n    - {name: a, owner: t, routes: [\"GET /a\"]}\n"},
 	{"a missing owner", false, "  cujs:\n    - {name: a, routes: [\"GET /a\"], availability: {objective: 99%}}\n"},
-	{"an unknown field", false, "  cujs:\n    - {name: a, owner: t, routes: [\"GET /a\"], availabilty: {objective: 99%}}\n"},
+	{"an unknown field", false, "  cujs:\n    - {name: a, owner: t, routes: [\"GET /a\"], availabilty: {objective: 99%}}\n"}, //nolint:misspell // the mistake under test
 	{"an unknown field beside an SLO", false, "  cujs:\n    - {name: a, owner: t, routes: [\"GET /a\"], availability: {objective: 99%}, colour: blue}\n"},
 	{"an objective of 100%", false, "  cujs:\n    - {name: a, owner: t, routes: [\"GET /a\"], availability: {objective: 100%}}\n"},
 	{"an objective written as a fraction", false, "  cujs:\n    - {name: a, owner: t, routes: [\"GET /a\"], availability: {objective: 0.999}}\n"},
