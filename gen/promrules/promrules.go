@@ -59,6 +59,12 @@ type Options struct {
 	Namespace      string
 	// Labels are added to the PrometheusRule's metadata (its ruleSelector).
 	Labels map[string]string
+	// TimeScale, for tests only, divides every window (the alert table's,
+	// the base window and the SLO window) by this factor, so that a real
+	// Prometheus fires a 1h/5m alert within seconds: with 60, 1h becomes 1m
+	// and 5m becomes 5s, and record names follow (ratio1m). Zero or one
+	// means real windows.
+	TimeScale int
 }
 
 // DefaultGrafanaURL is where dashboard links point when Options name no Grafana.
@@ -153,25 +159,43 @@ func marshal(v any) ([]byte, error) {
 // Windows returns the windows an SLO's rules record, ascending: every long
 // and short window of its alert table, and the SLO window. The first is the
 // base window whose increases the long windows sum.
-func Windows(svc *spec.Service, c *spec.CUJ, sloWindow time.Duration) []time.Duration {
+func Windows(alerts []spec.BurnRateAlert, sloWindow, base time.Duration) []time.Duration {
 	ws := []time.Duration{sloWindow}
-	for _, a := range slo.AlertsFor(svc, c) {
+	for _, a := range alerts {
 		ws = append(ws, a.Long, a.Short)
 	}
 	slices.Sort(ws)
 	ws = slices.Compact(ws)
-	if ws[0] > defaultBaseWindow {
-		ws = append([]time.Duration{defaultBaseWindow}, ws...)
+	if ws[0] > base {
+		ws = append([]time.Duration{base}, ws...)
 	}
 	return ws
 }
 
+// scaled divides a window by the test-only TimeScale.
+func (o Options) scaled(d time.Duration) time.Duration {
+	if o.TimeScale > 1 {
+		return d / time.Duration(o.TimeScale)
+	}
+	return d
+}
+
+// alertsFor is the CUJ's alert table with windows scaled.
+func (o Options) alertsFor(svc *spec.Service, c *spec.CUJ) []spec.BurnRateAlert {
+	alerts := slices.Clone(slo.AlertsFor(svc, c))
+	for i := range alerts {
+		alerts[i].Long, alerts[i].Short = o.scaled(alerts[i].Long), o.scaled(alerts[i].Short)
+	}
+	return alerts
+}
+
 func sloGroup(s gen.SLO, opt Options, out *gen.Output) (group, error) {
-	sloWindow := gen.WindowDuration(s.Window)
+	sloWindow := opt.scaled(gen.WindowDuration(s.Window))
 	if s.Window.Calendar != "" {
 		out.Notef("%s: PromQL has no calendar windows, so the budget of the calendar-month SLO is computed over a rolling 30d; burn-rate alerts do not depend on the window", s.Name())
 	}
-	ws := Windows(s.Service, s.CUJ, sloWindow)
+	alerts := opt.alertsFor(s.Service, s.CUJ)
+	ws := Windows(alerts, sloWindow, opt.scaled(defaultBaseWindow))
 	base := ws[0]
 	labels := map[string]string{"service": s.Service.Name, "cuj": s.CUJ.Name, "slo": string(s.Kind)}
 	sel := gen.Selector(fmt.Sprintf(`service="%s"`, s.Service.Name), fmt.Sprintf(`cuj="%s"`, s.CUJ.Name), fmt.Sprintf(`slo="%s"`, s.Kind))
@@ -218,7 +242,7 @@ func sloGroup(s gen.SLO, opt Options, out *gen.Output) (group, error) {
 		rule{Record: gen.RecordBudgetLeft, Expr: fmt.Sprintf("1 - %s%s%s / %s", gen.RecordErrorRatio, gen.PromDuration(sloWindow), sel, gen.Threshold(s.Budget())), Labels: labels},
 	)
 	minBad := slo.MinBadEventsFor(s.Service, s.CUJ)
-	for _, a := range slo.AlertsFor(s.Service, s.CUJ) {
+	for _, a := range alerts {
 		r, err := alertRule(s, a, sel, base, badBase, minBad, opt)
 		if err != nil {
 			return group{}, err
@@ -245,7 +269,7 @@ func alertRule(s gen.SLO, a spec.BurnRateAlert, sel string, base time.Duration, 
 		gen.RecordErrorRatio, long, sel, th,
 		gen.RecordErrorRatio, short, sel, th,
 		badBase, sel, long, gen.Threshold(perLong), minBad)
-	exhaust := time.Duration(float64(gen.WindowDuration(s.Window)) / a.Factor.Float()).Round(time.Minute)
+	exhaust := time.Duration(float64(opt.scaled(gen.WindowDuration(s.Window))) / a.Factor.Float()).Round(time.Second)
 	vars := map[string]string{"service": s.Service.Name, "cuj": s.CUJ.Name, "slo": string(s.Kind)}
 	ann := map[string]string{
 		"summary": fmt.Sprintf("%s %s %s: the error budget burns at %s× or more over %s and %s", s.Service.Name, s.CUJ.Name, s.Kind, a.Factor.Decimal(), long, short),
