@@ -1,6 +1,7 @@
 package spec_test
 
 import (
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -123,4 +124,31 @@ spec:
 	if strings.Contains(got, "\t") {
 		t.Error("tabs in YAML")
 	}
+}
+
+// FuzzFormatRoundTrip: whatever spec Parse accepts, FormatYAML writes so
+// that Parse reads the same model back.
+func FuzzFormatRoundTrip(f *testing.F) {
+	f.Add([]byte(everyField))
+	if data, err := os.ReadFile("../examples/chat.yaml"); err == nil {
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		in, err := spec.Parse("in.yaml", data)
+		if err != nil || len(in.Services) != 1 {
+			return
+		}
+		want := in.Services[0]
+		text := spec.FormatYAML(want)
+		out, err := spec.Parse("out.yaml", text)
+		if err != nil {
+			t.Fatalf("FormatYAML wrote a spec Parse rejects: %v\n%s", err, text)
+		}
+		got := out.Services[0]
+		testtool.ZeroFields(want, "Pos")
+		testtool.ZeroFields(got, "Pos")
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("the model changed on its way through FormatYAML:\n%s", text)
+		}
+	})
 }
