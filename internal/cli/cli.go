@@ -77,6 +77,8 @@ func commands(e *env) []*cobra.Command {
 		validateCmd(e),
 		genCmd(e),
 		importCmd(e),
+		proxyCmd(e),
+		faultCmd(e),
 		versionCmd(e),
 	}
 }

@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"bytes"
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,13 +8,6 @@ import (
 
 	"slolab.dev/slolab/internal/testtool"
 )
-
-func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	code = Run(context.Background(), args, strings.NewReader(""), &out, &errb)
-	return code, out.String(), errb.String()
-}
 
 // The done-means of issue 5: the same CUJ spec written in YAML and in CUE
 // generates byte-identical output, for every target.
@@ -38,7 +29,7 @@ func TestEveryTargetGivesTheSameBytesFromYAMLAndCUE(t *testing.T) {
 			outs := map[string]string{}
 			for _, specFile := range []string{"chat.yaml", "chat.cue"} {
 				args := append([]string{"gen", tt.target, "-f", filepath.Join("..", "..", "examples", specFile)}, tt.extra...)
-				code, stdout, stderr := runCLI(t, args...)
+				code, stdout, stderr := runCLI(t, nil, args...)
 				if code != ExitOK {
 					t.Fatalf("%s: exit %d\n%s", specFile, code, stderr)
 				}
@@ -56,7 +47,7 @@ func TestEveryTargetGivesTheSameBytesFromYAMLAndCUE(t *testing.T) {
 
 func TestGenWritesFilesIntoADirectory(t *testing.T) {
 	dir := t.TempDir()
-	code, stdout, stderr := runCLI(t, "gen", "argo-rollouts", "-f", "../../examples/chat.yaml", "-o", dir)
+	code, stdout, stderr := runCLI(t, nil, "gen", "argo-rollouts", "-f", "../../examples/chat.yaml", "-o", dir)
 	if code != ExitOK || stdout != "" {
 		t.Fatalf("exit %d, stdout %q, stderr %s", code, stdout, stderr)
 	}
@@ -70,7 +61,7 @@ func TestGenWritesFilesIntoADirectory(t *testing.T) {
 	if !strings.Contains(stderr, "rollout-snippet.yaml: written") {
 		t.Errorf("stderr = %s", stderr)
 	}
-	_, _, stderr = runCLI(t, "gen", "argo-rollouts", "-f", "../../examples/chat.yaml", "-o", dir)
+	_, _, stderr = runCLI(t, nil, "gen", "argo-rollouts", "-f", "../../examples/chat.yaml", "-o", dir)
 	if !strings.Contains(stderr, "rollout-snippet.yaml: unchanged") {
 		t.Errorf("a second run says %s", stderr)
 	}
@@ -95,7 +86,7 @@ func TestGenMistakes(t *testing.T) {
 		{"an unknown spec format", []string{"gen", "grafana", "-f", "chat.toml"}, ExitUsage, "slolab: chat.toml: unknown spec format \".toml\" (want .yaml, .yml, .json or .cue)\n"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			code, _, stderr := runCLI(t, tt.args...)
+			code, _, stderr := runCLI(t, nil, tt.args...)
 			if code != tt.code || !strings.HasPrefix(stderr, tt.stderr) {
 				t.Errorf("exit %d, stderr:\n%s\nwant exit %d, stderr starting:\n%s", code, stderr, tt.code, tt.stderr)
 			}
@@ -112,7 +103,7 @@ func TestImportPrintsASpecThatValidates(t *testing.T) {
 			if _, err := os.Stat(tt.file); err != nil {
 				t.Fatal(err)
 			}
-			code, stdout, stderr := runCLI(t, "import", tt.format, tt.file)
+			code, stdout, stderr := runCLI(t, nil, "import", tt.format, tt.file)
 			if code != ExitOK {
 				t.Fatalf("exit %d: %s", code, stderr)
 			}
@@ -123,7 +114,7 @@ func TestImportPrintsASpecThatValidates(t *testing.T) {
 			if err := os.WriteFile(path, []byte(stdout), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			if code, out, stderr := runCLI(t, "validate", path); code != ExitOK {
+			if code, out, stderr := runCLI(t, nil, "validate", path); code != ExitOK {
 				t.Errorf("validate: exit %d\n%s%s", code, out, stderr)
 			}
 		})

@@ -1,0 +1,150 @@
+package fault
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"slolab.dev/slolab/match"
+	"slolab.dev/slolab/spec"
+)
+
+// Rule is a compiled fault rule. Its counters and lease live in state shared
+// by every table the rule appears in, so swapping tables never resets them.
+type Rule struct {
+	Spec  *spec.FaultRule
+	cuj   int // dense CUJ index, -1 for any
+	route int // route ID, -1 for any
+	group match.Group
+	state *state
+}
+
+type state struct {
+	counter *Counter
+	expires atomic.Int64 // lease end, Unix nanoseconds
+}
+
+// Counter returns the rule's matched/injected counter.
+func (r *Rule) Counter() *Counter { return r.state.counter }
+
+// Expires returns the end of the rule's lease.
+func (r *Rule) Expires() time.Time { return time.Unix(0, r.state.expires.Load()) }
+
+// active reports whether the rule applies at now: started, not stopped, lease held.
+func (r *Rule) active(now time.Time) bool {
+	if now.UnixNano() >= r.state.expires.Load() {
+		return false
+	}
+	s := r.Spec
+	return (s.Start.IsZero() || !now.Before(s.Start)) && (s.Stop.IsZero() || now.Before(s.Stop))
+}
+
+func (r *Rule) matches(req *http.Request, route *match.Route, group match.Group) bool {
+	if r.route >= 0 && r.route != route.ID {
+		return false
+	}
+	if r.group != match.GroupNone && r.group != group {
+		return false
+	}
+	s := &r.Spec.Match
+	if s.Method != "" && s.Method != req.Method {
+		return false
+	}
+	for name, want := range s.Headers {
+		vals := req.Header.Values(name)
+		if len(vals) == 0 || want != "*" && !slices.Contains(vals, want) {
+			return false
+		}
+	}
+	return true
+}
+
+// Table is an immutable set of compiled rules, in evaluation order (ascending
+// priority, then name), indexed by CUJ so a request only looks at the rules
+// that can concern it. Publish a new Table to change anything.
+type Table struct {
+	rules   []*Rule
+	byCUJ   [][]*Rule
+	grouper *match.Grouper
+	groupTo int64 // grouping lease end, Unix nanoseconds
+}
+
+func newTable(numCUJs int, rules []*Rule, grouper *match.Grouper, groupTo time.Time) *Table {
+	slices.SortFunc(rules, func(a, b *Rule) int {
+		if a.Spec.Priority != b.Spec.Priority {
+			return a.Spec.Priority - b.Spec.Priority
+		}
+		return strings.Compare(a.Spec.Name, b.Spec.Name)
+	})
+	t := &Table{rules: rules, byCUJ: make([][]*Rule, numCUJs), grouper: grouper}
+	if grouper != nil {
+		t.groupTo = groupTo.UnixNano()
+	}
+	for _, r := range rules {
+		for c := range t.byCUJ {
+			if r.cuj < 0 || r.cuj == c {
+				t.byCUJ[c] = append(t.byCUJ[c], r)
+			}
+		}
+	}
+	return t
+}
+
+// Rules returns the rules in evaluation order.
+func (t *Table) Rules() []*Rule { return t.rules }
+
+// Group returns the client group of a request: none when no grouping holds a lease.
+func (t *Table) Group(req *http.Request, clientIP string, now time.Time) match.Group {
+	if t.grouper == nil || now.UnixNano() >= t.groupTo {
+		return match.GroupNone
+	}
+	return t.grouper.Group(req, clientIP)
+}
+
+// Decision is what the faults do to one request.
+type Decision struct {
+	// Delay is the sum of the delays of every injected rule.
+	Delay time.Duration
+	// Terminal is the injected rule that answers instead of the upstream
+	// (abort or status), if any.
+	Terminal *Rule
+	// Modifiers are the injected rules with replace or patch actions, in
+	// evaluation order; later ones see the earlier ones' changes.
+	Modifiers []*Rule
+	// Injected lists every injected rule, for response headers and logs.
+	Injected []*Rule
+}
+
+// Decide offers a request to the rules of its CUJ in evaluation order. Each
+// rule whose selector matches takes the next position in its own matched
+// stream and injects at its exact rate. Injected delays add up; replace and
+// patch actions apply in order; the first injected terminal action (abort or
+// status) wins, and the rules after it do not see the request at all, so every
+// rule's rate holds exactly over the requests it was offered.
+func (t *Table) Decide(req *http.Request, route *match.Route, group match.Group, now time.Time) Decision {
+	var d Decision
+	for _, r := range t.byCUJ[route.CUJ] {
+		if !r.active(now) || !r.matches(req, route, group) {
+			continue
+		}
+		inject, k := r.state.counter.Next()
+		if !inject {
+			continue
+		}
+		d.Injected = append(d.Injected, r)
+		s := r.Spec
+		if s.Delay != nil {
+			d.Delay += s.Delay.Quantile(unit(s.Seed, k))
+		}
+		if s.Replace != nil || s.Patch != nil {
+			d.Modifiers = append(d.Modifiers, r)
+		}
+		if s.Terminal() {
+			d.Terminal = r
+			break
+		}
+	}
+	return d
+}

@@ -1,0 +1,165 @@
+package sli
+
+import (
+	"time"
+
+	"slolab.dev/slolab/match"
+)
+
+// Counts are what a CUJ saw over a window.
+type Counts struct {
+	Total uint64 // requests
+	Bad   uint64 // availability-bad: 5xx or no response
+	Slow  uint64 // latency-bad: slower than the CUJ's threshold (0 without a latency SLO)
+	// Hist holds non-cumulative counts per bucket of Recorder.Bounds, the last being +Inf.
+	Hist []uint64
+	// Span is the time the counts cover: whole intervals plus the live part of the current one.
+	Span time.Duration
+}
+
+// AllGroups selects every group in Window and Buckets.
+const AllGroups = -1
+
+// Window returns a CUJ's counts over roughly the last d: the closed intervals
+// that fit in d after the current, still-open interval, plus that open
+// interval up to now. group is a match.Group or AllGroups.
+func (r *Recorder) Window(cuj int, group int, d time.Duration) Counts {
+	now := r.cfg.Now()
+	nb := len(r.bounds) + 1
+	c := Counts{Hist: make([]uint64, nb)}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	n := int64((d+r.cfg.Interval-1)/r.cfg.Interval) - 1 // closed intervals to include
+	n = max(min(n, int64(r.slots), r.end-r.start), 0)
+	for _, route := range r.cujRoutes[cuj] {
+		for g := range match.NumGroups {
+			if group != AllGroups && group != g {
+				continue
+			}
+			s := r.series[route][g].Load()
+			if s == nil {
+				continue
+			}
+			r.addLive(s, &c)
+			r.addClosed(s, r.end-n, r.end, &c)
+		}
+	}
+	openStart := time.Unix(0, r.end*int64(r.cfg.Interval))
+	c.Span = time.Duration(n)*r.cfg.Interval + now.Sub(openStart)
+	r.finish(cuj, &c)
+	return c
+}
+
+// addLive adds what a series counted since the last close.
+func (r *Recorder) addLive(s *series, c *Counts) {
+	// bad is read before the histogram: see Observe.
+	bad := s.bad.Load() - s.last[0]
+	c.Bad += bad
+	for i := range s.hist {
+		c.Hist[i] += s.hist[i].Load() - s.last[1+i]
+	}
+}
+
+// addClosed adds the ring's intervals [from, to).
+func (r *Recorder) addClosed(s *series, from, to int64, c *Counts) {
+	w := len(s.last)
+	for j := from; j < to; j++ {
+		slot := int(j % int64(r.slots))
+		row := s.ring[slot*w : (slot+1)*w]
+		c.Bad += uint64(row[0])
+		for i := range c.Hist {
+			c.Hist[i] += uint64(row[1+i])
+		}
+	}
+}
+
+// finish derives Total and Slow from the histogram.
+func (r *Recorder) finish(cuj int, c *Counts) {
+	c.Total = 0
+	for _, v := range c.Hist {
+		c.Total += v
+	}
+	c.Slow = 0
+	if thr := r.thresholds[cuj]; thr >= 0 {
+		for _, v := range c.Hist[thr+1:] {
+			c.Slow += v
+		}
+	}
+}
+
+// Quantile estimates the q-quantile of latency from a histogram by linear
+// interpolation inside the bucket, as Prometheus' histogram_quantile does.
+func Quantile(bounds []time.Duration, hist []uint64, q float64) time.Duration {
+	var total uint64
+	for _, v := range hist {
+		total += v
+	}
+	if total == 0 {
+		return 0
+	}
+	rank := q * float64(total)
+	var cum float64
+	for i, v := range hist {
+		if cum+float64(v) >= rank && v > 0 {
+			if i == len(bounds) { // +Inf: the highest finite bound is all we know
+				return bounds[len(bounds)-1]
+			}
+			lo := time.Duration(0)
+			if i > 0 {
+				lo = bounds[i-1]
+			}
+			f := (rank - cum) / float64(v)
+			return lo + time.Duration(f*float64(bounds[i]-lo))
+		}
+		cum += float64(v)
+	}
+	return bounds[len(bounds)-1]
+}
+
+// Bucket is what one CUJ and group saw over one closed interval, for the store.
+type Bucket struct {
+	Start time.Time
+	CUJ   string
+	Group string
+	Counts
+}
+
+// Buckets returns the closed intervals that start at or after since, per CUJ
+// and group, skipping empty ones. It lets the store flush what it has not yet
+// written; intervals older than the ring are gone.
+func (r *Recorder) Buckets(since time.Time) []Bucket {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	from := max(r.interval(since.Add(r.cfg.Interval-1)), r.end-int64(r.slots), r.start)
+	var out []Bucket
+	nb := len(r.bounds) + 1
+	for j := from; j < r.end; j++ {
+		for cuj, routes := range r.cujRoutes {
+			for g := range match.NumGroups {
+				c := Counts{Hist: make([]uint64, nb), Span: r.cfg.Interval}
+				for _, route := range routes {
+					if s := r.series[route][g].Load(); s != nil {
+						r.addClosed(s, j, j+1, &c)
+					}
+				}
+				r.finish(cuj, &c)
+				if c.Total == 0 {
+					continue
+				}
+				out = append(out, Bucket{
+					Start: time.Unix(0, j*int64(r.cfg.Interval)).UTC(),
+					CUJ:   r.cfg.Routes.CUJs()[cuj], Group: match.Group(g).String(), Counts: c,
+				})
+			}
+		}
+	}
+	return out
+}
+
+// Closed returns the end of the last closed interval: Buckets(t) for t before
+// it returns only finished data.
+func (r *Recorder) Closed() time.Time {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return time.Unix(0, r.end*int64(r.cfg.Interval)).UTC()
+}
