@@ -189,6 +189,10 @@ slolab's own metrics. Check the output with 'promtool check rules'.`,
 	fs.BoolVar(&opt.PrometheusRule, "prometheus-rule", false, "wrap the rules in a prometheus-operator PrometheusRule")
 	fs.StringVar(&opt.Namespace, "namespace", "", "the PrometheusRule's namespace")
 	fs.StringArrayVar(&labels, "label", nil, "KEY=VALUE label of the PrometheusRule (repeatable), e.g. for the operator's ruleSelector")
+	// For tests only: divide every window by N so a real Prometheus fires a
+	// 1h/5m alert within seconds (1h becomes 1m with 60). Hidden from help.
+	fs.IntVar(&opt.TimeScale, "test-time-scale", 0, "for tests only: divide every window by N")
+	_ = fs.MarkHidden("test-time-scale")
 	return cmd
 }
 
