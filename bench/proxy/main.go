@@ -341,7 +341,7 @@ func activeRule(admin string) error {
 
 var (
 	rpsRe = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
-	pctRe = regexp.MustCompile(`(?m)^\s+(50|99)\.000%\s+([0-9.]+)(us|ms|s)\s*$`)
+	pctRe = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([0-9.]+)(us|ms|s)\s*$`)
 	errRe = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
 	n2xRe = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
 )
