@@ -35,7 +35,7 @@ type Config struct {
 	// Split, when set, picks each request's revision: in weight mode it sends
 	// requests to Upstream or to the split's canary upstream, in header mode
 	// it reads the revision a mesh marked. SLIs are recorded per revision.
-	Split *split.Split
+	Split    *split.Split
 	Routes   *match.Table
 	Faults   *fault.Registry
 	Recorder *sli.Recorder

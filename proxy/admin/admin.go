@@ -36,7 +36,7 @@ type Config struct {
 	// Split is the proxy's stable/canary split, nil when it has none.
 	Split   *split.Split
 	Metrics http.Handler // served at /metrics
-	Audit    *Audit
+	Audit   *Audit
 	// Token, when set, is required as "Authorization: Bearer TOKEN" for every mutation.
 	Token  string
 	Now    func() time.Time
