@@ -79,9 +79,16 @@ type RolloutConfig struct {
 	// Interval is how often the analysis runs during a pause (default 1m).
 	Interval time.Duration
 	// Window is the longest analysis window (default 5m). Early on the
-	// window is the time since the canary first got traffic, so a previous
-	// attempt's requests are not judged again.
+	// window is the time since the canary first got traffic plus one
+	// Granularity, so a previous attempt's requests are not judged again.
 	Window time.Duration
+	// Granularity is the source's time resolution (default 10s, the
+	// proxy's intervals): windows are widened by it so that none misses
+	// requests the canary served since it started.
+	Granularity time.Duration
+	// CanaryStart is when the canary started serving, if it already does
+	// when the rollout starts (the proxy's weight is above 0).
+	CanaryStart time.Time
 	// MaxHold bounds how long an inconclusive analysis may hold the rollout
 	// at the end of a pause before it rolls back; 0 holds until interrupted.
 	MaxHold time.Duration
@@ -143,7 +150,10 @@ func Rollout(ctx context.Context, cfg RolloutConfig) (Outcome, Verdict, error) {
 	if cfg.Event == nil {
 		cfg.Event = func(Event) {}
 	}
-	r := &rollout{cfg: cfg, start: cfg.Now()}
+	if cfg.Granularity <= 0 {
+		cfg.Granularity = 10 * time.Second
+	}
+	r := &rollout{cfg: cfg, start: cfg.Now(), canaryStart: cfg.CanaryStart}
 	for i, st := range cfg.Steps {
 		r.step = i + 1
 		if st.Weight != nil {
@@ -207,12 +217,12 @@ func (r *rollout) fail(ctx context.Context, o Outcome, v Verdict, err error) (Ou
 	return o, v, err
 }
 
-// window is the analysis window now: at most Window, at most the time since
-// the canary first got traffic.
+// window is the analysis window now: at most Window, and at most the time
+// since the canary first got traffic plus one Granularity.
 func (r *rollout) window() time.Duration {
 	d := r.cfg.Window
 	if !r.canaryStart.IsZero() {
-		d = min(d, r.cfg.Now().Sub(r.canaryStart).Round(time.Second))
+		d = min(d, (r.cfg.Now().Sub(r.canaryStart) + r.cfg.Granularity).Round(time.Second))
 	}
 	return max(d, time.Second)
 }

@@ -91,8 +91,8 @@ func TestARolloutPromotesStepByStepWhileEveryAnalysisPasses(t *testing.T) {
 		log, set, windows, outcome, v := runRollout(t, "25%,pause 2m,50%,pause 2m", 0, canary.Pass)
 		want := []string{
 			"+0s 1/4 weight 25% : the canary serves 25% of every CUJ",
-			"+1m 2/4 analysis 25% pass: over 1m: task: pass",
-			"+2m 2/4 analysis 25% pass: over 2m: task: pass",
+			"+1m 2/4 analysis 25% pass: over 1m10s: task: pass",
+			"+2m 2/4 analysis 25% pass: over 2m10s: task: pass",
 			"+2m 3/4 weight 50% : the canary serves 50% of every CUJ",
 			"+3m 4/4 analysis 50% pass: over 3m: task: pass",
 			"+4m 4/4 analysis 50% pass: over 3m: task: pass",
@@ -102,8 +102,9 @@ func TestARolloutPromotesStepByStepWhileEveryAnalysisPasses(t *testing.T) {
 		if strings.Join(log, "\n") != strings.Join(want, "\n") {
 			t.Errorf("log:\n%s\nwant:\n%s", strings.Join(log, "\n"), strings.Join(want, "\n"))
 		}
-		// The window grows from the canary's start up to --window.
-		if fmt.Sprint(set) != "[25% 50% 100%]" || fmt.Sprint(windows) != "[1m 2m 3m 3m]" || outcome != canary.Promoted || v != canary.Pass {
+		// The window grows from the canary's start (plus the proxy's 10s
+		// resolution) up to --window.
+		if fmt.Sprint(set) != "[25% 50% 100%]" || fmt.Sprint(windows) != "[1m10s 2m10s 3m 3m]" || outcome != canary.Promoted || v != canary.Pass {
 			t.Errorf("weights %v, windows %v, outcome %s %s", set, windows, outcome, v)
 		}
 	})
@@ -114,8 +115,8 @@ func TestAFailedAnalysisRollsBackAtOnce(t *testing.T) {
 		log, set, _, outcome, v := runRollout(t, "25%,pause 5m,100%", 0, canary.Pass, canary.Inconclusive, canary.Fail)
 		want := []string{
 			"+0s 1/3 weight 25% : the canary serves 25% of every CUJ",
-			"+1m 2/3 analysis 25% pass: over 1m: task: pass",
-			"+2m 2/3 analysis 25% inconclusive: over 2m: task: inconclusive",
+			"+1m 2/3 analysis 25% pass: over 1m10s: task: pass",
+			"+2m 2/3 analysis 25% inconclusive: over 2m10s: task: inconclusive",
 			"+3m 2/3 analysis 25% fail: over 3m: task: fail",
 			"+3m 2/3 rollback 0% fail: rolled back: task: fail",
 		}
@@ -130,9 +131,9 @@ func TestAnInconclusiveAnalysisHoldsThePauseUntilAPass(t *testing.T) {
 		log, set, _, outcome, _ := runRollout(t, "10%,pause 1m", 0, canary.Inconclusive, canary.Inconclusive, canary.Inconclusive, canary.Pass)
 		want := []string{
 			"+0s 1/2 weight 10% : the canary serves 10% of every CUJ",
-			"+1m 2/2 analysis 10% inconclusive: over 1m: task: inconclusive",
+			"+1m 2/2 analysis 10% inconclusive: over 1m10s: task: inconclusive",
 			"+1m 2/2 hold 10% inconclusive: holding at 10% until the analysis passes (held 0s)",
-			"+2m 2/2 analysis 10% inconclusive: over 2m: task: inconclusive",
+			"+2m 2/2 analysis 10% inconclusive: over 2m10s: task: inconclusive",
 			"+2m 2/2 hold 10% inconclusive: holding at 10% until the analysis passes (held 1m)",
 			"+3m 2/2 analysis 10% inconclusive: over 3m: task: inconclusive",
 			"+3m 2/2 hold 10% inconclusive: holding at 10% until the analysis passes (held 2m)",
