@@ -262,7 +262,7 @@ func Judge(svc *spec.Service, obs *Observed, cfg Config) (Result, error) {
 	weight := planningWeight(obs, cfg)
 	res := Result{
 		Verdict: Pass, Service: svc.Name, Source: obs.Source, At: obs.At.UTC(),
-		Window: spec.Duration(obs.Window), Span: spec.Duration(obs.Span.Round(time.Second)),
+		Window: spec.Duration(obs.Window), Span: spec.Duration(roundSpan(obs.Span)),
 		WeightPercent: 100 * weight, ConfidencePercent: 100 * cfg.Confidence.Float(),
 		Checks: checks, AlphaPerCheck: perCheck, Reasons: []string{}, CUJs: []CUJResult{},
 	}
@@ -290,6 +290,14 @@ func Judge(svc *spec.Service, obs *Observed, cfg Config) (Result, error) {
 		res.Reasons = append(res.Reasons, fmt.Sprintf("every CUJ passed (%d)", len(res.CUJs)))
 	}
 	return res, nil
+}
+
+// roundSpan keeps a span readable: whole seconds, tenths below 10s.
+func roundSpan(d time.Duration) time.Duration {
+	if d < 10*time.Second {
+		return d.Round(100 * time.Millisecond)
+	}
+	return d.Round(time.Second)
 }
 
 // planningWeight is the canary's share the traffic plan assumes.
@@ -321,8 +329,8 @@ func percent(part, total uint64) float64 {
 func sample(c Counts, bounds []time.Duration) Sample {
 	s := Sample{Total: c.Total, Bad: c.Bad, Slow: c.Slow, ErrorPercent: percent(c.Bad, c.Total), SlowPercent: percent(c.Slow, c.Total)}
 	if c.Total > 0 && len(c.Hist) == len(bounds)+1 && len(bounds) > 0 {
-		s.P50 = spec.Duration(sli.Quantile(bounds, c.Hist, 0.5))
-		s.P99 = spec.Duration(sli.Quantile(bounds, c.Hist, 0.99))
+		s.P50 = spec.Duration(sli.Quantile(bounds, c.Hist, 0.5).Round(time.Microsecond))
+		s.P99 = spec.Duration(sli.Quantile(bounds, c.Hist, 0.99).Round(time.Microsecond))
 	}
 	return s
 }
@@ -421,7 +429,7 @@ func needMore(cr CUJResult, obs *Observed, weight float64) string {
 		ways = append(ways, fmt.Sprintf("%s req/s of %s traffic at %s over %s (now %s req/s)", rate(*t.NeededRatePerSecond), cr.CUJ, pct(100*weight), spec.FormatDuration(obs.Window), rate(t.RatePerSecond)))
 	}
 	if t.NeededWindow != nil {
-		ways = append(ways, "a "+t.NeededWindow.String()+" window")
+		ways = append(ways, "a window of "+t.NeededWindow.String())
 	}
 	if t.NeededWeightPercent != nil {
 		ways = append(ways, "a weight of "+pct(*t.NeededWeightPercent))

@@ -97,7 +97,7 @@ func TestTheJudgeHoldsEveryCUJToItsSLOAndToStable(t *testing.T) {
 			cujs: map[string]canary.Revisions{"browse": healthy, "export": {Canary: c(100, 0, 0), Stable: c(300, 0, 0)}},
 			want: judged{canary.Inconclusive, []string{
 				"browse pass: availability: 2 of 1000 canary requests failed (0.2%), within the 1% its SLO (99%) allows | latency: 3 of 1000 canary requests slower than 300ms (0.3%), within the 1% its SLO (99%) allows",
-				"export inconclusive: too little traffic: a pass needs 598 canary requests in the window, the canary served 100; that takes 7.973 req/s of export traffic at 25% over 5m (now 1.333 req/s), or a 29m54s window",
+				"export inconclusive: too little traffic: a pass needs 598 canary requests in the window, the canary served 100; that takes 7.973 req/s of export traffic at 25% over 5m (now 1.333 req/s), or a window of 29m54s",
 			}},
 		},
 		{

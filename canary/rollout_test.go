@@ -176,3 +176,20 @@ func TestInterruptingARolloutRollsBack(t *testing.T) {
 		}
 	})
 }
+
+// A canary that already serves when the rollout starts is judged on what it
+// served since: the first analysis's window reaches back to its start.
+func TestACanaryAlreadyServingIsJudgedSinceItStarted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		started := time.Now()
+		time.Sleep(4 * time.Minute)
+		steps, _ := canary.ParseSteps("25%,pause 1m")
+		sc := &script{verdicts: []canary.Verdict{canary.Pass}}
+		_, _, err := canary.Rollout(t.Context(), canary.RolloutConfig{
+			Steps: steps, Window: 10 * time.Minute, CanaryStart: started, Weights: &weights{}, Analyze: sc.analyze,
+		})
+		if err != nil || fmt.Sprint(sc.windows) != "[5m10s]" {
+			t.Errorf("windows %v, %v; want [5m10s]: 4m before the rollout, 1m of pause and the 10s resolution", sc.windows, err)
+		}
+	})
+}
