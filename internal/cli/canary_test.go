@@ -319,3 +319,51 @@ func TestCanaryCommandsRefuseBadFlags(t *testing.T) {
 		t.Errorf("judge with another spec: exit %d %q", code, errOut)
 	}
 }
+
+// canary serve answers verdicts until its context ends (Ctrl-C), then stops
+// cleanly with exit 0.
+func TestCanaryServeAnswersUntilInterrupted(t *testing.T) {
+	stable := startRelease(t, "stable", "", 0)
+	canaryURL := startRelease(t, "canary", "", 0)
+	proxyURL, adminURL := startSplitProxy(t, stable, canaryURL, "50")
+	shopTraffic(t, proxyURL, 60, 3)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rd, wr := io.Pipe()
+	var out strings.Builder
+	done := make(chan int, 1)
+	go func() {
+		done <- run(&env{ctx: ctx, stdin: strings.NewReader(""), stdout: &out, stderr: wr, getenv: func(string) string { return "" }},
+			[]string{"canary", "serve", "--spec", "testdata/shop.yaml", "--admin", adminURL, "--listen", "127.0.0.1:0", "--log-level", "warn"})
+		wr.Close()
+	}()
+	br := bufio.NewReader(rd)
+	banner, err := br.ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	verdictURL, _, ok := strings.Cut(strings.TrimPrefix(banner, "slolab canary serve: "), " ")
+	if !ok || !strings.HasSuffix(verdictURL, "/api/v1/verdict") {
+		t.Fatalf("banner %q", banner)
+	}
+	rest := make(chan string, 1)
+	go func() { b, _ := io.ReadAll(br); rest <- string(b) }()
+	resp, err := http.Get(verdictURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct{ Verdict string }
+	json.NewDecoder(resp.Body).Decode(&res)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || res.Verdict != "inconclusive" {
+		t.Errorf("GET %s: %d %q", verdictURL, resp.StatusCode, res.Verdict)
+	}
+	cancel()
+	if code := <-done; code != ExitOK {
+		t.Errorf("exit %d", code)
+	}
+	if log := <-rest; log != "slolab canary serve: stopped\n" {
+		t.Errorf("after the banner: %q", log)
+	}
+}
