@@ -136,8 +136,7 @@ func New(cfg Config) (*App, error) {
 	if addr == "" {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			db.close()
-			return nil, fmt.Errorf("demo app: starting its blob store: %w", err)
+			return nil, errors.Join(fmt.Errorf("demo app: starting its blob store: %w", err), db.close())
 		}
 		ctx, stop := context.WithCancel(context.Background())
 		a.own, a.stop, a.ownDone = NewBlobServer(0), stop, make(chan error, 1)

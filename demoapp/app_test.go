@@ -2,7 +2,6 @@ package demoapp_test
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -114,15 +113,6 @@ func (c *client) do(method, path, ctype, body string) (int, http.Header, string)
 		c.t.Fatal(err)
 	}
 	return resp.StatusCode, resp.Header, string(data)
-}
-
-func field(t *testing.T, body, name string) any {
-	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal([]byte(body), &m); err != nil {
-		t.Fatalf("%v in %s", err, body)
-	}
-	return m[name]
 }
 
 func TestAUserLogsInSendsEditsReadsUploadsAndAddsATask(t *testing.T) {

@@ -133,19 +133,19 @@ func (c *blobClient) call(ctx context.Context, req []byte) (string, *bufio.Reade
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", c.addr)
 	if err != nil {
-		return "", nil, nil, fmt.Errorf("%w: %v", errBlobUnavailable, err)
+		return "", nil, nil, fmt.Errorf("%w: %w", errBlobUnavailable, err)
 	}
 	deadline, _ := ctx.Deadline()
 	conn.SetDeadline(deadline) //nolint:errcheck // a failed deadline only leaves the conn without one
 	if _, err := conn.Write(req); err != nil {
 		conn.Close()
-		return "", nil, nil, fmt.Errorf("%w: %v", errBlobUnavailable, err)
+		return "", nil, nil, fmt.Errorf("%w: %w", errBlobUnavailable, err)
 	}
 	r := bufio.NewReader(conn)
 	line, err := r.ReadString('\n')
 	if err != nil {
 		conn.Close()
-		return "", nil, nil, fmt.Errorf("%w: %v", errBlobUnavailable, err)
+		return "", nil, nil, fmt.Errorf("%w: %w", errBlobUnavailable, err)
 	}
 	line = strings.TrimSpace(line)
 	if msg, ok := strings.CutPrefix(line, "ERR "); ok {
@@ -182,7 +182,7 @@ func (c *blobClient) get(ctx context.Context, key string) ([]byte, error) {
 	}
 	data := make([]byte, n)
 	if _, err := io.ReadFull(r, data); err != nil {
-		return nil, fmt.Errorf("%w: %v", errBlobUnavailable, err)
+		return nil, fmt.Errorf("%w: %w", errBlobUnavailable, err)
 	}
 	return data, nil
 }

@@ -2,7 +2,6 @@ package demoapp
 
 import (
 	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -106,9 +105,7 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) error {
 	if req.Password != Password {
 		return &httpError{http.StatusUnauthorized, fmt.Sprintf("wrong password: every demo user's password is %q", Password)}
 	}
-	var b [16]byte
-	rand.Read(b[:])
-	token := hex.EncodeToString(b[:])
+	token := rand.Text()
 	if err := a.db.login(r.Context(), req.User, token); err != nil {
 		return err
 	}
@@ -299,7 +296,7 @@ func (a *App) getFile(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Disposition", mime.FormatMediaType("inline", map[string]string{"filename": f.Name}))
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Content-Security-Policy", "sandbox") // an uploaded page runs no script on the app's origin
-	w.Write(data) //nolint:errcheck // the client went away
+	w.Write(data)                                        //nolint:errcheck // the client went away
 	return nil
 }
 

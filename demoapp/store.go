@@ -70,27 +70,22 @@ func openStore(now func() time.Time, seed int) (*store, error) {
 	s := &store{db: db, now: now}
 	ctx := context.Background()
 	if _, err := db.ExecContext(ctx, schema); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("demo app: creating its tables: %w", err)
+		return nil, errors.Join(fmt.Errorf("demo app: creating its tables: %w", err), db.Close())
 	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
-		db.Close()
-		return nil, err
+		return nil, errors.Join(err, db.Close())
 	}
 	at := now().UnixMilli()
 	for i := range seed {
 		room := Rooms[i%len(Rooms)]
 		if _, err := tx.ExecContext(ctx, `INSERT INTO messages(room, author, text, created) VALUES (?, ?, ?, ?)`,
 			room, "demo", fmt.Sprintf("welcome to #%s (message %d)", room, i+1), at); err != nil {
-			tx.Rollback()
-			db.Close()
-			return nil, fmt.Errorf("demo app: seeding messages: %w", err)
+			return nil, errors.Join(fmt.Errorf("demo app: seeding messages: %w", err), tx.Rollback(), db.Close())
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		db.Close()
-		return nil, err
+		return nil, errors.Join(err, db.Close())
 	}
 	return s, nil
 }
@@ -218,7 +213,7 @@ func (s *store) messages(ctx context.Context, room string, limit int) ([]Message
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
+	defer rows.Close() //nolint:errcheck // rows.Err reports what matters
 	out := []Message{}
 	for rows.Next() {
 		m, err := scanMessage(rows)
@@ -276,7 +271,7 @@ func (s *store) tasks(ctx context.Context, limit int) ([]Task, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
+	defer rows.Close() //nolint:errcheck // rows.Err reports what matters
 	out := []Task{}
 	for rows.Next() {
 		var t Task
