@@ -79,6 +79,8 @@ func commands(e *env) []*cobra.Command {
 		faultCmd(e),
 		loadCmd(e),
 		demoAppCmd(e),
+		labCmd(e),
+		serveCmd(e),
 		versionCmd(e),
 	}
 }
