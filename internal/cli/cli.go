@@ -75,6 +75,8 @@ Check:       slolab validate examples/chat.yaml`,
 func commands(e *env) []*cobra.Command {
 	return []*cobra.Command{
 		validateCmd(e),
+		genCmd(e),
+		importCmd(e),
 		proxyCmd(e),
 		faultCmd(e),
 		loadCmd(e),
