@@ -260,3 +260,20 @@ func exists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
 }
+
+// BenchmarkDashboardLoad measures how long the dashboard takes to load in
+// Chromium from a lab on loopback: navigation start to the load event, read
+// from the browser's own navigation timing (the goal is under 1s).
+func BenchmarkDashboardLoad(b *testing.B) {
+	tb := browser(b)
+	l := startLab(b, "50/s")
+	url := l.dashboardURL()
+	var total time.Duration
+	for b.Loop() {
+		tb.do("loading the dashboard", chromedp.Navigate(url))
+		tb.waitFor("the CUJs are listed", `document.querySelectorAll("#cujs tbody tr[data-cuj]").length === 6`)
+		total += loadTime(tb)
+	}
+	b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms/load")
+	b.ReportMetric(0, "ns/op")
+}

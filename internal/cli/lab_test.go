@@ -170,3 +170,16 @@ func TestServeRebuildsTheCUJsFromTheProxy(t *testing.T) {
 		}
 	}
 }
+
+func TestDemoAppOnATakenPortFailsClearly(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	code, _, errOut := runCLI(t, nil, "demo-app", "--listen", busy.Addr().String())
+	want := "slolab: the demo app cannot listen on " + busy.Addr().String() + ": listen tcp " + busy.Addr().String()
+	if code != ExitFailure || !strings.HasPrefix(errOut, want) || !strings.HasSuffix(errOut, "(choose another with --listen)\n") {
+		t.Errorf("exit %d, stderr %q", code, errOut)
+	}
+}
