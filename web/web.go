@@ -103,6 +103,8 @@ type Dashboard struct {
 	latest  atomic.Pointer[snapshot]
 	history *history
 	polled  chan struct{} // closed after the first poll
+	once    sync.Once
+	pollMu  sync.Mutex // one poll at a time: the ticker's, or one after a change
 
 	mu   sync.Mutex // guards sims and seq
 	sims []*simulation
@@ -184,6 +186,8 @@ func (d *Dashboard) Run(ctx context.Context) {
 func (d *Dashboard) Polled() <-chan struct{} { return d.polled }
 
 func (d *Dashboard) poll(ctx context.Context) {
+	d.pollMu.Lock()
+	defer d.pollMu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, max(d.cfg.Poll, 2*time.Second))
 	defer cancel()
 	s := &snapshot{at: d.cfg.Now()}
@@ -206,11 +210,7 @@ func (d *Dashboard) poll(ctx context.Context) {
 		d.history.add(sampleAll(d.cfg.Service, s, d.activeSims(s.faults)))
 	}
 	d.latest.Store(s)
-	select {
-	case <-d.polled:
-	default:
-		close(d.polled)
-	}
+	d.once.Do(func() { close(d.polled) })
 }
 
 // errorBody is every error response of the API.

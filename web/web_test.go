@@ -403,3 +403,25 @@ func TestTheDashboardPageAndItsFilesAreServed(t *testing.T) {
 		t.Errorf("state before the first poll: %d %s", code, body)
 	}
 }
+
+func TestPollsFromChangesAndTheTickerDoNotCollide(t *testing.T) {
+	f := newFixture(t, "")
+	done := make(chan struct{})
+	for range 8 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			f.poll()
+		}()
+	}
+	for range 8 {
+		<-done
+	}
+	if got := len(f.dash.history.ordered()); got != 8 {
+		t.Errorf("%d frames after 8 polls, want 8", got)
+	}
+	select {
+	case <-f.dash.Polled():
+	default:
+		t.Error("Polled is not closed after polls")
+	}
+}
