@@ -217,7 +217,7 @@ func (a *App) api(pat string, fn func(http.ResponseWriter, *http.Request) error)
 		}
 		if err := fn(w, r); err != nil {
 			writeError(w, err)
-			if st := statusOf(err); st >= 500 {
+			if st := statusOf(err); st >= 500 && r.Context().Err() == nil {
 				a.cfg.Logger.Warn("demo app", "route", pat, "err", err)
 			}
 		}

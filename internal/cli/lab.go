@@ -135,6 +135,7 @@ type lab struct {
 	gen       *load.Generator
 	rate      spec.Rate
 	fallbacks []string
+	stderr    io.Writer
 }
 
 func labService(path string) (*spec.Service, error) {
@@ -206,7 +207,7 @@ func newLab(ctx context.Context, o *labOptions, stderr io.Writer) (_ *lab, err e
 	if o.token == "" {
 		o.token = rand.Text()
 	}
-	l := &lab{svc: svc, o: o, log: log, rate: rate}
+	l := &lab{svc: svc, o: o, log: log, rate: rate, stderr: stderr}
 	defer func() {
 		if err != nil {
 			l.closeAll()
@@ -347,8 +348,12 @@ func (l *lab) run(ctx context.Context) error {
 	})
 	if l.gen != nil {
 		wg.Go(func() {
-			_, err := l.gen.Run(ctx)
+			rep, err := l.gen.Run(ctx)
 			fail("load", err)
+			if rep != nil {
+				fmt.Fprintf(l.stderr, "slolab lab: the load sent %d requests in %s: %d answered 2xx, %d 4xx, %d failed (5xx, no answer or not sent)\n",
+					rep.Total.Sent, time.Duration(rep.Elapsed).Round(time.Second), rep.Total.Status.C2xx, rep.Total.Status.C4xx, rep.Total.Failed())
+			}
 		})
 	}
 	<-ctx.Done()
