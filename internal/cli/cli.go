@@ -80,6 +80,9 @@ func commands(e *env) []*cobra.Command {
 		proxyCmd(e),
 		faultCmd(e),
 		loadCmd(e),
+		demoAppCmd(e),
+		labCmd(e),
+		serveCmd(e),
 		versionCmd(e),
 	}
 }
