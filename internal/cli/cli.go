@@ -85,6 +85,9 @@ func commands(e *env) []*cobra.Command {
 		loadCmd(e),
 		canaryCmd(e),
 		rolloutCmd(e),
+		demoAppCmd(e),
+		labCmd(e),
+		serveCmd(e),
 		versionCmd(e),
 	}
 }
