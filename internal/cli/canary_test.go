@@ -6,11 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,73 +18,53 @@ import (
 	"slolab.dev/slolab/proxy/admin"
 )
 
-// releaseEnv makes the test binary a release of the shop app instead of
-// running tests: see TestMain.
-const releaseEnv = "SLOLAB_TEST_RELEASE"
+// slolabEnv makes the test binary run slolab with the arguments it holds
+// instead of running tests: a real `slolab demo-app` process. See TestMain.
+const slolabEnv = "SLOLAB_TEST_RUN"
 
 func TestMain(m *testing.M) {
-	if name := os.Getenv(releaseEnv); name != "" {
-		os.Exit(serveRelease(name, os.Getenv("SLOLAB_TEST_FAIL_PATH"), os.Getenv("SLOLAB_TEST_FAIL_EVERY")))
+	if args := os.Getenv(slolabEnv); args != "" {
+		os.Exit(runChild(strings.Fields(args)))
 	}
 	os.Exit(m.Run())
 }
 
-// serveRelease is a release of the shop app in its own process: it answers
-// every path, fails every nth request of failPath with a 500, prints its
-// address and serves until its stdin closes (the test ended) or two minutes
-// pass, so it never outlives the test.
-func serveRelease(name, failPath, failEvery string) int {
-	every, _ := strconv.ParseInt(failEvery, 10, 64)
-	var n atomic.Int64
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		if every > 0 && r.URL.Path == failPath && n.Add(1)%every == 0 {
-			http.Error(w, name+": export broke", http.StatusInternalServerError)
-			return
-		}
-		fmt.Fprintf(w, "%s %s %s\n", name, r.Method, r.URL.Path)
-	})}
-	go srv.Serve(ln)
-	fmt.Printf("listening http://%s\n", ln.Addr())
-	done := make(chan struct{})
-	go func() { io.Copy(io.Discard, os.Stdin); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(2 * time.Minute):
-	}
-	srv.Close()
-	return 0
+// runChild runs slolab until its stdin closes (the test ended) or two
+// minutes pass, so it never outlives the test.
+func runChild(args []string) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	go func() { io.Copy(io.Discard, os.Stdin); cancel() }()
+	return Run(ctx, args, strings.NewReader(""), os.Stdout, os.Stderr)
 }
 
-// startRelease starts a release process and returns its URL; the process
-// ends with the test.
-func startRelease(t *testing.T, name, failPath string, failEvery int) string {
+// startDemoApp starts `slolab demo-app` as its own process and returns its
+// URL; the process ends with the test.
+func startDemoApp(t *testing.T, name string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), releaseEnv+"="+name, "SLOLAB_TEST_FAIL_PATH="+failPath, fmt.Sprintf("SLOLAB_TEST_FAIL_EVERY=%d", failEvery))
+	cmd.Env = append(os.Environ(), slolabEnv+"="+strings.Join(append([]string{"demo-app", "--listen", "127.0.0.1:0", "--no-latency"}, args...), " "))
 	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
+	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	rd := bufio.NewReader(stderr)
+	banner, err := rd.ReadString('\n')
+	rest := make(chan string, 1)
+	go func() { b, _ := io.ReadAll(rd); rest <- string(b) }()
 	t.Cleanup(func() {
 		stdin.Close()
-		if err := cmd.Wait(); err != nil {
-			t.Errorf("release %s: %v", name, err)
+		err := cmd.Wait()
+		if log := <-rest; err != nil {
+			t.Errorf("demo app %s: %v\n%s", name, err, log)
 		}
 	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	u, ok := strings.CutPrefix(strings.TrimSpace(line), "listening ")
-	if err != nil || !ok {
-		t.Fatalf("release %s: %q %v", name, line, err)
+	u, _, ok := strings.Cut(strings.TrimPrefix(banner, "slolab demo-app: "), " ")
+	if err != nil || !ok || !strings.HasPrefix(u, "http://") {
+		t.Fatalf("demo app %s: banner %q %v", name, banner, err)
 	}
-	return u
+	return strings.TrimSuffix(u, "/")
 }
 
 // startSplitProxy runs `slolab proxy` in-process in front of two releases at
@@ -94,7 +72,7 @@ func startRelease(t *testing.T, name, failPath string, failEvery int) string {
 func startSplitProxy(t *testing.T, stable, canaryURL, weight string) (string, string) {
 	t.Helper()
 	o := &proxyOptions{
-		specPath: "testdata/shop.yaml", listen: "127.0.0.1:0", adminAddr: "127.0.0.1:0",
+		specPath: "testdata/chat-canary.yaml", listen: "127.0.0.1:0", adminAddr: "127.0.0.1:0",
 		upstreams: []string{"stable=" + stable, "canary=" + canaryURL}, canaryWeight: weight, canarySeed: 1,
 		maxTTL: time.Hour, drain: time.Second, auditLog: "-", faultHeader: "-",
 	}
@@ -117,14 +95,14 @@ func startSplitProxy(t *testing.T, stable, canaryURL, weight string) (string, st
 	return stack.proxyURL(), stack.adminURL()
 }
 
-// shopTraffic sends n requests through the proxy from 8 keep-alive clients:
-// request i is an export when i%exportEvery == 0, else browse or search.
-// It returns how many answers were 5xx.
-func shopTraffic(t *testing.T, proxyURL string, n, exportEvery int) int {
+// chatTraffic sends n requests through the proxy from 8 keep-alive
+// clients: request i is an upload when i%uploadEvery == 0, else a read or a
+// message sent. It returns how many answers were 5xx.
+func chatTraffic(t *testing.T, proxyURL string, n, uploadEvery int) int {
 	t.Helper()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}, Timeout: 30 * time.Second}
 	defer client.CloseIdleConnections()
-	var next, errors atomic.Int64
+	var next, fiveHundreds atomic.Int64
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
@@ -136,12 +114,12 @@ func shopTraffic(t *testing.T, proxyURL string, n, exportEvery int) int {
 				var resp *http.Response
 				var err error
 				switch {
-				case i%exportEvery == 0:
-					resp, err = client.Post(proxyURL+"/export", "application/json", strings.NewReader(`{"format": "csv"}`))
+				case i%uploadEvery == 0:
+					resp, err = client.Post(proxyURL+"/files?name=notes.txt", "text/plain", strings.NewReader("notes from the canary test"))
 				case i%2 == 0:
-					resp, err = client.Get(fmt.Sprintf("%s/products/%d", proxyURL, i))
+					resp, err = client.Get(fmt.Sprintf("%s/messages/%d", proxyURL, 1+i%500))
 				default:
-					resp, err = client.Get(proxyURL + "/search?q=socks")
+					resp, err = client.Post(proxyURL+"/messages", "application/json", strings.NewReader(`{"room": "general", "text": "hello"}`))
 				}
 				if err != nil {
 					t.Error(err)
@@ -149,20 +127,24 @@ func shopTraffic(t *testing.T, proxyURL string, n, exportEvery int) int {
 				}
 				io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
-				if resp.StatusCode >= 500 {
-					errors.Add(1)
+				switch {
+				case resp.StatusCode >= 500:
+					fiveHundreds.Add(1)
+				case resp.StatusCode >= 300:
+					t.Errorf("request %d: status %d", i, resp.StatusCode)
+					return
 				}
 			}
 		})
 	}
 	wg.Wait()
-	return int(errors.Load())
+	return int(fiveHundreds.Load())
 }
 
 // judgeJSON runs `slolab canary judge -o json`.
 func judgeJSON(t *testing.T, adminURL string) (int, map[string]string, string) {
 	t.Helper()
-	code, out, errOut := runCLI(t, nil, "canary", "judge", "--spec", "testdata/shop.yaml", "--admin", adminURL, "-o", "json")
+	code, out, errOut := runCLI(t, nil, "canary", "judge", "--spec", "testdata/chat-canary.yaml", "--admin", adminURL, "-o", "json")
 	var res struct {
 		Verdict string
 		CUJs    []struct{ CUJ, Verdict string }
@@ -187,32 +169,33 @@ func canaryWeight(t *testing.T, adminURL string) string {
 	return st.Weight.String()
 }
 
-// The issue's case: a canary that breaks only export, 0.25% of all
-// requests, while the total error rate stays under the 0.05% a total-rate
-// gate would allow. The judge fails export; slolab rollout rolls back.
+// The issue's case: a canary that breaks only upload, 0.25% of all
+// requests — its blob store is misconfigured, so every upload it serves
+// fails — while the total error rate stays under the 0.05% a total-rate
+// gate would allow. The judge fails upload; slolab rollout rolls back.
 func TestACanaryBreakingALowTrafficCUJIsFailedAndRolledBack(t *testing.T) {
-	stable := startRelease(t, "stable", "", 0)
-	canaryURL := startRelease(t, "canary", "/export", 2) // every 2nd export the canary serves fails
-	proxyURL, adminURL := startSplitProxy(t, stable, canaryURL, "25")
+	stable := startDemoApp(t, "stable")
+	canaryURL := startDemoApp(t, "canary", "--blobs", "127.0.0.1:1") // nothing listens there
+	proxyURL, adminURL := startSplitProxy(t, stable, canaryURL, "10")
 
 	const n = 10_000
-	fiveHundreds := shopTraffic(t, proxyURL, n, 400) // 25 exports: 0.25%
+	fiveHundreds := chatTraffic(t, proxyURL, n, 400) // 25 uploads: 0.25%
 	if total := float64(fiveHundreds) / n; fiveHundreds == 0 || total >= 0.0005 {
 		t.Fatalf("%d of %d requests failed (%.3f%%): the scenario needs a total error rate under 0.05%%", fiveHundreds, n, 100*total)
 	}
 	code, verdicts, out := judgeJSON(t, adminURL)
-	want := map[string]string{"overall": "fail", "browse": "pass", "search": "pass", "export": "fail"}
+	want := map[string]string{"overall": "fail", "read": "pass", "send": "pass", "upload": "fail"}
 	if code != ExitFailure || fmt.Sprint(verdicts) != fmt.Sprint(want) {
 		t.Fatalf("judge: exit %d, verdicts %v, want exit 1 and %v\n%s", code, verdicts, want, out)
 	}
 
-	code, out, errOut := runCLI(t, nil, "rollout", "--spec", "testdata/shop.yaml", "--admin", adminURL,
-		"--steps", "25%,pause 1s,50%,pause 1s,100%", "--interval", "1s")
+	code, out, errOut := runCLI(t, nil, "rollout", "--spec", "testdata/chat-canary.yaml", "--admin", adminURL,
+		"--steps", "10%,pause 1s,50%,pause 1s,100%", "--interval", "1s")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if code != ExitFailure || len(lines) != 3 ||
-		!strings.HasSuffix(lines[0], "step 1/5 25% · weight 25%: the canary serves 25% of every CUJ") ||
+		!strings.HasSuffix(lines[0], "step 1/5 10% · weight 10%: the canary serves 10% of every CUJ") ||
 		!strings.Contains(lines[1], "step 2/5 pause 1s · analysis fail: over ") ||
-		!strings.Contains(lines[2], "step 2/5 pause 1s · ROLLBACK to 0%: rolled back: export: availability: ") ||
+		!strings.Contains(lines[2], "step 2/5 pause 1s · ROLLBACK to 0%: rolled back: upload: availability: ") ||
 		!strings.HasSuffix(errOut, "slolab rollout: rolled back\n") {
 		t.Errorf("rollout: exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -220,7 +203,7 @@ func TestACanaryBreakingALowTrafficCUJIsFailedAndRolledBack(t *testing.T) {
 		t.Errorf("weight after the rollback: %s, want 0%%", w)
 	}
 	// After the rollback every request goes to stable.
-	if n := shopTraffic(t, proxyURL, 400, 4); n != 0 {
+	if n := chatTraffic(t, proxyURL, 400, 4); n != 0 {
 		t.Errorf("%d of 400 requests failed after the rollback", n)
 	}
 }
@@ -228,31 +211,31 @@ func TestACanaryBreakingALowTrafficCUJIsFailedAndRolledBack(t *testing.T) {
 // A canary identical to stable passes and is promoted; with too little
 // traffic the judge is inconclusive and says how much would do.
 func TestAnIdenticalCanaryPassesAndTooLittleTrafficIsInconclusive(t *testing.T) {
-	stable := startRelease(t, "stable", "", 0)
-	canaryURL := startRelease(t, "canary", "", 0)
+	stable := startDemoApp(t, "stable")
+	canaryURL := startDemoApp(t, "canary")
 	proxyURL, adminURL := startSplitProxy(t, stable, canaryURL, "50")
 
-	shopTraffic(t, proxyURL, 60, 3) // 20 requests a CUJ, 10 of them the canary's
+	chatTraffic(t, proxyURL, 60, 3) // 20 requests a CUJ, 10 of them the canary's
 	code, verdicts, _ := judgeJSON(t, adminURL)
-	want := map[string]string{"overall": "inconclusive", "browse": "inconclusive", "search": "inconclusive", "export": "inconclusive"}
+	want := map[string]string{"overall": "inconclusive", "read": "inconclusive", "send": "inconclusive", "upload": "inconclusive"}
 	if code != ExitInconclusive || fmt.Sprint(verdicts) != fmt.Sprint(want) {
 		t.Errorf("little traffic: exit %d, %v", code, verdicts)
 	}
-	code, out, _ := runCLI(t, nil, "canary", "judge", "--spec", "testdata/shop.yaml", "--admin", adminURL)
-	if code != ExitInconclusive || !strings.HasPrefix(out, "canary INCONCLUSIVE: service shop, proxy "+adminURL+", the last 5m") ||
-		!strings.Contains(out, "export: inconclusive\n  too little traffic: a pass needs 299 canary requests in the window, the canary served 10; that takes 1.993 req/s of export traffic at 50% over 5m") {
+	code, out, _ := runCLI(t, nil, "canary", "judge", "--spec", "testdata/chat-canary.yaml", "--admin", adminURL)
+	if code != ExitInconclusive || !strings.HasPrefix(out, "canary INCONCLUSIVE: service chat, proxy "+adminURL+", the last 5m") ||
+		!strings.Contains(out, "upload: inconclusive\n  too little traffic: a pass needs 299 canary requests in the window, the canary served 10; that takes 1.993 req/s of upload traffic at 50% over 5m") {
 		t.Errorf("table: exit %d\n%s", code, out)
 	}
 
-	if n := shopTraffic(t, proxyURL, 3000, 3); n != 0 { // 1,000 a CUJ, 500 the canary's
+	if n := chatTraffic(t, proxyURL, 3000, 3); n != 0 { // 1,000 a CUJ, 500 the canary's
 		t.Fatalf("%d requests failed", n)
 	}
 	code, verdicts, out = judgeJSON(t, adminURL)
-	want = map[string]string{"overall": "pass", "browse": "pass", "search": "pass", "export": "pass"}
+	want = map[string]string{"overall": "pass", "read": "pass", "send": "pass", "upload": "pass"}
 	if code != ExitOK || fmt.Sprint(verdicts) != fmt.Sprint(want) {
 		t.Errorf("identical canary: exit %d, %v\n%s", code, verdicts, out)
 	}
-	code, out, errOut := runCLI(t, nil, "rollout", "--spec", "testdata/shop.yaml", "--admin", adminURL,
+	code, out, errOut := runCLI(t, nil, "rollout", "--spec", "testdata/chat-canary.yaml", "--admin", adminURL,
 		"--steps", "50%,pause 1s", "--interval", "1s", "-o", "json")
 	var kinds []string
 	for line := range strings.SplitSeq(strings.TrimSpace(out), "\n") {
@@ -273,12 +256,12 @@ func TestCanaryCommandsRefuseBadFlags(t *testing.T) {
 		want string
 	}{
 		{[]string{"canary", "judge"}, "slolab: --spec is required: the service spec listing the CUJs and their SLOs\n"},
-		{[]string{"canary", "judge", "--spec", "testdata/shop.yaml", "--window", "7h"}, "slolab: --window 7h0m0s: must be in (0, 6h], the history a proxy keeps\n"},
-		{[]string{"canary", "judge", "--spec", "testdata/shop.yaml", "--cuj", "checkout"}, "slolab: --cuj: service shop has no CUJ \"checkout\" (it has browse, search, export)\n"},
-		{[]string{"canary", "judge", "--spec", "testdata/shop.yaml", "--confidence", "100%"}, "slolab: --confidence: must be below 100%, got 100%\n"},
-		{[]string{"canary", "judge", "--spec", "testdata/shop.yaml", "--max-burn-rate", "0"}, "slolab: --max-burn-rate \"0\": want a positive number such as 1 or 2\n"},
-		{[]string{"rollout", "--spec", "testdata/shop.yaml"}, "slolab: --steps is required, e.g. --steps \"25%,pause 5m,50%,pause 5m,100%\"\n"},
-		{[]string{"rollout", "--spec", "testdata/shop.yaml", "--steps", "25%,wait"}, "slolab: steps: step 2 \"wait\": want a weight from 0% to 100% (\"25%\") or \"pause 5m\"\n"},
+		{[]string{"canary", "judge", "--spec", "testdata/chat-canary.yaml", "--window", "7h"}, "slolab: --window 7h0m0s: must be in (0, 6h], the history a proxy keeps\n"},
+		{[]string{"canary", "judge", "--spec", "testdata/chat-canary.yaml", "--cuj", "checkout"}, "slolab: --cuj: service chat has no CUJ \"checkout\" (it has send, read, upload)\n"},
+		{[]string{"canary", "judge", "--spec", "testdata/chat-canary.yaml", "--confidence", "100%"}, "slolab: --confidence: must be below 100%, got 100%\n"},
+		{[]string{"canary", "judge", "--spec", "testdata/chat-canary.yaml", "--max-burn-rate", "0"}, "slolab: --max-burn-rate \"0\": want a positive number such as 1 or 2\n"},
+		{[]string{"rollout", "--spec", "testdata/chat-canary.yaml"}, "slolab: --steps is required, e.g. --steps \"25%,pause 5m,50%,pause 5m,100%\"\n"},
+		{[]string{"rollout", "--spec", "testdata/chat-canary.yaml", "--steps", "25%,wait"}, "slolab: steps: step 2 \"wait\": want a weight from 0% to 100% (\"25%\") or \"pause 5m\"\n"},
 		{[]string{"proxy", "--spec", "x.yaml", "--upstream", "stable=http://a:1"}, "slolab: --upstream: a split needs both stable=URL and canary=URL\n"},
 		{[]string{"proxy", "--spec", "x.yaml", "--upstream", "http://a:1", "--upstream", "http://b:1"}, "slolab: --upstream \"http://a:1\": with two upstreams, name them: --upstream stable=URL --upstream canary=URL\n"},
 		{[]string{"proxy", "--spec", "x.yaml", "--upstream", "blue=http://a:1", "--upstream", "canary=http://b:1"}, "slolab: --upstream \"blue=http://a:1\": the upstreams are named stable and canary, got \"blue\"\n"},
@@ -292,7 +275,7 @@ func TestCanaryCommandsRefuseBadFlags(t *testing.T) {
 		}
 	}
 	// A proxy that does not split: judge and rollout say so, exit 1.
-	o := &proxyOptions{listen: "127.0.0.1:0", adminAddr: "127.0.0.1:0", upstreams: []string{"http://127.0.0.1:1"}, canaryWeight: "0", maxTTL: time.Hour, drain: time.Second, auditLog: "-", faultHeader: "-", specPath: "testdata/shop.yaml"}
+	o := &proxyOptions{listen: "127.0.0.1:0", adminAddr: "127.0.0.1:0", upstreams: []string{"http://127.0.0.1:1"}, canaryWeight: "0", maxTTL: time.Hour, drain: time.Second, auditLog: "-", faultHeader: "-", specPath: "testdata/chat-canary.yaml"}
 	up, err := o.check()
 	if err != nil {
 		t.Fatal(err)
@@ -306,16 +289,16 @@ func TestCanaryCommandsRefuseBadFlags(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Go(func() { stack.run(ctx) })
 	defer func() { cancel(); wg.Wait() }()
-	code, _, errOut := runCLI(t, nil, "rollout", "--spec", "testdata/shop.yaml", "--admin", stack.adminURL(), "--steps", "10%")
+	code, _, errOut := runCLI(t, nil, "rollout", "--spec", "testdata/chat-canary.yaml", "--admin", stack.adminURL(), "--steps", "10%")
 	if code != ExitFailure || errOut != "slolab: the proxy does not split traffic: start it with --upstream stable=URL --upstream canary=URL, or --revision-header NAME\n" {
 		t.Errorf("rollout without a split: exit %d %q", code, errOut)
 	}
-	code, out, _ := runCLI(t, nil, "canary", "judge", "--spec", "testdata/shop.yaml", "--admin", stack.adminURL())
+	code, out, _ := runCLI(t, nil, "canary", "judge", "--spec", "testdata/chat-canary.yaml", "--admin", stack.adminURL())
 	if code != ExitInconclusive || !strings.Contains(out, "note: no request was served by a stable or canary revision in the last 5m") {
 		t.Errorf("judge without a split: exit %d\n%s", code, out)
 	}
 	code, _, errOut = runCLI(t, nil, "canary", "judge", "--spec", "../../examples/chat.yaml", "--admin", stack.adminURL())
-	if code != ExitUsage || errOut != "slolab: proxy "+stack.adminURL()+" measures service \"shop\", not \"chat\": judge with the spec the proxy runs\n" {
+	if code != ExitUsage || errOut != "slolab: proxy "+stack.adminURL()+" does not measure CUJ \"login\": judge with the spec the proxy runs\n" {
 		t.Errorf("judge with another spec: exit %d %q", code, errOut)
 	}
 }
@@ -323,10 +306,10 @@ func TestCanaryCommandsRefuseBadFlags(t *testing.T) {
 // canary serve answers verdicts until its context ends (Ctrl-C), then stops
 // cleanly with exit 0.
 func TestCanaryServeAnswersUntilInterrupted(t *testing.T) {
-	stable := startRelease(t, "stable", "", 0)
-	canaryURL := startRelease(t, "canary", "", 0)
+	stable := startDemoApp(t, "stable")
+	canaryURL := startDemoApp(t, "canary")
 	proxyURL, adminURL := startSplitProxy(t, stable, canaryURL, "50")
-	shopTraffic(t, proxyURL, 60, 3)
+	chatTraffic(t, proxyURL, 60, 3)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -335,7 +318,7 @@ func TestCanaryServeAnswersUntilInterrupted(t *testing.T) {
 	done := make(chan int, 1)
 	go func() {
 		done <- run(&env{ctx: ctx, stdin: strings.NewReader(""), stdout: &out, stderr: wr, getenv: func(string) string { return "" }},
-			[]string{"canary", "serve", "--spec", "testdata/shop.yaml", "--admin", adminURL, "--listen", "127.0.0.1:0", "--log-level", "warn"})
+			[]string{"canary", "serve", "--spec", "testdata/chat-canary.yaml", "--admin", adminURL, "--listen", "127.0.0.1:0", "--log-level", "warn"})
 		wr.Close()
 	}()
 	br := bufio.NewReader(rd)
