@@ -71,8 +71,8 @@ func TestWorkbookTable(t *testing.T) {
 		name         string
 		badPerMinute uint64 // the burn rate × 5
 		span         time.Duration
-		consumed *big.Rat
-		fires    []string
+		consumed     *big.Rat
+		fires        []string
 	}{
 		{"burn rate 14.4 over 1h consumes 2% and pages through 1h/5m", 72, time.Hour, big.NewRat(2, 100), []string{"page 1h/5m"}},
 		{"burn rate 6 over 6h consumes 5% and pages through 6h/30m", 30, 6 * time.Hour, big.NewRat(5, 100), []string{"page 6h/30m"}},
