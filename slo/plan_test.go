@@ -71,13 +71,13 @@ func TestPlan(t *testing.T) {
 		{
 			name: "99.9% availability on a 99.9% SLO fails 1 in 1,000 and lasts the window",
 			cuj:  "update", want: slo.Want{Availability: ratioPtr(t, "99.9%"), TTL: time.Minute},
-			rules: []string{`{"name":"sim-update","description":"slolab simulate: 0.1% of update requests fail","match":{"cuj":"update"},"rate":"0.1%","status":{"code":503,"body":"slolab simulate: injected failure\n"},"ttl":"1m"}`},
+			rules:       []string{`{"name":"sim-update","description":"slolab simulate: 0.1% of update requests fail","match":{"cuj":"update"},"rate":"0.1%","status":{"code":503,"body":"slolab simulate: injected failure\n"},"ttl":"1m"}`},
 			explanation: "1 in 1,000 update requests fails; at this rate the 30-day budget lasts exactly 30 days, and the ticket alert (3d/6h ≥ 1) fires after 3 days.",
 		},
 		{
 			name: "burn rate 14.4 fails 1.44% and pages after exactly an hour",
 			cuj:  "update", want: slo.Want{BurnRate: ratioPtr(t, "14.4"), Seed: 7, TTL: time.Minute},
-			rules: []string{`{"name":"sim-update","description":"slolab simulate: 1.44% of update requests fail","match":{"cuj":"update"},"rate":"1.44%","seed":7,"status":{"code":503,"body":"slolab simulate: injected failure\n"},"ttl":"1m"}`},
+			rules:       []string{`{"name":"sim-update","description":"slolab simulate: 1.44% of update requests fail","match":{"cuj":"update"},"rate":"1.44%","seed":7,"status":{"code":503,"body":"slolab simulate: injected failure\n"},"ttl":"1m"}`},
 			explanation: "1.44% of update requests fail; at this rate (burn rate 14.4) the 30-day budget lasts exactly 2d2h, and the page alert (1h/5m ≥ 14.4) fires after 1h.",
 		},
 		{
