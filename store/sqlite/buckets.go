@@ -184,8 +184,18 @@ func ceilDiv(a, b int64) int64 { return -floorDiv(-a, b) }
 // hourly rollups remain, an hour counts when it starts inside r.
 func (s *Store) Events(ctx context.Context, r slo.Range) (map[slo.Key]slo.Events, error) {
 	a, b := minutes(r)
-	rows, err := s.db.QueryContext(ctx, `
-		SELECT s.cuj, SUM(x.total), SUM(x.bad), SUM(x.slow) FROM (
+	out := map[slo.Key]slo.Events{}
+	err := each(ctx, s.db, func(rows *sql.Rows) error {
+		var cuj string
+		var c slo.Counts
+		if err := rows.Scan(&cuj, &c.Total, &c.Bad, &c.Slow); err != nil {
+			return err
+		}
+		for _, k := range slo.Kinds {
+			out[slo.Key{CUJ: cuj, Kind: k}] = c.Events(k)
+		}
+		return nil
+	}, `SELECT s.cuj, SUM(x.total), SUM(x.bad), SUM(x.slow) FROM (
 			SELECT series, total, bad, slow FROM minute WHERE t >= ?1 AND t < ?2
 			UNION ALL
 			SELECT series, total, bad, slow FROM hour WHERE t >= ?3 AND t < ?4
@@ -194,19 +204,27 @@ func (s *Store) Events(ctx context.Context, r slo.Range) (map[slo.Key]slo.Events
 	if err != nil {
 		return nil, slolab.Errorf(slolab.Unavailable, "store %s: %w", s.cfg.Path, err)
 	}
-	defer rows.Close()
-	out := map[slo.Key]slo.Events{}
+	return out, nil
+}
+
+// querier is *sql.DB or *sql.Tx.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// each runs a query and calls f for every row.
+func each(ctx context.Context, q querier, f func(*sql.Rows) error, query string, args ...any) (err error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, rows.Close()) }()
 	for rows.Next() {
-		var cuj string
-		var c slo.Counts
-		if err := rows.Scan(&cuj, &c.Total, &c.Bad, &c.Slow); err != nil {
-			return nil, err
-		}
-		for _, k := range slo.Kinds {
-			out[slo.Key{CUJ: cuj, Kind: k}] = c.Events(k)
+		if err := f(rows); err != nil {
+			return err
 		}
 	}
-	return out, rows.Err()
+	return rows.Err()
 }
 
 // History loads the buckets of [from, to) as prefix sums for backtests and
@@ -223,25 +241,19 @@ func (s *Store) History(ctx context.Context, from, to time.Time) (*slo.History, 
 		{"minute", a, z, 60},
 		{"hour", ceilDiv(a, 60), ceilDiv(z, 60), 3600},
 	} {
-		rows, err := s.db.QueryContext(ctx, `SELECT x.t, s.cuj, x.total, x.bad, x.slow FROM `+q.table+` x
-			JOIN series s ON s.id = x.series WHERE x.t >= ? AND x.t < ?`, q.lo, q.hi)
-		if err != nil {
-			return nil, slolab.Errorf(slolab.Unavailable, "store %s: %w", s.cfg.Path, err)
-		}
-		for rows.Next() {
+		err := each(ctx, s.db, func(rows *sql.Rows) error {
 			var t int64
 			var cuj string
 			var c slo.Counts
 			if err := rows.Scan(&t, &cuj, &c.Total, &c.Bad, &c.Slow); err != nil {
-				rows.Close()
-				return nil, err
+				return err
 			}
 			b.AddCounts(cuj, time.Unix(t*q.unitSecs, 0), c)
-		}
-		err = rows.Err()
-		rows.Close()
+			return nil
+		}, `SELECT x.t, s.cuj, x.total, x.bad, x.slow FROM `+q.table+` x
+			JOIN series s ON s.id = x.series WHERE x.t >= ? AND x.t < ?`, q.lo, q.hi)
 		if err != nil {
-			return nil, err
+			return nil, slolab.Errorf(slolab.Unavailable, "store %s: %w", s.cfg.Path, err)
 		}
 	}
 	return b.Build()
@@ -292,11 +304,6 @@ func (s *Store) Compact(ctx context.Context) error {
 	cutoff := floorDiv(now.Add(-s.cfg.MinuteRetention).Unix(), 3600) * 60 // whole hours only
 	drop := floorDiv(now.Add(-s.cfg.HourRetention).Unix(), 3600)
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT m.t, s.cuj, s.grp, m.total, m.bad, m.slow, m.bounds, m.hist
-			FROM minute m JOIN series s ON s.id = m.series WHERE m.t < ?`, cutoff)
-		if err != nil {
-			return err
-		}
 		w := writer{ctx: ctx, tx: tx, series: map[[2]string]int64{}, bounds: map[string]int64{}, parsed: map[int64][]time.Duration{}}
 		type raw struct {
 			key    rowKey
@@ -305,16 +312,14 @@ func (s *Store) Compact(ctx context.Context) error {
 			blob   []byte
 		}
 		var all []raw
-		for rows.Next() {
+		err := each(ctx, tx, func(rows *sql.Rows) error {
 			var x raw
-			if err := rows.Scan(&x.key.t, &x.key.cuj, &x.key.grp, &x.r.total, &x.r.bad, &x.r.slow, &x.bounds, &x.blob); err != nil {
-				rows.Close()
-				return err
-			}
+			err := rows.Scan(&x.key.t, &x.key.cuj, &x.key.grp, &x.r.total, &x.r.bad, &x.r.slow, &x.bounds, &x.blob)
 			all = append(all, x)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+			return err
+		}, `SELECT m.t, s.cuj, s.grp, m.total, m.bad, m.slow, m.bounds, m.hist
+			FROM minute m JOIN series s ON s.id = m.series WHERE m.t < ?`, cutoff)
+		if err != nil {
 			return err
 		}
 		hours := map[rowKey]row{}
