@@ -64,26 +64,11 @@ type Kinded interface {
 
 // KindOf returns the kind of the first *Error or Kinded error in err's chain, or Internal.
 func KindOf(err error) Kind {
-	for err != nil {
-		switch e := err.(type) {
-		case *Error:
-			return e.Kind
-		case Kinded:
-			return e.ErrorKind()
-		}
-		switch u := err.(type) {
-		case interface{ Unwrap() error }:
-			err = u.Unwrap()
-		case interface{ Unwrap() []error }:
-			for _, e := range u.Unwrap() {
-				if k := KindOf(e); k != Internal {
-					return k
-				}
-			}
-			return Internal
-		default:
-			return Internal
-		}
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e.Kind
+	}
+	if k, ok := errors.AsType[Kinded](err); ok {
+		return k.ErrorKind()
 	}
 	return Internal
 }

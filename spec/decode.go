@@ -2,7 +2,6 @@ package spec
 
 import (
 	"fmt"
-	"math"
 	"regexp"
 	"sort"
 	"strconv"
@@ -172,19 +171,6 @@ func (d *decoder) integer(n *Node, path string, lo, hi int64) int64 {
 	}
 	if v < lo || v > hi {
 		d.errorf(n, path, "must be between %d and %d, got %d", lo, hi, v)
-	}
-	return v
-}
-
-func (d *decoder) number(n *Node, path string) float64 {
-	s, ok := d.scalar(n, path, "a number")
-	if !ok {
-		return 0
-	}
-	v, err := strconv.ParseFloat(s, 64)
-	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-		d.errorf(n, path, "want a number, got %q", s)
-		return 0
 	}
 	return v
 }

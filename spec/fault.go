@@ -340,7 +340,7 @@ func (r *FaultRule) Actions() string {
 	return strings.Join(parts, " + ")
 }
 
-// Targets describes the selector in one line: "update POST /update group=experiment".
+// String describes the selector in one line: "update POST /update group=experiment".
 func (s Selector) String() string {
 	var parts []string
 	if s.CUJ != "" {
@@ -755,4 +755,25 @@ func (g *Grouping) MarshalJSON() ([]byte, error) {
 		Salt       string   `json:"salt,omitempty"`
 		TTL        Duration `json:"ttl"`
 	}{g.By, g.Experiment, g.Salt, Duration(g.TTL)})
+}
+
+// UnmarshalJSON reads a rule with the same decoder as ParseFaultRule, so JSON
+// read back from the admin API is validated exactly like a rule sent to it.
+func (r *FaultRule) UnmarshalJSON(b []byte) error {
+	parsed, err := ParseFaultRule("json", b, "")
+	if err != nil {
+		return err
+	}
+	*r = *parsed
+	return nil
+}
+
+// UnmarshalJSON reads a grouping with the same decoder as ParseGrouping.
+func (g *Grouping) UnmarshalJSON(b []byte) error {
+	parsed, err := ParseGrouping("json", b)
+	if err != nil {
+		return err
+	}
+	*g = *parsed
+	return nil
 }

@@ -45,14 +45,14 @@ type Route struct {
 	path string // field path, for messages about conflicts between CUJs
 }
 
-// AvailabilitySLO: the share of requests that must not fail (5xx or no response).
+// AvailabilitySLO is the share of requests that must not fail (5xx or no response).
 type AvailabilitySLO struct {
 	Objective Ratio
 	Window    Window
 	Pos       Pos
 }
 
-// LatencySLO: the share of requests that must complete within Threshold.
+// LatencySLO is the share of requests that must complete within Threshold.
 type LatencySLO struct {
 	Threshold time.Duration
 	Objective Ratio

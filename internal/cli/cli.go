@@ -75,6 +75,8 @@ Check:       slolab validate examples/chat.yaml`,
 func commands(e *env) []*cobra.Command {
 	return []*cobra.Command{
 		validateCmd(e),
+		proxyCmd(e),
+		faultCmd(e),
 		versionCmd(e),
 	}
 }

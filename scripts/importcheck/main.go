@@ -17,27 +17,28 @@ const module = "slolab.dev/slolab"
 // layers: a package may import only packages of a strictly lower layer.
 // A pattern ending in "/..." covers a subtree.
 var layers = map[string]int{
-	"":                  0, // error kinds
-	"spec":              1,
-	"spec/...":          2, // front ends producing the spec model (CUE, OpenSLO)
-	"match":             2,
-	"slo":               2,
-	"fault":             3,
-	"sli":               3,
-	"store/...":         4,
-	"load":              4,
-	"gen/...":           4,
-	"report":            4,
-	"proxy":             5,
-	"proxy/admin":       5,
-	"experiment":        6,
-	"canary":            6,
-	"web":               7,
-	"internal/cli":      8,
-	"cmd/slolab":        9,
-	"scripts/...":       9,
-	"bench/...":         9,
-	"internal/testtool": 0, // test helpers: finding external tools
+	"":                   0, // error kinds
+	"spec":               1,
+	"spec/...":           2, // front ends producing the spec model (CUE, OpenSLO)
+	"match":              2,
+	"slo":                2,
+	"fault":              3,
+	"sli":                3,
+	"store/...":          4,
+	"load":               4,
+	"gen/...":            4,
+	"report":             4,
+	"proxy":              5,
+	"proxy/admin":        5,
+	"experiment":         6,
+	"canary":             6,
+	"web":                7,
+	"internal/cli":       8,
+	"cmd/slolab":         9,
+	"scripts/...":        9,
+	"bench/...":          9,
+	"internal/testtool":  0, // test helpers: finding external tools
+	"internal/httpserve": 0, // serving with graceful drain
 }
 
 func layerOf(rel string) (int, bool) {

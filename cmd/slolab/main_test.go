@@ -1,0 +1,95 @@
+package main_test
+
+import (
+	"bufio"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// build compiles the real binary once per test run.
+func build(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "slolab")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+var listening = regexp.MustCompile(`^slolab proxy: (http://\S+) → .*\nslolab proxy: admin API (http://\S+)/api/v1/`)
+
+// The real binary proxies, takes a rule through the CLI, and on SIGINT drains,
+// removes every rule and exits 0.
+func TestProxyEndToEndThroughTheRealBinary(t *testing.T) {
+	bin := build(t)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "app") }))
+	defer app.Close()
+	dir := t.TempDir()
+	cmd := exec.Command(bin, "proxy", "--spec", "../../examples/chat.yaml", "--upstream", app.URL,
+		"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--audit-log", filepath.Join(dir, "audit.jsonl"))
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	rd := bufio.NewReader(stderr)
+	var head string
+	for range 2 {
+		line, err := rd.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading the proxy's banner: %v (%q)", err, head)
+		}
+		head += line
+	}
+	m := listening.FindStringSubmatch(head)
+	if m == nil {
+		t.Fatalf("banner: %q", head)
+	}
+	proxyURL, adminURL := m[1], m[2]
+	rest := make(chan string, 1)
+	go func() { b, _ := io.ReadAll(rd); rest <- string(b) }()
+
+	add := exec.Command(bin, "fault", "add", "always", "--admin", adminURL, "--cuj", "update", "--status", "503")
+	if out, err := add.CombinedOutput(); err != nil {
+		t.Fatalf("fault add: %v\n%s", err, out)
+	}
+	resp, err := http.Post(proxyURL+"/update", "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 {
+		t.Errorf("POST /update: %d, want the injected 503", resp.StatusCode)
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("exit: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the proxy did not stop within 20s of SIGINT")
+	}
+	log := <-rest
+	if !strings.Contains(log, `msg="fault rule removed on shutdown" fault=always matched=1 injected=1`) || !strings.HasSuffix(log, "slolab proxy: stopped; no fault rule remains\n") {
+		t.Errorf("shutdown log:\n%s", log)
+	}
+	audit, _ := os.ReadFile(filepath.Join(dir, "audit.jsonl"))
+	if !strings.Contains(string(audit), `"action":"put","fault":"always"`) {
+		t.Errorf("audit log: %s", audit)
+	}
+}

@@ -1,0 +1,121 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"slolab.dev/slolab/spec"
+)
+
+// runCLI runs slolab in-process and returns its exit code and output.
+func runCLI(t *testing.T, vars map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(&env{ctx: context.Background(), stdin: strings.NewReader(""), stdout: &out, stderr: &errOut, getenv: func(k string) string { return vars[k] }}, args)
+	return code, out.String(), errOut.String()
+}
+
+func TestValidateReportsEveryMistakeWithItsPosition(t *testing.T) {
+	code, out, errOut := runCLI(t, nil, "validate", "testdata/three-mistakes.yaml")
+	want := `testdata/three-mistakes.yaml:10:33: spec.cujs[0].availability.objective: must be in (0, 100), got 100%
+testdata/three-mistakes.yaml:11:28: spec.cujs[0].latency.threshold: duration "1 sec" has an unknown unit "sec" (use ns, us, ms, s, m, h, d or w)
+testdata/three-mistakes.yaml:14:16: spec.cujs[1].routes[0]: route "POST /update" is claimed by two CUJs, "update" (spec.cujs[0].routes[0]) and "send"; a route belongs to at most one CUJ
+`
+	if code != ExitInvalid || errOut != want || out != "testdata/three-mistakes.yaml: invalid: 3 errors\n" {
+		t.Errorf("exit %d\nstderr:\n%s\nstdout:\n%s", code, errOut, out)
+	}
+}
+
+func TestValidateSummarisesValidFiles(t *testing.T) {
+	code, out, _ := runCLI(t, nil, "validate", "../../examples/chat.yaml")
+	if code != ExitOK || out != "../../examples/chat.yaml: ok: service chat: 6 CUJs, 11 routes, 12 SLOs\n" {
+		t.Errorf("exit %d: %s", code, out)
+	}
+	code, out, _ = runCLI(t, nil, "validate", "-o", "json", "../../examples/chat.yaml", "testdata/three-mistakes.yaml")
+	var res []struct {
+		File   string
+		Valid  bool
+		Errors []string
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || code != ExitInvalid || len(res) != 2 || !res[0].Valid || res[1].Valid || len(res[1].Errors) != 3 {
+		t.Errorf("exit %d: %s", code, out)
+	}
+}
+
+func TestUsageMistakesExit2(t *testing.T) {
+	for _, args := range [][]string{
+		{"nonsense"},
+		{"validate"},
+		{"proxy", "--spec", "x.yaml"},
+		{"proxy", "--spec", "x.yaml", "--upstream", "ftp://x"},
+		{"proxy", "--spec", "x.yaml", "--upstream", "http://x", "--admin", "0.0.0.0:9090"},
+		{"fault", "add"},
+		{"fault", "add", "x", "--rate", "lots"},
+		{"fault", "add", "x", "--delay", "soon"},
+		{"version", "-o", "yaml"},
+	} {
+		code, _, errOut := runCLI(t, nil, args...)
+		if code != ExitUsage || !strings.HasPrefix(errOut, "slolab: ") {
+			t.Errorf("%v: exit %d, stderr %q", args, code, errOut)
+		}
+	}
+}
+
+// fault add, ls, renew and rm against a proxy stack running in-process.
+func TestFaultCommandsAgainstARunningProxy(t *testing.T) {
+	svc, err := spec.LoadService("../../examples/chat.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, _ := url.Parse("http://127.0.0.1:1")
+	o := &proxyOptions{listen: "127.0.0.1:0", adminAddr: "127.0.0.1:0", maxTTL: time.Hour, drain: time.Second, auditLog: "-", faultHeader: "-"}
+	stack, err := newProxyStack(svc, up, o, newTestLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { stack.run(ctx) })
+	defer func() { cancel(); wg.Wait() }()
+	adminURL := stack.adminURL()
+
+	code, out, errOut := runCLI(t, nil, "fault", "add", "upd-500", "--admin", adminURL, "--cuj", "update", "--status", "500", "--rate", "0.1%", "--ttl", "20m")
+	if code != 0 || !strings.HasPrefix(out, "fault upd-500 active: status 500 on update at 0.1%, lease until ") {
+		t.Fatalf("add: exit %d %q %q", code, out, errOut)
+	}
+	code, _, errOut = runCLI(t, nil, "fault", "add", "x", "--admin", adminURL, "--cuj", "checkout", "--abort")
+	if code != ExitUsage || errOut != "slolab: fault x: match.cuj: service chat has no CUJ \"checkout\" (it has login, send, update, read, upload, task)\n" {
+		t.Errorf("add to a missing CUJ: exit %d %q", code, errOut)
+	}
+	code, _, errOut = runCLI(t, nil, "fault", "add", "x", "--admin", adminURL, "--rate", "1e-9", "--abort")
+	if code != ExitUsage || errOut != "slolab: invalid rule: rate: must be at least 0.0001% (one in a million), got 0.0000001%\n" {
+		t.Errorf("add with a tiny rate: exit %d %q", code, errOut)
+	}
+	code, out, _ = runCLI(t, map[string]string{"SLOLAB_ADMIN_URL": adminURL}, "fault", "ls")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 2 || !strings.HasPrefix(lines[0], "NAME") || !strings.Contains(lines[1], "upd-500  active  update  status 500  0.1%  0        0         ") {
+		t.Errorf("ls: exit %d\n%s", code, out)
+	}
+	code, out, _ = runCLI(t, nil, "fault", "renew", "upd-500", "--admin", adminURL, "--ttl", "30m", "-o", "json")
+	if code != 0 || !strings.Contains(out, `"state": "active"`) {
+		t.Errorf("renew: exit %d %s", code, out)
+	}
+	code, out, _ = runCLI(t, nil, "fault", "rm", "--all", "--admin", adminURL)
+	if code != 0 || out != "fault upd-500 removed: injected 0 of 0 matched\n" {
+		t.Errorf("rm: exit %d %q", code, out)
+	}
+	code, out, _ = runCLI(t, nil, "fault", "ls", "--admin", adminURL, "-o", "json")
+	if code != 0 || strings.TrimSpace(out) != "[]" {
+		t.Errorf("ls after rm: exit %d %q", code, out)
+	}
+	code, _, errOut = runCLI(t, nil, "fault", "ls", "--admin", "http://127.0.0.1:1")
+	if code != ExitFailure || !strings.Contains(errOut, "connection refused") {
+		t.Errorf("ls against nothing: exit %d %q", code, errOut)
+	}
+}

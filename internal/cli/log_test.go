@@ -1,0 +1,7 @@
+package cli
+
+import (
+	"log/slog"
+)
+
+func newTestLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

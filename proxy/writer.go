@@ -1,0 +1,67 @@
+package proxy
+
+import (
+	"bufio"
+	"net"
+	"net/http"
+)
+
+// recorder wraps the client's ResponseWriter to learn the final status. It
+// passes flushes, 1xx responses and hijacks (WebSocket upgrades) through.
+type recorder struct {
+	http.ResponseWriter
+	code        int
+	hijacked    bool
+	aborted     bool // a fault closed the connection on purpose
+	upstreamErr bool // the upstream round trip failed
+}
+
+func (w *recorder) WriteHeader(code int) {
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		w.ResponseWriter.WriteHeader(code) // informational: not the final status
+		return
+	}
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *recorder) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush passes flushes through so streamed responses reach the client at once.
+func (w *recorder) Flush() {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	_ = http.NewResponseController(w.ResponseWriter).Flush() // a writer that cannot flush just buffers
+}
+
+// Hijack hands the connection to ReverseProxy for an upgrade: the client got
+// 101 Switching Protocols.
+func (w *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil {
+		w.hijacked = true
+		if w.code == 0 {
+			w.code = http.StatusSwitchingProtocols
+		}
+	}
+	return conn, brw, err
+}
+
+// Unwrap lets http.ResponseController reach the connection's other controls.
+func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// finalCode is the status the client saw, or 0 when it saw none.
+func (w *recorder) finalCode() int {
+	if w.aborted {
+		return 0
+	}
+	return w.code
+}
