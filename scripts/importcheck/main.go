@@ -28,6 +28,7 @@ var layers = map[string]int{
 	"load":               4,
 	"gen/...":            4,
 	"report":             4,
+	"notify":             4,
 	"proxy":              5,
 	"proxy/admin":        5,
 	"experiment":         6,
