@@ -55,7 +55,7 @@ svg { display: block; margin: .4rem 0 .8rem; } .muted { color: #57606a; }
 </head>
 <body>
 <h1>SLO review: {{.Service}}</h1>
-<p class="muted">Window {{span .Window}}: {{time .From}} → {{time .To}}. Budgets and SLIs count every request in the window; the burn-down moves a {{step .Step}} at a time.</p>
+<p class="muted">Window {{span .Window}}: {{time .From}} → {{time .To}}. Budgets and SLIs count every request in the window; the burn-down has a row per {{step .Step}}.</p>
 <table>
 <tr><th>CUJ</th><th>Owner</th><th>SLO</th><th>SLI</th><th>Budget left</th><th>Alerts</th><th>Policy</th></tr>
 {{- range $c := .CUJs}}{{range .SLOs}}

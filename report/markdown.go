@@ -17,7 +17,7 @@ func Markdown(out io.Writer, r *slo.Review) error {
 	w := bufio.NewWriter(out)
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
 	p("# SLO review: %s\n\n", r.Service)
-	p("Window: %s, %s → %s. Budgets and SLIs count every request in the window; the burn-down moves a %s at a time.\n\n",
+	p("Window: %s, %s → %s. Budgets and SLIs count every request in the window; the burn-down has a row per %s.\n\n",
 		spec.FormatDuration(time.Duration(r.Window)), Time(r.From), Time(r.To), stepName(r.Step))
 	p("| CUJ | Owner | SLO | SLI | Budget left | Alerts | Policy |\n|---|---|---|---|---|---|---|\n")
 	for _, c := range r.CUJs {

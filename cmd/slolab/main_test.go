@@ -36,7 +36,8 @@ func TestProxyEndToEndThroughTheRealBinary(t *testing.T) {
 	defer app.Close()
 	dir := t.TempDir()
 	cmd := exec.Command(bin, "proxy", "--spec", "../../examples/chat.yaml", "--upstream", app.URL,
-		"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--audit-log", filepath.Join(dir, "audit.jsonl"))
+		"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--audit-log", filepath.Join(dir, "audit.jsonl"),
+		"--store", filepath.Join(dir, "slolab.db"))
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -77,6 +77,7 @@ func commands(e *env) []*cobra.Command {
 		validateCmd(e),
 		proxyCmd(e),
 		faultCmd(e),
+		sloCmd(e),
 		versionCmd(e),
 	}
 }
