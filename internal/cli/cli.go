@@ -78,6 +78,7 @@ func commands(e *env) []*cobra.Command {
 		proxyCmd(e),
 		faultCmd(e),
 		sloCmd(e),
+		simulateCmd(e),
 		versionCmd(e),
 	}
 }

@@ -64,8 +64,12 @@ type source struct {
 	history  func(ctx context.Context, from, to time.Time) (*slo.History, error)
 	instant  func(ctx context.Context, now time.Time) (time.Time, error)
 	describe string
-	close    func() error
+	io.Closer
 }
+
+type nopCloser struct{}
+
+func (nopCloser) Close() error { return nil }
 
 func (f *sourceFlags) open(ctx context.Context, cmd *cobra.Command) (*spec.Service, *source, error) {
 	if f.specPath == "" {
@@ -86,7 +90,7 @@ func (f *sourceFlags) open(ctx context.Context, cmd *cobra.Command) (*spec.Servi
 		return svc, &source{
 			Source: p, history: p.History,
 			instant:  func(_ context.Context, now time.Time) (time.Time, error) { return slo.Align(now, time.Minute), nil },
-			describe: "prometheus " + f.prometheus, close: func() error { return nil },
+			describe: "prometheus " + f.prometheus, Closer: nopCloser{},
 		}, nil
 	}
 	if _, err := os.Stat(f.store); err != nil {
@@ -97,7 +101,7 @@ func (f *sourceFlags) open(ctx context.Context, cmd *cobra.Command) (*spec.Servi
 		return nil, nil, err
 	}
 	return svc, &source{
-		Source: st, history: st.History, close: st.Close,
+		Source: st, history: st.History, Closer: st,
 		describe: "store " + f.store,
 		instant: func(ctx context.Context, now time.Time) (time.Time, error) {
 			ext, err := st.Extent(ctx)
@@ -218,7 +222,7 @@ alert's firing and resolution as JSON (Slack-compatible "text"), and
 			if err != nil {
 				return err
 			}
-			defer s.close()
+			defer s.Close()
 			tracker := slo.NewTracker()
 			for n := 1; ; n++ {
 				when := slo.Align(fixed, time.Minute)
@@ -354,7 +358,7 @@ From the store, minute history covers the last 35 days.`,
 			if err != nil {
 				return err
 			}
-			defer s.close()
+			defer s.Close()
 			fmt.Fprintf(e.stderr, "slolab slo: loading %s of history from %s…\n", rpt.Span(end.Sub(start)+longestAlertWindow(svc)), s.describe)
 			h, err := s.history(e.ctx, start.Add(-longestAlertWindow(svc)), end)
 			if err != nil {
@@ -415,7 +419,7 @@ and json.`,
 			if err != nil {
 				return err
 			}
-			defer s.close()
+			defer s.Close()
 			end, err := s.instant(e.ctx, now)
 			if err != nil {
 				return err
