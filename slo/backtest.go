@@ -80,16 +80,17 @@ func Replay(svc *spec.Service, h *History, from, to time.Time, step time.Duratio
 		bt.Episodes = append(bt.Episodes, ep)
 		tr.open = nil
 	}
+	floats := make([]float64, 2)
 	for at := from; !at.After(to); at = at.Add(step) {
 		for _, tr := range tracks {
 			s := tr.slo
 			long := h.Between(s.Key, Last(tr.alert.Long, at))
 			short := h.Between(s.Key, Last(tr.alert.Short, at))
-			st := judgeAlert(tr.alert, long, short, s.Objective, s.MinBadEvents)
+			st := judgeAlert(tr.alert, long, short, s.Objective, s.MinBadEvents, floats)
 			switch {
 			case st.Firing && tr.open == nil:
 				tr.open = &Episode{
-					CUJ: s.CUJ, Kind: s.Kind, Severity: st.Severity, Long: st.Long, Short: st.Short, Factor: st.Factor,
+					CUJ: s.CUJ, Kind: s.Kind, Severity: st.Severity, Long: st.Long, Short: st.Short, Factor: tr.alert.Factor.Decimal(),
 					Fired: at.UTC(), PeakBurn: *st.LongBurn,
 				}
 			case st.Firing:

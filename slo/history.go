@@ -145,6 +145,34 @@ func (b *HistoryBuilder) AddCounts(cuj string, t time.Time, c Counts) {
 	}
 }
 
+// AddMinutes adds a CUJ's counts for consecutive minutes starting with the
+// one holding first: counts[i] goes to minute first + i. It is AddCounts for
+// bulk loads.
+func (b *HistoryBuilder) AddMinutes(cuj string, first time.Time, counts []Counts) {
+	d := first.Sub(b.h.start)
+	i0 := int(d / time.Minute)
+	if d < 0 && d%time.Minute != 0 {
+		i0-- // round down before the start too
+	}
+	cols := b.cujs[cuj]
+	if cols == nil {
+		cols = &[3]*column{b.newColumn(), b.newColumn(), b.newColumn()}
+		b.cujs[cuj] = cols
+	}
+	for k, c := range counts {
+		i := i0 + k
+		if i < 0 {
+			continue
+		}
+		if i >= b.h.minutes {
+			return
+		}
+		b.add(cols[0], i, c.Total)
+		b.add(cols[1], i, c.Bad)
+		b.add(cols[2], i, c.Slow)
+	}
+}
+
 // AddEvents adds one SLO's events to the minute holding t, for sources
 // whose SLOs do not share their requests (user-supplied queries).
 func (b *HistoryBuilder) AddEvents(k Key, t time.Time, e Events) {

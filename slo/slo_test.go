@@ -368,4 +368,28 @@ func TestHistoryMatchesNaiveSums(t *testing.T) {
 	if got := h.Between(slo.Key{CUJ: "quiet", Kind: slo.Availability}, slo.Range{From: from.Add(-time.Hour), To: from.Add(time.Hour * 1000)}); got.Total == 0 {
 		t.Error("a range wider than the history should count the whole history")
 	}
+
+	// AddMinutes is AddCounts in bulk, clipped to the history.
+	bulk := slo.NewHistoryBuilder(from, from.Add(minutes*time.Minute))
+	cs := make([]slo.Counts, minutes+10)
+	for m := range cs {
+		if m >= 5 && m-5 < minutes {
+			r := rows["quiet"][m-5]
+			cs[m] = slo.Counts{Total: r.total, Bad: r.bad, Slow: r.slow}
+		} else {
+			cs[m] = slo.Counts{Total: 1 << 20}
+		}
+	}
+	bulk.AddMinutes("quiet", from.Add(-5*time.Minute), cs)
+	hb, err := bulk.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []slo.Key{{CUJ: "quiet", Kind: slo.Availability}, {CUJ: "quiet", Kind: slo.Latency}} {
+		for _, r := range []slo.Range{{From: from, To: from.Add(minutes * time.Minute)}, {From: from.Add(time.Hour), To: from.Add(30 * time.Hour)}} {
+			if a, b := h.Between(k, r), hb.Between(k, r); a != b {
+				t.Errorf("%s over %v: AddMinutes %+v, AddCounts %+v", k, r, b, a)
+			}
+		}
+	}
 }

@@ -32,15 +32,28 @@ type SLO struct {
 	Alerts       []spec.BurnRateAlert
 	MinBadEvents int64
 	Policy       []*spec.PolicyRule // the service's rules, then the CUJ's
+
+	windows []time.Duration // Windows(), computed once
+	factors []string        // each alert's factor as text
 }
 
 // SLOs lists the SLOs of a service in spec order, availability before latency.
 func SLOs(svc *spec.Service) []SLO {
 	var out []SLO
+	texts := map[spec.Ratio]string{} // Decimal is slow; most SLOs share one alert table
 	for _, c := range svc.CUJs {
 		base := SLO{
 			Owner: c.Owner, Alerts: AlertsFor(svc, c), MinBadEvents: MinBadEventsFor(svc, c),
 			Policy: append(slices.Clip(svc.Policy), c.Policy...),
+		}
+		base.windows = base.Windows()
+		for _, a := range base.Alerts {
+			t, ok := texts[a.Factor]
+			if !ok {
+				t = a.Factor.Decimal()
+				texts[a.Factor] = t
+			}
+			base.factors = append(base.factors, t)
 		}
 		if a := c.Availability; a != nil {
 			s := base
@@ -59,6 +72,9 @@ func SLOs(svc *spec.Service) []SLO {
 // Windows returns the windows an SLO's status reports burn rates over:
 // StatusWindows plus any alert window not among them, shortest first.
 func (s *SLO) Windows() []time.Duration {
+	if s.windows != nil {
+		return s.windows
+	}
 	ws := slices.Clone(StatusWindows)
 	for _, a := range s.Alerts {
 		for _, w := range []time.Duration{a.Short, a.Long} {
@@ -130,11 +146,17 @@ type Budget struct {
 	TimeToExhaustion *spec.Duration `json:"timeToExhaustion,omitempty"`
 	BurnBasis        spec.Duration  `json:"burnBasis"`
 
-	consumed *big.Rat // exact: Spent/Allowed; 0 without events
+	events    Events // over the period
+	objective spec.Ratio
 }
 
 // Consumed returns the exact share of the budget spent (1 = all of it).
-func (b *Budget) Consumed() *big.Rat { return new(big.Rat).Set(b.consumed) }
+func (b *Budget) Consumed() *big.Rat {
+	if c := BurnRate(b.events, b.objective); c != nil {
+		return c
+	}
+	return new(big.Rat)
+}
 
 // WindowState is an SLO's burn over one window ending at the status instant.
 type WindowState struct {
@@ -198,6 +220,12 @@ func Evaluate(ctx context.Context, svc *spec.Service, src Source, at time.Time) 
 		return m, nil
 	}
 	st := &Status{Service: svc.Name, At: at.UTC(), SLOs: make([]SLOStatus, 0, len(slos))}
+	if h, ok := src.(*History); ok { // prefix sums: read each SLO's windows directly
+		for i := range slos {
+			st.SLOs = append(st.SLOs, Judge(&slos[i], at, h.Lookup(slos[i].Key)))
+		}
+		return st, nil
+	}
 	for i := range slos {
 		var failed error
 		events := func(r Range) Events {
@@ -227,31 +255,52 @@ func Judge(s *SLO, at time.Time, events func(Range) Events) SLOStatus {
 		Window: s.Window.String(), Period: period, Events: ev, Met: Met(ev, s.Objective),
 		MinBadEvents: s.MinBadEvents, slo: *s,
 	}
+	windows := s.Windows()
+	// One allocation for every float the status points to.
+	floats := make([]float64, 1+len(windows)+2*len(s.Alerts))
 	if ev.Total > 0 {
-		v := float64(ev.Good()) / float64(ev.Total) * 100
-		st.SLIPercent = &v
+		floats[0] = float64(ev.Good()) / float64(ev.Total) * 100
+		st.SLIPercent = &floats[0]
 	}
-	byWindow := map[time.Duration]Events{}
-	for _, w := range s.Windows() {
+	st.Windows = make([]WindowState, len(windows))
+	var basis Events
+	hasBasis := false
+	for i, w := range windows {
 		e := events(Last(w, at))
-		byWindow[w] = e
 		ws := WindowState{Window: spec.Duration(w), Events: e, TooFewToJudge: tooFew(e, s.Objective, s.MinBadEvents)}
 		if e.Total > 0 {
-			b := burnFloat(e, s.Objective)
-			ws.BurnRate = &b
+			floats[1+i] = burnFloat(e, s.Objective)
+			ws.BurnRate = &floats[1+i]
 		}
-		st.Windows = append(st.Windows, ws)
+		st.Windows[i] = ws
+		if w == BurnBasis {
+			basis, hasBasis = e, true
+		}
 	}
-	basis, ok := byWindow[BurnBasis]
-	if !ok {
+	if !hasBasis {
 		basis = events(Last(BurnBasis, at))
 	}
+	of := func(d time.Duration) Events {
+		for i, w := range windows {
+			if w == d {
+				return st.Windows[i].Events
+			}
+		}
+		return events(Last(d, at))
+	}
 	st.Budget = budget(ev, basis, s.Objective, PeriodLength(s.Window, at))
-	for _, a := range s.Alerts {
-		st.Alerts = append(st.Alerts, judgeAlert(a, byWindow[a.Long], byWindow[a.Short], s.Objective, s.MinBadEvents))
+	st.Alerts = make([]AlertState, len(s.Alerts))
+	for i, a := range s.Alerts {
+		as := judgeAlert(a, of(a.Long), of(a.Short), s.Objective, s.MinBadEvents, floats[1+len(windows)+2*i:][:2])
+		if i < len(s.factors) {
+			as.Factor = s.factors[i]
+		} else {
+			as.Factor = a.Factor.Decimal()
+		}
+		st.Alerts[i] = as
 	}
 	for _, p := range s.Policy {
-		if policyHolds(p.When, st.Budget.consumed) {
+		if policyHolds(p.When, ev, s.Objective) {
 			st.Policy = append(st.Policy, PolicyHit{When: p.When.String(), Action: p.Action})
 		}
 	}
@@ -267,13 +316,11 @@ func tooFew(e Events, objective spec.Ratio, minBad int64) bool {
 }
 
 func budget(ev, basis Events, objective spec.Ratio, length time.Duration) Budget {
-	b := Budget{Spent: ev.Bad, BurnBasis: spec.Duration(BurnBasis), consumed: new(big.Rat)}
-	allowed := Allowed(ev, objective)
-	b.Allowed, _ = allowed.Float64()
-	if c := BurnRate(ev, objective); c != nil {
-		b.consumed = c
-	}
-	b.ConsumedPercent, _ = new(big.Rat).Mul(b.consumed, big.NewRat(100, 1)).Float64()
+	b := Budget{Spent: ev.Bad, BurnBasis: spec.Duration(BurnBasis), events: ev, objective: objective}
+	allowedShare := objective.OneMinus().Float()
+	b.Allowed = float64(ev.Total) * allowedShare
+	consumed := burnFloat(ev, objective) // the period's burn rate is the share of its budget spent
+	b.ConsumedPercent = consumed * 100
 	b.RemainingPercent = 100 - b.ConsumedPercent
 	b.Exhausted = ev.Bad > 0 && BurnRateAtLeast(ev, objective, spec.One)
 	switch {
@@ -282,11 +329,8 @@ func budget(ev, basis Events, objective spec.Ratio, length time.Duration) Budget
 		b.TimeToExhaustion = &zero
 	case basis.Total > 0 && basis.Bad > 0:
 		// At burn rate r the whole budget lasts length/r, so what remains
-		// lasts remaining·length/r.
-		r := BurnRate(basis, objective)
-		remaining := new(big.Rat).Sub(big.NewRat(1, 1), b.consumed)
-		t := new(big.Rat).Quo(new(big.Rat).Mul(remaining, new(big.Rat).SetInt64(int64(length))), r)
-		d := spec.Duration(roundRat(t))
+		// lasts remaining·length/r. A display value: floats and seconds will do.
+		d := spec.Duration(time.Duration((1 - consumed) * float64(length) / burnFloat(basis, objective)).Round(time.Second))
 		b.TimeToExhaustion = &d
 	}
 	return b
@@ -301,18 +345,17 @@ func roundRat(r *big.Rat) int64 {
 	return q.Int64()
 }
 
-func judgeAlert(a spec.BurnRateAlert, long, short Events, objective spec.Ratio, minBad int64) AlertState {
-	st := AlertState{
-		Severity: a.Severity, Long: spec.Duration(a.Long), Short: spec.Duration(a.Short), Factor: a.Factor.Decimal(),
-		LongBad: long.Bad, rule: a,
-	}
+// judgeAlert evaluates one alert rule; floats (two) hold its burn rates.
+// Factor is left for the caller to fill in.
+func judgeAlert(a spec.BurnRateAlert, long, short Events, objective spec.Ratio, minBad int64, floats []float64) AlertState {
+	st := AlertState{Severity: a.Severity, Long: spec.Duration(a.Long), Short: spec.Duration(a.Short), LongBad: long.Bad, rule: a}
 	if long.Total > 0 {
-		v := burnFloat(long, objective)
-		st.LongBurn = &v
+		floats[0] = burnFloat(long, objective)
+		st.LongBurn = &floats[0]
 	}
 	if short.Total > 0 {
-		v := burnFloat(short, objective)
-		st.ShortBurn = &v
+		floats[1] = burnFloat(short, objective)
+		st.ShortBurn = &floats[1]
 	}
 	burning := BurnRateAtLeast(long, objective, a.Factor) && BurnRateAtLeast(short, objective, a.Factor)
 	enough := long.Bad >= uint64(max(minBad, 0))
@@ -321,15 +364,33 @@ func judgeAlert(a spec.BurnRateAlert, long, short Events, objective spec.Ratio, 
 	return st
 }
 
-// policyHolds evaluates a budget condition exactly on the consumed share.
-func policyHolds(c spec.BudgetCondition, consumed *big.Rat) bool {
-	v := consumed
-	if c.Measure == "remaining" {
-		v = new(big.Rat).Sub(big.NewRat(1, 1), consumed)
+// policyHolds evaluates a budget condition exactly: the share of the budget
+// consumed, c = Bad·d/(Total·(d − n)) for objective n/d, or what remains,
+// 1 − c, against a threshold t, compared in integers.
+func policyHolds(cond spec.BudgetCondition, ev Events, objective spec.Ratio) bool {
+	n, d := budgetParts(objective)
+	t := cond.Threshold
+	op := cond.Op
+	if cond.Measure == "remaining" {
+		if t.Cmp(spec.One) > 0 { // remaining is at most 100%
+			return op == "<" || op == "<="
+		}
+		// 1 − c <op> t  ⇔  c <flipped op> 1 − t
+		t = t.OneMinus()
+		op = map[string]string{"<": ">", "<=": ">=", ">": "<", ">=": "<="}[op]
 	}
-	t := new(big.Rat).SetFrac(new(big.Int).SetUint64(c.Threshold.Num()), new(big.Int).SetUint64(c.Threshold.Den()))
-	cmp := v.Cmp(t)
-	switch c.Op {
+	// c <op> t.num/t.den  ⇔  Bad·d·t.den <op> t.num·Total·(d − n); with no
+	// requests nothing is consumed: 0 <op> t.
+	var cmp int
+	if ev.Total == 0 {
+		cmp = -1
+		if t.IsZero() {
+			cmp = 0
+		}
+	} else {
+		cmp = mul3(ev.Bad, d, t.Den()).cmp(mul3(t.Num(), ev.Total, d-n))
+	}
+	switch op {
 	case "<":
 		return cmp < 0
 	case "<=":
