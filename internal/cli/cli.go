@@ -75,10 +75,13 @@ Check:       slolab validate examples/chat.yaml`,
 func commands(e *env) []*cobra.Command {
 	return []*cobra.Command{
 		validateCmd(e),
+		genCmd(e),
+		importCmd(e),
 		proxyCmd(e),
 		faultCmd(e),
 		sloCmd(e),
 		simulateCmd(e),
+		loadCmd(e),
 		versionCmd(e),
 	}
 }

@@ -26,7 +26,8 @@ var layers = map[string]int{
 	"sli":                3,
 	"store/...":          4,
 	"load":               4,
-	"gen/...":            4,
+	"gen":                4, // what the generators share
+	"gen/...":            5, // generators: above gen, which reads sli and slo
 	"report":             4,
 	"notify":             4,
 	"proxy":              5,
