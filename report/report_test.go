@@ -2,18 +2,15 @@ package report_test
 
 import (
 	"bytes"
-	"flag"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"slolab.dev/slolab/internal/testtool"
 	"slolab.dev/slolab/report"
 	"slolab.dev/slolab/slo"
 	"slolab.dev/slolab/spec"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 const chat = `apiVersion: slolab.dev/v1
 kind: Service
@@ -75,19 +72,7 @@ func TestGolden(t *testing.T) {
 			if err := render(&buf, r); err != nil {
 				t.Fatal(err)
 			}
-			path := filepath.Join("testdata", "review."+name)
-			if *update {
-				if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test ./report -update to create it)", err)
-			}
-			if !bytes.Equal(buf.Bytes(), want) {
-				t.Errorf("%s differs from %s (run go test ./report -update and review the diff):\n%s", name, path, buf.String())
-			}
+			testtool.Golden(t, filepath.Join("testdata", "review."+name), buf.Bytes())
 		})
 	}
 }

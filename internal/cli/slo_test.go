@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"slolab.dev/slolab/internal/testtool"
 	"slolab.dev/slolab/proxy/admin"
 	"slolab.dev/slolab/sli"
 	"slolab.dev/slolab/slo"
@@ -23,23 +23,9 @@ import (
 	"slolab.dev/slolab/store/sqlite"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files")
-
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./internal/cli -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs (run go test ./internal/cli -update and review the diff); got:\n%s", path, got)
-	}
+	testtool.Golden(t, filepath.Join("testdata", name), []byte(got))
 }
 
 // seedStore writes four days of chat traffic ending at end into a new

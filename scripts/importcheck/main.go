@@ -41,6 +41,7 @@ var layers = map[string]int{
 	"bench/...":          9,
 	"internal/testtool":  0, // test helpers: finding external tools
 	"internal/httpserve": 0, // serving with graceful drain
+	"internal/promtest":  1, // test helper: a real Prometheus on loopback
 }
 
 func layerOf(rel string) (int, bool) {

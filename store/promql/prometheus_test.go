@@ -6,9 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,72 +14,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
+	"slolab.dev/slolab/internal/promtest"
 	"slolab.dev/slolab/internal/testtool"
-	"slolab.dev/slolab/match"
 	"slolab.dev/slolab/sli"
 	"slolab.dev/slolab/slo"
 	"slolab.dev/slolab/spec"
 	"slolab.dev/slolab/store/promql"
 	"slolab.dev/slolab/store/sqlite"
 )
-
-// freePort returns a loopback port nobody listens on right now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// startPrometheus runs a real Prometheus on loopback with the given config
-// and data directory until the test ends, and returns its URL.
-func startPrometheus(t *testing.T, config, dataDir string) string {
-	t.Helper()
-	bin := testtool.Path(t, "prometheus")
-	cfgPath := filepath.Join(t.TempDir(), "prometheus.yml")
-	if err := os.WriteFile(cfgPath, []byte(config), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	cmd := exec.Command(bin, "--config.file="+cfgPath, "--storage.tsdb.path="+dataDir,
-		"--web.listen-address="+addr, "--storage.tsdb.retention.time=400d", "--log.level=warn")
-	logs, err := os.Create(filepath.Join(t.TempDir(), "prometheus.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			b, _ := os.ReadFile(logs.Name())
-			t.Logf("prometheus log:\n%s", b)
-		}
-	})
-	url := "http://" + addr
-	for i := 0; ; i++ {
-		resp, err := http.Get(url + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return url
-			}
-		}
-		if i == 300 {
-			t.Fatalf("prometheus at %s not ready after 30s: %v", url, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
 
 const specText = `apiVersion: slolab.dev/v1
 kind: Service
@@ -305,7 +244,7 @@ func TestPrometheusAgreesWithTheStore(t *testing.T) {
 	if out, err := exec.Command(promtool, "tsdb", "create-blocks-from", "openmetrics", om, data).CombinedOutput(); err != nil {
 		t.Fatalf("promtool backfill: %v\n%s", err, out)
 	}
-	url := startPrometheus(t, "global: {scrape_interval: 1m}\n", data)
+	url := promtest.Start(t, "global: {scrape_interval: 1m}\n", data)
 
 	ctx := context.Background()
 	store, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, "slolab.db"), Now: func() time.Time { return end }})
@@ -417,81 +356,5 @@ func TestDurationAndIncrease(t *testing.T) {
 	want := `sum_over_time((sum by (cuj) ((x{cuj="a"} - x{cuj="a"} offset 1m) >= 0 or x{cuj="a"}))[59m59s:1m])`
 	if got != want {
 		t.Errorf("Increase:\n%s\nwant\n%s", got, want)
-	}
-}
-
-// TestScrapedRecorderAgreesWithTheStore: a real Prometheus scrapes a real
-// recorder over loopback while a flusher stores the same requests; the
-// engine gives the same status from both.
-func TestScrapedRecorderAgreesWithTheStore(t *testing.T) {
-	svc := service(t)
-	routes, err := match.Compile(svc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := sli.New(sli.Config{Service: svc, Routes: routes})
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(rec)
-	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	defer srv.Close()
-	url := startPrometheus(t, fmt.Sprintf(`global: {scrape_interval: 1s}
-scrape_configs:
-  - job_name: slolab
-    static_configs: [{targets: [%q]}]
-`, strings.TrimPrefix(srv.URL, "http://")), t.TempDir())
-
-	ctx := context.Background()
-	store, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "slolab.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	flusher := sqlite.NewFlusher(store, rec, sqlite.FlusherConfig{})
-
-	reqs := []struct{ method, path string }{{"POST", "/update"}, {"GET", "/messages"}, {"POST", "/login"}, {"GET", "/nowhere"}}
-	const n = 3000
-	for i := range n {
-		r := reqs[i%len(reqs)]
-		code, lat := 200, time.Duration(i%7)*100*time.Millisecond
-		switch {
-		case i%97 == 0:
-			code = 503
-		case i%131 == 0:
-			code = 0
-		}
-		rec.Observe(sli.Observation{Route: routes.Match(httptest.NewRequest(r.method, r.path, nil)), Method: r.method, Code: code, Latency: lat})
-	}
-	if err := flusher.Final(ctx); err != nil {
-		t.Fatal(err)
-	}
-	prom, err := promql.New(promql.Config{URL: url, Service: svc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Wait for a scrape that saw every request.
-	for i := 0; ; i++ {
-		v, err := prom.Scalar(ctx, fmt.Sprintf("sum(%s)", sli.MetricRequests), time.Now())
-		if err == nil && v == n {
-			break
-		}
-		if i == 300 {
-			t.Fatalf("prometheus never scraped all %d requests (last: %v, %v)", n, v, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	at := slo.Align(time.Now(), time.Minute).Add(time.Minute) // every request lies in a minute before at
-	fromStore, err := slo.Evaluate(ctx, svc, store, at)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fromProm, err := slo.Evaluate(ctx, svc, prom, at)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a, b := jsonOf(t, fromStore), jsonOf(t, fromProm); a != b {
-		t.Errorf("store and prometheus disagree:\nstore:\n%s\nprometheus:\n%s", a, b)
-	}
-	if got := fromStore.SLOs[0].Events; got.Total != 750 || got.Bad == 0 {
-		t.Errorf("update saw %+v, want 750 requests with some failures", got)
 	}
 }
