@@ -182,8 +182,12 @@ func (s *proxyStack) run(ctx context.Context) error {
 	defer stopBG()
 	go s.faults.Run(bg)
 	go s.recorder.Run(bg)
+	flushCtx, stopFlushing := context.WithCancel(bg)
+	flushing := make(chan struct{})
 	if s.flusher != nil {
-		go s.flusher.Run(bg)
+		go func() { s.flusher.Run(flushCtx); close(flushing) }()
+	} else {
+		close(flushing)
 	}
 
 	proxyCtx, stopProxy := context.WithCancel(ctx)
@@ -211,6 +215,8 @@ func (s *proxyStack) run(ctx context.Context) error {
 		stopProxy()
 		proxyErr = <-proxyDone
 	}
+	stopFlushing()
+	<-flushing
 	if s.flusher != nil { // requests have drained: store the last, still open interval too
 		if err := s.flusher.Final(context.WithoutCancel(ctx)); err != nil {
 			s.log.Warn("storing the last buckets on shutdown", "err", err)

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"slolab.dev/slolab/sli"
@@ -62,7 +63,9 @@ type Flusher struct {
 	cfg   FlusherConfig
 	store *Store
 	rec   Recorder
-	since time.Time // everything before this has been written
+
+	mu    sync.Mutex // serialises flushes: two at once would write the same intervals twice
+	since time.Time  // everything before this has been written
 }
 
 // NewFlusher returns a flusher of rec into s.
@@ -71,8 +74,15 @@ func NewFlusher(s *Store, rec Recorder, cfg FlusherConfig) *Flusher {
 	return &Flusher{cfg: cfg, store: s, rec: rec}
 }
 
-// Flush writes the intervals closed since the last flush.
+// Flush writes the intervals closed since the last flush. It is safe to
+// call while Run is flushing too.
 func (f *Flusher) Flush(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.flush(ctx)
+}
+
+func (f *Flusher) flush(ctx context.Context) error {
 	until := f.rec.Closed()
 	if !until.After(f.since) {
 		return nil
@@ -94,8 +104,10 @@ func (f *Flusher) Flush(ctx context.Context) error {
 // written. Call it once the proxy has stopped serving: requests observed
 // afterwards are not stored.
 func (f *Flusher) Final(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.rec.Close(f.cfg.Now().Add(f.rec.Interval()))
-	return f.Flush(ctx)
+	return f.flush(ctx)
 }
 
 // Run flushes every cfg.Every and compacts every cfg.CompactEvery until ctx
