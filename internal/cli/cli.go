@@ -82,6 +82,8 @@ func commands(e *env) []*cobra.Command {
 		importCmd(e),
 		proxyCmd(e),
 		faultCmd(e),
+		sloCmd(e),
+		simulateCmd(e),
 		loadCmd(e),
 		canaryCmd(e),
 		rolloutCmd(e),
