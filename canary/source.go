@@ -8,6 +8,7 @@ import (
 	"slolab.dev/slolab"
 	"slolab.dev/slolab/match"
 	"slolab.dev/slolab/proxy/admin"
+	"slolab.dev/slolab/slo"
 	"slolab.dev/slolab/spec"
 )
 
@@ -96,4 +97,68 @@ func FromCounts(svc *spec.Service, resp *admin.CountsResponse, source string) (*
 		obs.CUJs[c.Name] = rv
 	}
 	return obs, nil
+}
+
+// Revisioned is what the embedded store and Prometheus give: every CUJ's
+// counts per revision over a range.
+type Revisioned interface {
+	Revisions(ctx context.Context, r slo.Range) (map[string]map[string]slo.Counts, error)
+}
+
+// Stored reads minute buckets: the embedded store (`slolab proxy --store`)
+// or Prometheus. They resolve whole minutes, so a window ends at End — the
+// last whole minute the source holds, or an instant the user chose.
+type Stored struct {
+	Source Revisioned
+	Name   string // for reports: "store slolab.db", "prometheus http://…"
+	// End returns the end of the window to judge.
+	End func(ctx context.Context) (time.Time, error)
+}
+
+var _ Source = (*Stored)(nil)
+
+// Observe implements Source.
+func (s *Stored) Observe(ctx context.Context, svc *spec.Service, window time.Duration) (*Observed, error) {
+	end, err := s.End(ctx)
+	if err != nil {
+		return nil, err
+	}
+	window = (window + time.Minute - 1).Truncate(time.Minute) // whole minutes
+	revs, err := s.Source.Revisions(ctx, slo.Range{From: end.Add(-window), To: end})
+	if err != nil {
+		return nil, err
+	}
+	obs := &Observed{Source: s.Name, At: end, Window: window, Span: window, CUJs: map[string]Revisions{}}
+	for _, c := range svc.CUJs {
+		var rv Revisions
+		for rev, n := range revs[c.Name] {
+			counts := Counts{Total: n.Total, Bad: n.Bad}
+			if c.Latency != nil {
+				counts.Slow = n.Slow
+			}
+			switch rev {
+			case match.RevisionStable.String():
+				rv.Stable = counts
+			case match.RevisionCanary.String():
+				rv.Canary = counts
+			default:
+				rv.Unsplit = counts
+			}
+		}
+		obs.CUJs[c.Name] = rv
+	}
+	return obs, nil
+}
+
+// PrometheusRevisions adapts a Prometheus source, which evaluates a window
+// of whole steps at its end, to Revisioned.
+type PrometheusRevisions struct {
+	Source interface {
+		Revisions(ctx context.Context, at time.Time, w time.Duration) (map[string]map[string]slo.Counts, error)
+	}
+}
+
+// Revisions implements Revisioned.
+func (p PrometheusRevisions) Revisions(ctx context.Context, r slo.Range) (map[string]map[string]slo.Counts, error) {
+	return p.Source.Revisions(ctx, r.To, r.Duration())
 }

@@ -16,8 +16,11 @@ import (
 	"slolab.dev/slolab/canary"
 	"slolab.dev/slolab/internal/httpserve"
 	"slolab.dev/slolab/proxy/admin"
+	"slolab.dev/slolab/slo"
 	"slolab.dev/slolab/spec"
 	"slolab.dev/slolab/split"
+	"slolab.dev/slolab/store/promql"
+	"slolab.dev/slolab/store/sqlite"
 )
 
 // judgeFlags are what `canary judge`, `canary serve` and `rollout` share:
@@ -26,6 +29,10 @@ type judgeFlags struct {
 	specPath   string
 	window     time.Duration
 	admin      adminFlags
+	store      string
+	prometheus string
+	matchers   string
+	at         string
 	confidence string
 	maxBurn    string
 	tolerance  string
@@ -38,6 +45,10 @@ func (j *judgeFlags) add(cmd *cobra.Command, e *env, window time.Duration) {
 	fs.StringVar(&j.specPath, "spec", "", "the service spec listing the CUJs and their SLOs (required)")
 	fs.DurationVar(&j.window, "window", window, "judge the requests of the last window (up to 6h from a proxy)")
 	j.admin.add(cmd, e)
+	fs.StringVar(&j.store, "store", "", "judge from the embedded store 'slolab proxy --store' writes (whole minutes) instead of the proxy's live windows")
+	fs.StringVar(&j.prometheus, "prometheus", "", "judge from slolab's metrics in Prometheus at this URL (a fleet of proxies; whole minutes)")
+	fs.StringVar(&j.matchers, "prometheus-matchers", "", `extra label matchers for slolab's metrics, e.g. 'job="chat-proxy"'`)
+	fs.StringVar(&j.at, "at", "", "with --store or --prometheus: judge the window ending at this time (RFC 3339, a date, or a duration ago such as 1h); default the last whole minute")
 	fs.StringVar(&j.confidence, "confidence", "95%", "chance that a canary as good as its SLOs and stable passes one judgment, all checks together")
 	fs.StringVar(&j.maxBurn, "max-burn-rate", "1", "how fast the canary may burn its error budget over the window (1: exactly at the SLO)")
 	fs.StringVar(&j.tolerance, "tolerance", "10%", "how much worse than stable the canary may be before the comparison can fail it, as a share of the error budget")
@@ -45,47 +56,137 @@ func (j *judgeFlags) add(cmd *cobra.Command, e *env, window time.Duration) {
 	fs.StringSliceVar(&j.cujs, "cuj", nil, "judge only these CUJs (repeatable or comma-separated)")
 }
 
-// load reads the spec, the judge's config and the source.
-func (j *judgeFlags) load() (*spec.Service, canary.Config, canary.Source, *admin.Client, error) {
+// judged is what a judging command works with.
+type judged struct {
+	svc    *spec.Service
+	cfg    canary.Config
+	source canary.Source
+	client *admin.Client // the proxy's admin API: the source, or the weights of a rollout
+	close  func()
+}
+
+// load reads the spec, the judge's config and the source. adminToo says the
+// command needs the admin API besides a --store or --prometheus source.
+func (j *judgeFlags) load(ctx context.Context, cmd *cobra.Command, adminToo bool) (*judged, error) {
+	svc, cfg, err := j.config()
+	if err != nil {
+		return nil, err
+	}
+	stored := 0
+	for _, v := range []string{j.store, j.prometheus} {
+		if v != "" {
+			stored++
+		}
+	}
+	switch {
+	case stored > 1:
+		return nil, usageErrorf("give --store or --prometheus, not both")
+	case stored == 1 && !adminToo && cmd.Flags().Changed("admin"):
+		return nil, usageErrorf("give one source: --admin (the proxy's live windows), --store or --prometheus")
+	case stored == 0 && j.at != "":
+		return nil, usageErrorf("--at needs --store or --prometheus: the proxy's live windows always end now")
+	}
+	var at time.Time
+	if j.at != "" {
+		if at, err = parseInstant("--at", j.at, time.Now()); err != nil {
+			return nil, err
+		}
+		at = slo.Align(at, time.Minute)
+	}
+	c, err := j.admin.client()
+	if err != nil {
+		return nil, err
+	}
+	out := &judged{svc: svc, cfg: cfg, client: c, source: &canary.Admin{Client: c, URL: j.admin.url}, close: func() {}}
+	switch {
+	case j.prometheus != "":
+		p, err := promql.New(promql.Config{URL: j.prometheus, Service: svc, Matchers: j.matchers})
+		if err != nil {
+			return nil, usageErrorf("--prometheus: %v", err)
+		}
+		out.source = &canary.Stored{
+			Source: canary.PrometheusRevisions{Source: p}, Name: "prometheus " + j.prometheus,
+			End: func(context.Context) (time.Time, error) {
+				if !at.IsZero() {
+					return at, nil
+				}
+				return slo.Align(time.Now(), time.Minute), nil
+			},
+		}
+	case j.store != "":
+		if _, err := os.Stat(j.store); err != nil {
+			return nil, slolab.Errorf(slolab.NotFound, "no store at %s: run 'slolab proxy --store %s ...' to record one", j.store, j.store)
+		}
+		st, err := sqlite.Open(ctx, sqlite.Config{Path: j.store})
+		if err != nil {
+			return nil, err
+		}
+		out.close = func() { _ = st.Close() } // only read: closing loses nothing
+		out.source = &canary.Stored{
+			Source: st, Name: "store " + j.store,
+			End: func(ctx context.Context) (time.Time, error) {
+				if !at.IsZero() {
+					return at, nil
+				}
+				ext, err := st.Extent(ctx)
+				if err != nil {
+					return time.Time{}, err
+				}
+				return storeInstant(time.Now(), ext.FlushedUntil), nil
+			},
+		}
+	}
+	return out, nil
+}
+
+// sourceName names where the counts come from, for banners.
+func (j *judgeFlags) sourceName() string {
+	switch {
+	case j.prometheus != "":
+		return "prometheus " + j.prometheus
+	case j.store != "":
+		return "store " + j.store
+	}
+	return "proxy " + j.admin.url
+}
+
+// config reads the spec and the judge's tunables.
+func (j *judgeFlags) config() (*spec.Service, canary.Config, error) {
 	var cfg canary.Config
 	if j.specPath == "" {
-		return nil, cfg, nil, nil, usageErrorf("--spec is required: the service spec listing the CUJs and their SLOs")
+		return nil, cfg, usageErrorf("--spec is required: the service spec listing the CUJs and their SLOs")
 	}
 	if j.window <= 0 || j.window > admin.MaxCountsWindow {
-		return nil, cfg, nil, nil, usageErrorf("--window %s: must be in (0, %s], the history a proxy keeps", j.window, spec.FormatDuration(admin.MaxCountsWindow))
+		return nil, cfg, usageErrorf("--window %s: must be in (0, %s], the history a proxy keeps", j.window, spec.FormatDuration(admin.MaxCountsWindow))
 	}
 	var err error
 	if cfg.Confidence, err = spec.ParsePercent(j.confidence); err != nil {
-		return nil, cfg, nil, nil, usageErrorf("--confidence: %v", err)
+		return nil, cfg, usageErrorf("--confidence: %v", err)
 	}
 	if cfg.MaxBurnRate, err = spec.ParseRatio(j.maxBurn); err != nil || cfg.MaxBurnRate.IsZero() {
-		return nil, cfg, nil, nil, usageErrorf("--max-burn-rate %q: want a positive number such as 1 or 2", j.maxBurn)
+		return nil, cfg, usageErrorf("--max-burn-rate %q: want a positive number such as 1 or 2", j.maxBurn)
 	}
 	tol, err := spec.ParsePercent(j.tolerance)
 	if err != nil {
-		return nil, cfg, nil, nil, usageErrorf("--tolerance: %v", err)
+		return nil, cfg, usageErrorf("--tolerance: %v", err)
 	}
 	cfg.Tolerance = &tol
 	if j.weight != "" {
 		w, err := admin.ParseWeight(j.weight)
 		if err != nil {
-			return nil, cfg, nil, nil, usageErrorf("--weight %q: %v", j.weight, err)
+			return nil, cfg, usageErrorf("--weight %q: %v", j.weight, err)
 		}
 		cfg.Weight = &w
 	}
 	cfg.CUJs = j.cujs
 	svc, err := loadService(j.specPath)
 	if err != nil {
-		return nil, cfg, nil, nil, err
+		return nil, cfg, err
 	}
 	if err := cfg.Check(svc); err != nil {
-		return nil, cfg, nil, nil, usageErrorf("--%v", err)
+		return nil, cfg, usageErrorf("--%v", err)
 	}
-	c, err := j.admin.client()
-	if err != nil {
-		return nil, cfg, nil, nil, err
-	}
-	return svc, cfg, &canary.Admin{Client: c, URL: j.admin.url}, c, nil
+	return svc, cfg, nil
 }
 
 func canaryCmd(e *env) *cobra.Command {
@@ -108,11 +209,13 @@ func canaryJudgeCmd(e *env) *cobra.Command {
 	var j judgeFlags
 	var output string
 	cmd := &cobra.Command{
-		Use:   "judge --spec FILE [--window 5m] [--admin URL]",
+		Use:   "judge --spec FILE [--window 5m] [--admin URL | --store PATH | --prometheus URL]",
 		Short: "Judge the canary per CUJ: pass (exit 0), fail (1) or inconclusive (2)",
 		Long: `Judge the canary per CUJ over the last --window, from a proxy that splits
 traffic between stable and canary (slolab proxy --upstream stable=URL
---upstream canary=URL).
+--upstream canary=URL): its live windows (--admin, the default), its
+embedded store (--store, whole minutes) or Prometheus (--prometheus, a fleet
+of proxies, whole minutes).
 
 For each CUJ and each of its SLOs (availability; latency under its threshold):
   against the SLO:   could a canary within the objective (times --max-burn-rate)
@@ -129,21 +232,24 @@ a pass, and the judge says what rate, window or weight would decide.
 The overall verdict is the worst CUJ's. Exit 0 pass, 1 fail, 2 inconclusive.`,
 		Example: `  slolab canary judge --spec chat.yaml --window 5m
   slolab canary judge --spec chat.yaml --admin http://127.0.0.1:9090 --cuj task -o json
-  slolab canary judge --spec chat.yaml --confidence 99% --max-burn-rate 2`,
+  slolab canary judge --spec chat.yaml --confidence 99% --max-burn-rate 2
+  slolab canary judge --spec chat.yaml --prometheus http://prometheus:9090 --window 10m
+  slolab canary judge --spec chat.yaml --store slolab.db --at 2026-03-01T12:05:00Z`,
 		Args: exactArgs(0, "no arguments (use --spec)"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			svc, cfg, src, _, err := j.load()
+			jd, err := j.load(e.ctx, cmd, false)
 			if err != nil {
 				return err
 			}
-			obs, err := src.Observe(e.ctx, svc, j.window)
+			defer jd.close()
+			obs, err := jd.source.Observe(e.ctx, jd.svc, j.window)
 			if err != nil {
 				return err
 			}
-			res, err := canary.Judge(svc, obs, cfg)
+			res, err := canary.Judge(jd.svc, obs, jd.cfg)
 			if err != nil {
 				return err
 			}
@@ -269,18 +375,19 @@ endpoint. See docs/canary.md.`,
 			if err != nil {
 				return err
 			}
-			svc, cfg, src, _, err := j.load()
+			jd, err := j.load(e.ctx, cmd, false)
 			if err != nil {
 				return err
 			}
+			defer jd.close()
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
 				return fmt.Errorf("listening: %w", err)
 			}
-			h := canary.NewHandler(canary.ServerConfig{Service: svc, Source: src, Window: j.window, Judge: cfg, Logger: log})
+			h := canary.NewHandler(canary.ServerConfig{Service: jd.svc, Source: jd.source, Window: j.window, Judge: jd.cfg, Logger: log})
 			base := "http://" + ln.Addr().String()
 			fmt.Fprintf(e.stderr, "slolab canary serve: %s%s · Flagger %s%s, %s%s (judging %s over %s)\n",
-				base, canary.VerdictPath, base, canary.FlaggerRolloutPath, base, canary.FlaggerConfirmPath, j.admin.url, j.window)
+				base, canary.VerdictPath, base, canary.FlaggerRolloutPath, base, canary.FlaggerConfirmPath, j.sourceName(), j.window)
 			err = httpserve.Serve(e.ctx, ln, h, httpserve.Options{Drain: 10 * time.Second})
 			fmt.Fprintln(e.stderr, "slolab canary serve: stopped")
 			return err
@@ -342,10 +449,12 @@ analysis is logged; -o json writes one JSON object per event.`,
 			if interval <= 0 {
 				return usageErrorf("--interval must be positive")
 			}
-			svc, cfg, src, client, err := j.load()
+			jd, err := j.load(e.ctx, cmd, true)
 			if err != nil {
 				return err
 			}
+			defer jd.close()
+			svc, cfg, src, client := jd.svc, jd.cfg, jd.source, jd.client
 			client.SetActor("slolab rollout")
 			st, err := client.Canary(e.ctx)
 			if err != nil {

@@ -260,6 +260,8 @@ func TestCanaryCommandsRefuseBadFlags(t *testing.T) {
 		{[]string{"canary", "judge", "--spec", "testdata/chat-canary.yaml", "--cuj", "checkout"}, "slolab: --cuj: service chat has no CUJ \"checkout\" (it has send, read, upload)\n"},
 		{[]string{"canary", "judge", "--spec", "testdata/chat-canary.yaml", "--confidence", "100%"}, "slolab: --confidence: must be below 100%, got 100%\n"},
 		{[]string{"canary", "judge", "--spec", "testdata/chat-canary.yaml", "--max-burn-rate", "0"}, "slolab: --max-burn-rate \"0\": want a positive number such as 1 or 2\n"},
+		{[]string{"canary", "judge", "--spec", "testdata/chat-canary.yaml", "--at", "1h"}, "slolab: --at needs --store or --prometheus: the proxy's live windows always end now\n"},
+		{[]string{"canary", "judge", "--spec", "testdata/chat-canary.yaml", "--admin", "http://127.0.0.1:1", "--prometheus", "http://127.0.0.1:2"}, "slolab: give one source: --admin (the proxy's live windows), --store or --prometheus\n"},
 		{[]string{"rollout", "--spec", "testdata/chat-canary.yaml"}, "slolab: --steps is required, e.g. --steps \"25%,pause 5m,50%,pause 5m,100%\"\n"},
 		{[]string{"rollout", "--spec", "testdata/chat-canary.yaml", "--steps", "25%,wait"}, "slolab: steps: step 2 \"wait\": want a weight from 0% to 100% (\"25%\") or \"pause 5m\"\n"},
 		{[]string{"proxy", "--spec", "x.yaml", "--upstream", "stable=http://a:1"}, "slolab: --upstream: a split needs both stable=URL and canary=URL\n"},
