@@ -1,6 +1,7 @@
 // Package match maps a request to its CUJ and route, with exactly net/http's
 // pattern semantics (methods, hosts, wildcards, {id}, {rest...}, precedence),
-// and a client to its experiment or control group by a stable hash.
+// a client to its experiment or control group by a stable hash, and names the
+// revisions (stable, canary) a split sends requests to.
 package match
 
 import (

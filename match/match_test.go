@@ -120,3 +120,24 @@ func BenchmarkMatch(b *testing.B) {
 		tbl.Match(reqs[i%len(reqs)])
 	}
 }
+
+func TestRevisionHeaderValuesMapToCanaryOrStable(t *testing.T) {
+	for value, want := range map[string]match.Revision{
+		"canary": match.RevisionCanary, " Canary ": match.RevisionCanary, "TRUE": match.RevisionCanary,
+		"1": match.RevisionCanary, "yes": match.RevisionCanary, "on": match.RevisionCanary,
+		"": match.RevisionStable, "stable": match.RevisionStable, "false": match.RevisionStable,
+		"0": match.RevisionStable, "v2": match.RevisionStable, "canaryish": match.RevisionStable,
+	} {
+		if got := match.RevisionOf(value); got != want {
+			t.Errorf("RevisionOf(%q) = %q, want %q", value, got, want)
+		}
+	}
+	for _, r := range []match.Revision{match.RevisionNone, match.RevisionStable, match.RevisionCanary} {
+		if got, ok := match.ParseRevision(r.String()); !ok || got != r {
+			t.Errorf("ParseRevision(%q) = %v %v", r, got, ok)
+		}
+	}
+	if _, ok := match.ParseRevision("blue"); ok {
+		t.Error("ParseRevision accepted blue")
+	}
+}

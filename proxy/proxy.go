@@ -21,6 +21,7 @@ import (
 	"slolab.dev/slolab/fault"
 	"slolab.dev/slolab/match"
 	"slolab.dev/slolab/sli"
+	"slolab.dev/slolab/split"
 )
 
 // DefaultFaultHeader marks responses a fault rule changed, naming the rules.
@@ -28,7 +29,13 @@ const DefaultFaultHeader = "X-Slolab-Fault"
 
 // Config configures a Proxy.
 type Config struct {
+	// Upstream is the app, or its stable release while Split sends a share
+	// of the traffic to a canary.
 	Upstream *url.URL
+	// Split, when set, picks each request's revision: in weight mode it sends
+	// requests to Upstream or to the split's canary upstream, in header mode
+	// it reads the revision a mesh marked. SLIs are recorded per revision.
+	Split    *split.Split
 	Routes   *match.Table
 	Faults   *fault.Registry
 	Recorder *sli.Recorder
@@ -83,10 +90,12 @@ func NewTransport() *http.Transport {
 	}
 }
 
-// Proxy is an http.Handler forwarding to one upstream.
+// Proxy is an http.Handler forwarding to one upstream, or to a stable and a
+// canary upstream.
 type Proxy struct {
-	cfg Config
-	rp  *httputil.ReverseProxy
+	cfg    Config
+	rp     *httputil.ReverseProxy // to Upstream
+	canary *httputil.ReverseProxy // to the split's canary upstream, in weight mode
 }
 
 // New returns a Proxy.
@@ -96,15 +105,27 @@ func New(cfg Config) (*Proxy, error) {
 		return nil, errors.New("proxy.New: upstream, routes, faults and recorder are required")
 	}
 	p := &Proxy{cfg: cfg}
-	p.rp = &httputil.ReverseProxy{
-		Rewrite:        p.rewrite,
-		Transport:      cfg.Transport,
-		ModifyResponse: p.modifyResponse,
-		ErrorHandler:   p.upstreamError,
-		BufferPool:     bufferPool{},
-		ErrorLog:       slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
+	p.rp = p.reverseProxy(cfg.Upstream)
+	if cfg.Split != nil && cfg.Split.Canary() != nil {
+		p.canary = p.reverseProxy(cfg.Split.Canary())
 	}
 	return p, nil
+}
+
+// reverseProxy forwards to one upstream; the stable and the canary upstream
+// each have their own, so the request path needs no per-request state to
+// know where it goes.
+func (p *Proxy) reverseProxy(upstream *url.URL) *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite:        func(pr *httputil.ProxyRequest) { p.rewrite(pr, upstream) },
+		Transport:      p.cfg.Transport,
+		ModifyResponse: p.modifyResponse,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			p.upstreamError(w, r, upstream, err)
+		},
+		BufferPool: bufferPool{},
+		ErrorLog:   slog.NewLogLogger(p.cfg.Logger.Handler(), slog.LevelDebug),
+	}
 }
 
 type bufferPool struct{}
@@ -124,6 +145,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	table := p.cfg.Faults.Table()
 	group := table.Group(r, match.ClientIP(r, p.cfg.TrustForwardedFor), start)
 	d := table.Decide(r, route, group, start)
+	rev := match.RevisionNone
+	if p.cfg.Split != nil {
+		rev = p.cfg.Split.Pick(r, route)
+	}
 
 	rw := &recorder{ResponseWriter: w}
 	defer func() {
@@ -137,7 +162,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if r.Context().Err() != nil && (code == 0 || rw.upstreamErr) && !rw.aborted {
 			code = StatusClientClosedRequest
 		}
-		p.cfg.Recorder.Observe(sli.Observation{Route: route, Group: group, Method: r.Method, Code: code, Latency: p.cfg.Now().Sub(start)})
+		if rev == match.RevisionNone && p.cfg.Split != nil {
+			rev = p.cfg.Split.FromResponse(rw.Header()) // header mode: the response tells
+		}
+		p.cfg.Recorder.Observe(sli.Observation{Route: route, Revision: rev, Group: group, Method: r.Method, Code: code, Latency: p.cfg.Now().Sub(start)})
 		if rec != nil {
 			panic(rec)
 		}
@@ -185,6 +213,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if len(d.Modifiers) > 0 {
 		r = r.WithContext(context.WithValue(r.Context(), decisionKey{}, d.Modifiers))
 	}
+	if rev == match.RevisionCanary && p.canary != nil {
+		p.canary.ServeHTTP(rw, r)
+		return
+	}
 	p.rp.ServeHTTP(rw, r)
 }
 
@@ -192,8 +224,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // response was complete (nginx's 499). It does not count against availability.
 const StatusClientClosedRequest = 499
 
-func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
-	pr.SetURL(p.cfg.Upstream)
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest, upstream *url.URL) {
+	pr.SetURL(upstream)
 	pr.Out.Host = pr.In.Host // forward the client's Host, as most proxies in front of an app do
 	if xff, ok := pr.In.Header["X-Forwarded-For"]; ok {
 		pr.Out.Header["X-Forwarded-For"] = xff
@@ -213,7 +245,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 
 // upstreamError answers 502 with a plain reason when the upstream cannot be
 // reached or breaks, so a user or a log shows why.
-func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, upstream *url.URL, err error) {
 	if rw, ok := w.(*recorder); ok {
 		rw.upstreamErr = true
 	}
@@ -228,7 +260,7 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 	} else if !isDialError(err) {
 		reason = "failed"
 	}
-	msg := fmt.Sprintf("slolab proxy: upstream %s %s: %v\n", p.cfg.Upstream.Host, reason, unwrapURLError(err))
+	msg := fmt.Sprintf("slolab proxy: upstream %s %s: %v\n", upstream.Host, reason, unwrapURLError(err))
 	p.cfg.Logger.Warn("upstream error", "method", r.Method, "path", r.URL.Path, "status", code, "err", err)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Slolab-Error", "upstream "+reason)

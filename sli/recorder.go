@@ -1,6 +1,7 @@
 // Package sli measures what users experience per CUJ: counts of requests,
 // availability-bad requests (5xx or no response) and a latency histogram,
-// per route and client group. The request path only adds to atomic counters;
+// per route, revision (stable or canary while a split is active) and client
+// group. The request path only adds to atomic counters;
 // a background snapshotter closes 10-second intervals into a ring kept for
 // hours, from which windows, percentiles and store buckets are read.
 package sli
@@ -54,15 +55,15 @@ func (c *Config) defaults() {
 	}
 }
 
-// Recorder counts requests per route × group. Observe is lock-free and safe
-// for concurrent use; readers never block it.
+// Recorder counts requests per route × revision × group. Observe is
+// lock-free and safe for concurrent use; readers never block it.
 type Recorder struct {
 	cfg        Config
 	bounds     []time.Duration
 	thresholds []int // per CUJ index: the bucket index whose upper bound is the latency threshold, or -1
 	routes     []*match.Route
 	cujRoutes  [][]int // per CUJ index: route IDs
-	series     [][match.NumGroups]atomic.Pointer[series]
+	series     [][match.NumRevisions][match.NumGroups]atomic.Pointer[series]
 
 	mu    sync.RWMutex // guards the ring below; taken by the snapshotter and readers, never by Observe
 	slots int          // ring capacity in intervals
@@ -76,12 +77,13 @@ var methods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS
 const maxCode = 600
 
 type series struct {
-	route *match.Route
-	group match.Group
-	bad   atomic.Uint64
-	hist  []atomic.Uint64 // non-cumulative; the last bucket is +Inf
-	sumNs atomic.Uint64
-	codes [10]atomic.Pointer[[maxCode]atomic.Uint64]
+	route    *match.Route
+	revision match.Revision
+	group    match.Group
+	bad      atomic.Uint64
+	hist     []atomic.Uint64 // non-cumulative; the last bucket is +Inf
+	sumNs    atomic.Uint64
+	codes    [10]atomic.Pointer[[maxCode]atomic.Uint64]
 
 	// The snapshotter's own state: cumulative values at the last close and the
 	// ring of per-interval deltas, row-major: slot × (1 + len(hist)), bad first.
@@ -111,7 +113,7 @@ func New(cfg Config) *Recorder {
 	for _, rt := range r.routes {
 		r.cujRoutes[rt.CUJ] = append(r.cujRoutes[rt.CUJ], rt.ID)
 	}
-	r.series = make([][match.NumGroups]atomic.Pointer[series], len(r.routes))
+	r.series = make([][match.NumRevisions][match.NumGroups]atomic.Pointer[series], len(r.routes))
 	r.slots = int(cfg.Keep/cfg.Interval) + 1
 	k := r.interval(cfg.Now())
 	r.end, r.start = k, k
@@ -128,13 +130,13 @@ func (r *Recorder) interval(t time.Time) int64 {
 	return t.UnixNano() / int64(r.cfg.Interval)
 }
 
-func (r *Recorder) get(route int, g match.Group) *series {
-	p := &r.series[route][g]
+func (r *Recorder) get(route int, rev match.Revision, g match.Group) *series {
+	p := &r.series[route][rev][g]
 	if s := p.Load(); s != nil {
 		return s
 	}
 	nb := len(r.bounds) + 1
-	s := &series{route: r.routes[route], group: g, hist: make([]atomic.Uint64, nb), last: make([]uint64, 1+nb)}
+	s := &series{route: r.routes[route], revision: rev, group: g, hist: make([]atomic.Uint64, nb), last: make([]uint64, 1+nb)}
 	r.mu.Lock() // a new series allocates its ring under the ring's lock; once per series
 	if cur := p.Load(); cur != nil {
 		r.mu.Unlock()
@@ -148,11 +150,12 @@ func (r *Recorder) get(route int, g match.Group) *series {
 
 // Observation is one finished request.
 type Observation struct {
-	Route   *match.Route
-	Group   match.Group
-	Method  string
-	Code    int // HTTP status, 0 when nothing was answered
-	Latency time.Duration
+	Route    *match.Route
+	Revision match.Revision // none unless the proxy splits traffic between stable and canary
+	Group    match.Group
+	Method   string
+	Code     int // HTTP status, 0 when nothing was answered
+	Latency  time.Duration
 }
 
 // Bad reports whether a status counts against availability: 5xx or no response.
@@ -160,7 +163,7 @@ func Bad(code int) bool { return code == 0 || code >= 500 }
 
 // Observe records a finished request.
 func (r *Recorder) Observe(o Observation) {
-	s := r.get(o.Route.ID, o.Group)
+	s := r.get(o.Route.ID, o.Revision, o.Group)
 	i := sort.Search(len(r.bounds), func(i int) bool { return r.bounds[i] >= o.Latency })
 	// The histogram is incremented before bad, and read after it, so a reader
 	// never sees more bad requests than requests.
@@ -234,28 +237,34 @@ func (r *Recorder) Close(now time.Time) {
 	nb := len(r.bounds) + 1
 	w := 1 + nb
 	for route := range r.series {
-		for g := range r.series[route] {
-			s := r.series[route][g].Load()
-			if s == nil {
-				continue
-			}
-			// Slots of intervals skipped (a stalled machine) are cleared; the
-			// counts go to the last interval that ended.
-			for j := max(r.end, k-int64(r.slots)); j < k; j++ {
-				slot := int(j % int64(r.slots))
-				clear(s.ring[slot*w : (slot+1)*w])
-			}
-			slot := int((k - 1) % int64(r.slots))
-			row := s.ring[slot*w : (slot+1)*w]
-			bad := s.bad.Load()
-			row[0] = uint32(bad - s.last[0])
-			s.last[0] = bad
-			for i := range s.hist {
-				v := s.hist[i].Load()
-				row[1+i] = uint32(v - s.last[1+i])
-				s.last[1+i] = v
+		for rev := range r.series[route] {
+			for g := range r.series[route][rev] {
+				if s := r.series[route][rev][g].Load(); s != nil {
+					r.closeSeries(s, k, w)
+				}
 			}
 		}
 	}
 	r.end = k
+}
+
+// closeSeries moves a series' counts since the previous close into the slot
+// of interval k-1.
+func (r *Recorder) closeSeries(s *series, k int64, w int) {
+	// Slots of intervals skipped (a stalled machine) are cleared; the
+	// counts go to the last interval that ended.
+	for j := max(r.end, k-int64(r.slots)); j < k; j++ {
+		slot := int(j % int64(r.slots))
+		clear(s.ring[slot*w : (slot+1)*w])
+	}
+	slot := int((k - 1) % int64(r.slots))
+	row := s.ring[slot*w : (slot+1)*w]
+	bad := s.bad.Load()
+	row[0] = uint32(bad - s.last[0])
+	s.last[0] = bad
+	for i := range s.hist {
+		v := s.hist[i].Load()
+		row[1+i] = uint32(v - s.last[1+i])
+		s.last[1+i] = v
+	}
 }

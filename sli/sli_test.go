@@ -3,6 +3,7 @@ package sli_test
 import (
 	"context"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -142,20 +143,66 @@ func TestGroupsAreMeasuredSeparately(t *testing.T) {
 	}
 }
 
+func TestRevisionsAreMeasuredSeparately(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec, routes := setup(t)
+		upd, put := route(routes, "POST", "/update"), route(routes, "PUT", "/messages/1")
+		// 40 requests over 20s: every 4th goes to the canary, and half of the
+		// canary's fail; stable never fails.
+		for i := range 40 {
+			rev, code, rt := match.RevisionStable, 200, upd
+			if i%4 == 0 {
+				rev, rt = match.RevisionCanary, put
+				if i%8 == 0 {
+					code = 500
+				}
+			}
+			rec.Observe(sli.Observation{Route: rt, Revision: rev, Group: match.Group(i % 2), Method: "POST", Code: code, Latency: time.Millisecond})
+			time.Sleep(500 * time.Millisecond)
+		}
+		rec.Close(time.Now())
+		cuj := routes.CUJIndex("update")
+		canary := rec.RevisionWindow(cuj, match.RevisionCanary, time.Minute)
+		stable := rec.RevisionWindow(cuj, match.RevisionStable, time.Minute)
+		none := rec.RevisionWindow(cuj, match.RevisionNone, time.Minute)
+		all := rec.Window(cuj, sli.AllGroups, time.Minute)
+		got := [][3]uint64{{canary.Total, canary.Bad, canary.Slow}, {stable.Total, stable.Bad, stable.Slow}, {none.Total, none.Bad, none.Slow}, {all.Total, all.Bad, all.Slow}}
+		want := [][3]uint64{{10, 5, 0}, {30, 0, 0}, {0, 0, 0}, {40, 5, 0}}
+		if !slices.Equal(got, want) {
+			t.Errorf("canary, stable, none, all = %v, want %v", got, want)
+		}
+		var perRevision [match.NumRevisions]uint64
+		for _, b := range rec.Buckets(time.Time{}) {
+			r, ok := match.ParseRevision(b.Revision)
+			if !ok || b.CUJ != "update" {
+				t.Fatalf("bucket %+v", b)
+			}
+			perRevision[r] += b.Total
+		}
+		if perRevision != [match.NumRevisions]uint64{0, 30, 10} {
+			t.Errorf("buckets per revision (none, stable, canary) = %v, want [0 30 10]", perRevision)
+		}
+	})
+}
+
 func TestPrometheusExposition(t *testing.T) {
 	rec, routes := setup(t)
 	rt := route(routes, "POST", "/update")
 	rec.Observe(sli.Observation{Route: rt, Method: "POST", Code: 200, Latency: 800 * time.Millisecond})
 	rec.Observe(sli.Observation{Route: rt, Method: "POST", Code: 0, Latency: 801 * time.Millisecond})
 	rec.Observe(sli.Observation{Route: route(routes, "GET", "/nowhere"), Method: "GET", Code: 404, Latency: time.Millisecond})
+	rec.Observe(sli.Observation{Route: rt, Revision: match.RevisionCanary, Method: "POST", Code: 503, Latency: time.Millisecond})
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(rec)
+	// Without a split the revision label is empty, which Prometheus stores as
+	// no label at all: queries written before the label existed still match.
 	want := `
-# HELP slolab_requests_total Requests through the slolab proxy by CUJ, route, method, status code (0: no response) and client group.
+# HELP slolab_requests_total Requests through the slolab proxy by CUJ, route, method, status code (0: no response), client group and revision (stable or canary while the proxy splits traffic, else empty).
 # TYPE slolab_requests_total counter
-slolab_requests_total{code="0",cuj="update",group="none",method="POST",route="POST /update"} 1
-slolab_requests_total{code="200",cuj="update",group="none",method="POST",route="POST /update"} 1
-slolab_requests_total{code="404",cuj="_other",group="none",method="GET",route="_other"} 1
+slolab_requests_total{code="0",cuj="update",group="none",method="POST",revision="",route="POST /update"} 1
+slolab_requests_total{code="200",cuj="update",group="none",method="POST",revision="",route="POST /update"} 1
+slolab_requests_total{code="404",cuj="_other",group="none",method="GET",revision="",route="_other"} 1
+slolab_requests_total{code="503",cuj="update",group="none",method="POST",revision="canary",route="POST /update"} 1
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), sli.MetricRequests); err != nil {
 		t.Error(err)
@@ -170,7 +217,8 @@ slolab_requests_total{code="404",cuj="_other",group="none",method="GET",route="_
 			continue
 		}
 		for _, m := range mf.GetMetric() {
-			if m.GetLabel()[0].GetValue() != "update" {
+			// Labels come sorted: cuj, group, revision.
+			if l := m.GetLabel(); l[0].GetValue() != "update" || l[2].GetValue() != "" {
 				continue
 			}
 			for _, b := range m.GetHistogram().GetBucket() {

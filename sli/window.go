@@ -20,10 +20,26 @@ type Counts struct {
 // AllGroups selects every group in Window and Buckets.
 const AllGroups = -1
 
+// AllRevisions selects every revision in WindowOf.
+const AllRevisions = -1
+
 // Window returns a CUJ's counts over roughly the last d: the closed intervals
 // that fit in d after the current, still-open interval, plus that open
-// interval up to now. group is a match.Group or AllGroups.
+// interval up to now. group is a match.Group or AllGroups; every revision counts.
 func (r *Recorder) Window(cuj int, group int, d time.Duration) Counts {
+	return r.WindowOf(cuj, group, AllRevisions, d)
+}
+
+// RevisionWindow returns what one revision (a match.Revision) of a CUJ saw
+// over roughly the last d, every group included: the canary judge compares
+// these.
+func (r *Recorder) RevisionWindow(cuj int, revision match.Revision, d time.Duration) Counts {
+	return r.WindowOf(cuj, AllGroups, int(revision), d)
+}
+
+// WindowOf is Window narrowed to a group (or AllGroups) and a revision (or
+// AllRevisions).
+func (r *Recorder) WindowOf(cuj, group, revision int, d time.Duration) Counts {
 	now := r.cfg.Now()
 	nb := len(r.bounds) + 1
 	c := Counts{Hist: make([]uint64, nb)}
@@ -32,16 +48,21 @@ func (r *Recorder) Window(cuj int, group int, d time.Duration) Counts {
 	n := int64((d+r.cfg.Interval-1)/r.cfg.Interval) - 1 // closed intervals to include
 	n = max(min(n, int64(r.slots), r.end-r.start), 0)
 	for _, route := range r.cujRoutes[cuj] {
-		for g := range match.NumGroups {
-			if group != AllGroups && group != g {
+		for rev := range match.NumRevisions {
+			if revision != AllRevisions && revision != rev {
 				continue
 			}
-			s := r.series[route][g].Load()
-			if s == nil {
-				continue
+			for g := range match.NumGroups {
+				if group != AllGroups && group != g {
+					continue
+				}
+				s := r.series[route][rev][g].Load()
+				if s == nil {
+					continue
+				}
+				r.addLive(s, &c)
+				r.addClosed(s, r.end-n, r.end, &c)
 			}
-			r.addLive(s, &c)
-			r.addClosed(s, r.end-n, r.end, &c)
 		}
 	}
 	openStart := time.Unix(0, r.end*int64(r.cfg.Interval))
@@ -116,16 +137,18 @@ func Quantile(bounds []time.Duration, hist []uint64, q float64) time.Duration {
 	return bounds[len(bounds)-1]
 }
 
-// Bucket is what one CUJ and group saw over one closed interval, for the store.
+// Bucket is what one CUJ, revision and group saw over one closed interval,
+// for the store.
 type Bucket struct {
-	Start time.Time
-	CUJ   string
-	Group string
+	Start    time.Time
+	CUJ      string
+	Revision string // "" unless the proxy split traffic: "stable" or "canary"
+	Group    string
 	Counts
 }
 
-// Buckets returns the closed intervals that start at or after since, per CUJ
-// and group, skipping empty ones. It lets the store flush what it has not yet
+// Buckets returns the closed intervals that start at or after since, per CUJ,
+// revision and group, skipping empty ones. It lets the store flush what it has not yet
 // written; intervals older than the ring are gone.
 func (r *Recorder) Buckets(since time.Time) []Bucket {
 	r.mu.RLock()
@@ -135,21 +158,24 @@ func (r *Recorder) Buckets(since time.Time) []Bucket {
 	nb := len(r.bounds) + 1
 	for j := from; j < r.end; j++ {
 		for cuj, routes := range r.cujRoutes {
-			for g := range match.NumGroups {
-				c := Counts{Hist: make([]uint64, nb), Span: r.cfg.Interval}
-				for _, route := range routes {
-					if s := r.series[route][g].Load(); s != nil {
-						r.addClosed(s, j, j+1, &c)
+			for rev := range match.NumRevisions {
+				for g := range match.NumGroups {
+					c := Counts{Hist: make([]uint64, nb), Span: r.cfg.Interval}
+					for _, route := range routes {
+						if s := r.series[route][rev][g].Load(); s != nil {
+							r.addClosed(s, j, j+1, &c)
+						}
 					}
+					r.finish(cuj, &c)
+					if c.Total == 0 {
+						continue
+					}
+					out = append(out, Bucket{
+						Start: time.Unix(0, j*int64(r.cfg.Interval)).UTC(),
+						CUJ:   r.cfg.Routes.CUJs()[cuj], Revision: match.Revision(rev).String(),
+						Group: match.Group(g).String(), Counts: c,
+					})
 				}
-				r.finish(cuj, &c)
-				if c.Total == 0 {
-					continue
-				}
-				out = append(out, Bucket{
-					Start: time.Unix(0, j*int64(r.cfg.Interval)).UTC(),
-					CUJ:   r.cfg.Routes.CUJs()[cuj], Group: match.Group(g).String(), Counts: c,
-				})
 			}
 		}
 	}

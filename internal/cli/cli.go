@@ -22,7 +22,10 @@ const (
 	ExitOK      = 0
 	ExitFailure = 1 // a hypothesis failed, a canary failed, a dependency is down
 	ExitUsage   = 2 // bad flags or arguments
-	ExitInvalid = 3 // an invalid spec
+	// ExitInconclusive is a canary judgment without enough evidence either
+	// way; it shares 2 with usage mistakes, as the canary contract promises.
+	ExitInconclusive = 2
+	ExitInvalid      = 3 // an invalid spec
 )
 
 // env is what every command may use instead of globals, so tests can run the
@@ -82,6 +85,8 @@ func commands(e *env) []*cobra.Command {
 		sloCmd(e),
 		simulateCmd(e),
 		loadCmd(e),
+		canaryCmd(e),
+		rolloutCmd(e),
 		demoAppCmd(e),
 		labCmd(e),
 		serveCmd(e),
@@ -116,6 +121,8 @@ func report(e *env, cmd *cobra.Command, err error) int {
 		return ExitInvalid
 	case errors.Is(err, errSilentFailure):
 		return ExitFailure
+	case errors.Is(err, errSilentInconclusive):
+		return ExitInconclusive
 	case errors.Is(err, errInvalidSpecPrinted):
 		return ExitInvalid
 	}
@@ -128,6 +135,10 @@ func report(e *env, cmd *cobra.Command, err error) int {
 
 // errSilentFailure ends a command with exit 1 after it has printed its own verdict.
 var errSilentFailure = errors.New("failed")
+
+// errSilentInconclusive ends a command with exit 2 after it has printed an
+// inconclusive verdict.
+var errSilentInconclusive = errors.New("inconclusive")
 
 // exactArgs is cobra.ExactArgs with a message that says what is missing.
 func exactArgs(n int, what string) cobra.PositionalArgs {

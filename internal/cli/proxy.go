@@ -24,6 +24,7 @@ import (
 	"slolab.dev/slolab/proxy/admin"
 	"slolab.dev/slolab/sli"
 	"slolab.dev/slolab/spec"
+	"slolab.dev/slolab/split"
 	"slolab.dev/slolab/store/sqlite"
 )
 
@@ -31,7 +32,13 @@ import (
 type proxyOptions struct {
 	specPath          string
 	listen            string
-	upstream          string
+	upstream          string // the app, or its stable release
+	upstreams         []string
+	canary            *url.URL // the canary release, when the proxy splits traffic
+	canaryWeight      string
+	weight            spec.Ratio
+	canarySeed        uint64
+	revisionHeader    string
 	adminAddr         string
 	adminToken        string
 	trustForwardedFor bool
@@ -48,7 +55,10 @@ func (o *proxyOptions) flags(cmd *cobra.Command, e *env) {
 	fs := cmd.Flags()
 	fs.StringVar(&o.specPath, "spec", "", "the service spec (YAML, JSON or CUE) listing CUJs and routes (required)")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address the proxy listens on")
-	fs.StringVar(&o.upstream, "upstream", "", "the app's base URL, e.g. http://127.0.0.1:3000 (required)")
+	fs.StringArrayVar(&o.upstreams, "upstream", nil, "the app's base URL, e.g. http://127.0.0.1:3000 (required); twice, as stable=URL and canary=URL, to split traffic between two releases")
+	fs.StringVar(&o.canaryWeight, "canary-weight", "0", "the canary's share of every CUJ's requests, a percentage (25 or 25%); change it at runtime with PUT /api/v1/canary or 'slolab rollout'")
+	fs.Uint64Var(&o.canarySeed, "canary-seed", 1, "shifts which requests go to the canary (not how many), so the split does not alias with periodic traffic")
+	fs.StringVar(&o.revisionHeader, "revision-header", "", "read each request's revision from this header, set by a mesh on the request or the response (canary, true, 1, yes, on mean canary; anything else stable)")
 	fs.StringVar(&o.adminAddr, "admin", "127.0.0.1:9090", "address of the admin API, /metrics and /healthz")
 	fs.StringVar(&o.adminToken, "admin-token", e.getenv("SLOLAB_ADMIN_TOKEN"), "bearer token required for admin mutations (default $SLOLAB_ADMIN_TOKEN); required beyond loopback")
 	fs.BoolVar(&o.trustForwardedFor, "trust-forwarded-for", false, "attribute requests to the left-most X-Forwarded-For address (behind a load balancer or a load generator)")
@@ -65,12 +75,15 @@ func (o *proxyOptions) check() (*url.URL, error) {
 	if o.specPath == "" {
 		return nil, usageErrorf("--spec is required: the service spec listing CUJs and routes")
 	}
+	if err := o.checkUpstreams(); err != nil {
+		return nil, err
+	}
 	if o.upstream == "" {
 		return nil, usageErrorf("--upstream is required: the app's base URL, e.g. http://127.0.0.1:3000")
 	}
-	u, err := url.Parse(o.upstream)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, usageErrorf("--upstream %q: want an http:// or https:// URL with a host", o.upstream)
+	u, err := parseUpstream("--upstream", o.upstream)
+	if err != nil {
+		return nil, err
 	}
 	if err := admin.CheckListen(o.adminAddr, o.adminToken); err != nil {
 		return nil, usageErrorf("%v", err)
@@ -79,6 +92,79 @@ func (o *proxyOptions) check() (*url.URL, error) {
 		return nil, usageErrorf("--max-ttl must be positive")
 	}
 	return u, nil
+}
+
+func parseUpstream(flag, s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, usageErrorf("%s %q: want an http:// or https:// URL with a host", flag, s)
+	}
+	return u, nil
+}
+
+// checkUpstreams reads --upstream URL, or --upstream stable=URL and
+// --upstream canary=URL, with --canary-weight or --revision-header.
+func (o *proxyOptions) checkUpstreams() error {
+	named := map[string]string{}
+	for _, v := range o.upstreams {
+		name, u, ok := strings.Cut(v, "=")
+		if !ok || strings.Contains(name, "/") {
+			if len(o.upstreams) > 1 {
+				return usageErrorf("--upstream %q: with two upstreams, name them: --upstream stable=URL --upstream canary=URL", v)
+			}
+			o.upstream = v
+			continue
+		}
+		if name != "stable" && name != "canary" {
+			return usageErrorf("--upstream %q: the upstreams are named stable and canary, got %q", v, name)
+		}
+		if _, dup := named[name]; dup {
+			return usageErrorf("--upstream %s= is given twice", name)
+		}
+		named[name] = u
+	}
+	if len(named) > 0 {
+		if named["stable"] == "" || named["canary"] == "" {
+			return usageErrorf("--upstream: a split needs both stable=URL and canary=URL")
+		}
+		o.upstream = named["stable"]
+		c, err := parseUpstream("--upstream canary=", named["canary"])
+		if err != nil {
+			return err
+		}
+		o.canary = c
+	}
+	w, err := admin.ParseWeight(o.canaryWeight)
+	if err != nil {
+		return usageErrorf("--canary-weight %q: %v", o.canaryWeight, err)
+	}
+	o.weight = w
+	switch {
+	case o.canary == nil && !w.IsZero():
+		return usageErrorf("--canary-weight needs a canary: --upstream stable=URL --upstream canary=URL")
+	case o.canary != nil && o.revisionHeader != "":
+		return usageErrorf("--revision-header and a canary upstream exclude each other: either the proxy splits traffic (stable=, canary=) or a mesh does and marks the canary with the header")
+	}
+	return nil
+}
+
+// newSplit returns the stable/canary split the options ask for, or nil.
+func (o *proxyOptions) newSplit(stable *url.URL, routes *match.Table) (*split.Split, error) {
+	if o.canary == nil && o.revisionHeader == "" {
+		return nil, nil
+	}
+	return split.New(split.Config{Stable: stable, Canary: o.canary, Weight: o.weight, Header: o.revisionHeader, CUJs: len(routes.CUJs()), Seed: o.canarySeed})
+}
+
+// upstreamNote describes where the proxy forwards, for its banner.
+func (o *proxyOptions) upstreamNote(upstream *url.URL) string {
+	switch {
+	case o.canary != nil:
+		return fmt.Sprintf("stable %s, canary %s at %s", upstream, o.canary, o.weight)
+	case o.revisionHeader != "":
+		return fmt.Sprintf("%s (the revision from the %s header)", upstream, o.revisionHeader)
+	}
+	return upstream.String()
 }
 
 func newLogger(w interface{ Write([]byte) (int, error) }, level string) (*slog.Logger, error) {
@@ -117,8 +203,12 @@ func newProxyStack(svc *spec.Service, upstream *url.URL, o *proxyOptions, log *s
 		return nil, err
 	}
 	rec := sli.New(sli.Config{Service: svc, Routes: routes})
+	sp, err := o.newSplit(upstream, routes)
+	if err != nil {
+		return nil, err
+	}
 	p, err := proxy.New(proxy.Config{
-		Upstream: upstream, Routes: routes, Faults: faults, Recorder: rec,
+		Upstream: upstream, Split: sp, Routes: routes, Faults: faults, Recorder: rec,
 		TrustForwardedFor: o.trustForwardedFor, FaultHeader: o.faultHeader, Logger: log,
 	})
 	if err != nil {
@@ -141,7 +231,7 @@ func newProxyStack(svc *spec.Service, upstream *url.URL, o *proxyOptions, log *s
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(rec, fault.Collector{Registry: faults}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.admin = admin.NewHandler(admin.Config{
-		Service: svc, Routes: routes, Faults: faults, Recorder: rec, Audit: s.audit, Token: o.adminToken, Logger: log,
+		Service: svc, Routes: routes, Faults: faults, Recorder: rec, Split: sp, Audit: s.audit, Token: o.adminToken, Logger: log,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}),
 	})
 	if o.store != "" && o.store != "-" {
@@ -238,7 +328,7 @@ func (s *proxyStack) adminURL() string { return "http://" + s.adminLn.Addr().Str
 func proxyCmd(e *env) *cobra.Command {
 	o := &proxyOptions{}
 	cmd := &cobra.Command{
-		Use:   "proxy --spec FILE --upstream URL [--listen ADDR] [--admin ADDR]",
+		Use:   "proxy --spec FILE --upstream URL | --upstream stable=URL --upstream canary=URL [--listen ADDR] [--admin ADDR]",
 		Short: "Proxy an app, measure every CUJ and inject faults at exact rates",
 		Long: `Run the slolab proxy in front of an app.
 
@@ -253,11 +343,24 @@ floor(n·p) > floor((n-1)·p), so every prefix is within one request of the rate
 Every rule holds a lease and stops by itself when nobody renews it. On
 shutdown (Ctrl-C, SIGTERM) in-flight requests drain and every rule is removed.
 
-The admin API listens on --admin: /api/v1/faults, /api/v1/cujs, /metrics,
-/healthz. Minute buckets per CUJ go to the embedded store (--store) every 10
-seconds and on shutdown, for 'slolab slo status|report|backtest'. Mutations need the bearer token when one is set; a non-loopback
-admin address requires one.`,
+To judge a canary per CUJ, give two upstreams: --upstream stable=URL
+--upstream canary=URL. Every CUJ sends exactly --canary-weight of its requests
+to the canary (request n iff floor(n·w) > floor((n-1)·w)); the weight changes
+at runtime without dropping a connection (PUT /api/v1/canary, or 'slolab
+rollout'). When a mesh splits the traffic instead, --revision-header names the
+header it sets on the canary's requests or responses. SLIs are then recorded
+per revision: the metrics' revision label, /api/v1/counts?window=5m, the
+store, and 'slolab canary judge'.
+
+The admin API listens on --admin: /api/v1/faults, /api/v1/cujs, /api/v1/canary,
+/api/v1/counts, /metrics, /healthz. Minute buckets per CUJ go to the embedded
+store (--store) every 10 seconds and on shutdown, for 'slolab slo
+status|report|backtest'. Mutations need the bearer token when one is set; a
+non-loopback admin address requires one.`,
 		Example: `  slolab proxy --spec examples/chat.yaml --upstream http://127.0.0.1:3000
+  slolab proxy --spec chat.yaml --upstream stable=http://127.0.0.1:3000 \
+      --upstream canary=http://127.0.0.1:3001 --canary-weight 10
+  slolab proxy --spec chat.yaml --upstream http://istio-ingress:80 --revision-header X-Canary
   SLOLAB_ADMIN_TOKEN=s3cret slolab proxy --spec chat.yaml --upstream http://app:3000 \
       --listen :8080 --admin 0.0.0.0:9090`,
 		Args: exactArgs(0, "no arguments (use --spec and --upstream)"),
@@ -279,7 +382,7 @@ admin address requires one.`,
 				return err
 			}
 			sum := svc.Summary()
-			fmt.Fprintf(e.stderr, "slolab proxy: %s → %s (service %s: %d CUJs, %d routes)\n", stack.proxyURL(), upstream, svc.Name, sum.CUJs, sum.Routes)
+			fmt.Fprintf(e.stderr, "slolab proxy: %s → %s (service %s: %d CUJs, %d routes)\n", stack.proxyURL(), o.upstreamNote(upstream), svc.Name, sum.CUJs, sum.Routes)
 			fmt.Fprintf(e.stderr, "slolab proxy: admin API %s/api/v1/ · metrics %s/metrics%s%s\n", stack.adminURL(), stack.adminURL(), tokenNote(o.adminToken), storeNote(o.store))
 			err = stack.run(e.ctx)
 			fmt.Fprintln(e.stderr, "slolab proxy: stopped; no fault rule remains")

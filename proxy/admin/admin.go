@@ -1,6 +1,7 @@
 // Package admin is the proxy's admin API — fault rules with leases, the
-// experiment/control grouping, live SLIs per CUJ, the audit log, metrics —
-// and the Go client that the CLI, simulations and experiments use.
+// experiment/control grouping, the canary's traffic weight, live SLIs per
+// CUJ (and per revision while a canary is out), the audit log, metrics — and
+// the Go client that the CLI, simulations, experiments and rollouts use.
 package admin
 
 import (
@@ -23,6 +24,7 @@ import (
 	"slolab.dev/slolab/match"
 	"slolab.dev/slolab/sli"
 	"slolab.dev/slolab/spec"
+	"slolab.dev/slolab/split"
 )
 
 // Config configures the admin API.
@@ -31,8 +33,10 @@ type Config struct {
 	Routes   *match.Table
 	Faults   *fault.Registry
 	Recorder *sli.Recorder
-	Metrics  http.Handler // served at /metrics
-	Audit    *Audit
+	// Split is the proxy's stable/canary split, nil when it has none.
+	Split   *split.Split
+	Metrics http.Handler // served at /metrics
+	Audit   *Audit
 	// Token, when set, is required as "Authorization: Bearer TOKEN" for every mutation.
 	Token  string
 	Now    func() time.Time
@@ -93,6 +97,9 @@ func NewHandler(cfg Config) http.Handler {
 	h.mux.HandleFunc("DELETE /api/v1/grouping", h.mutation(h.deleteGrouping))
 	h.mux.HandleFunc("POST /api/v1/grouping/renew", h.mutation(h.renewGrouping))
 	h.mux.HandleFunc("GET /api/v1/cujs", h.api(h.cujs))
+	h.mux.HandleFunc("GET /api/v1/counts", h.api(h.counts))
+	h.mux.HandleFunc("GET /api/v1/canary", h.api(h.getCanary))
+	h.mux.HandleFunc("PUT /api/v1/canary", h.mutation(h.putCanary))
 	h.mux.HandleFunc("GET /api/v1/audit", h.api(h.audit))
 	h.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, slolab.Errorf(slolab.NotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))

@@ -16,6 +16,7 @@ import (
 	"slolab.dev/slolab"
 	"slolab.dev/slolab/fault"
 	"slolab.dev/slolab/spec"
+	"slolab.dev/slolab/split"
 )
 
 // Client talks to a proxy's admin API.
@@ -180,4 +181,28 @@ func (c *Client) Audit(ctx context.Context, limit int) ([]AuditEntry, error) {
 	var out AuditList
 	err := c.do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/audit?limit=%d", limit), nil, &out)
 	return out.Entries, err
+}
+
+// Canary returns the proxy's traffic split.
+func (c *Client) Canary(ctx context.Context) (split.Status, error) {
+	var st split.Status
+	err := c.do(ctx, http.MethodGet, "/api/v1/canary", nil, &st)
+	return st, err
+}
+
+// SetCanaryWeight sets the canary's share of every CUJ.
+func (c *Client) SetCanaryWeight(ctx context.Context, w spec.Ratio) (split.Status, error) {
+	var st split.Status
+	body := map[string]string{"weight": w.String()}
+	err := c.do(ctx, http.MethodPut, "/api/v1/canary", body, &st)
+	return st, err
+}
+
+// Counts returns what every CUJ saw per revision over the last window.
+func (c *Client) Counts(ctx context.Context, window time.Duration) (*CountsResponse, error) {
+	var out CountsResponse
+	if err := c.do(ctx, http.MethodGet, "/api/v1/counts?window="+url.QueryEscape(spec.FormatDuration(window)), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }

@@ -8,6 +8,7 @@ import (
 	"slolab.dev/slolab/match"
 	"slolab.dev/slolab/sli"
 	"slolab.dev/slolab/spec"
+	"slolab.dev/slolab/split"
 )
 
 // LiveWindows are the windows GET /api/v1/cujs reports.
@@ -30,6 +31,7 @@ type CUJStatus struct {
 	Latency      *LatencyOf      `json:"latency,omitempty"`
 	Windows      []WindowSLI     `json:"windows"`
 	Groups       []GroupSLI      `json:"groups,omitempty"`
+	Revisions    []RevisionSLI   `json:"revisions,omitempty"`
 	Faults       []FaultRef      `json:"faults"`
 }
 
@@ -68,6 +70,13 @@ type GroupSLI struct {
 	Windows []WindowSLI `json:"windows"`
 }
 
+// RevisionSLI is one revision's windows while the proxy splits traffic
+// between stable and canary.
+type RevisionSLI struct {
+	Revision string      `json:"revision"`
+	Windows  []WindowSLI `json:"windows"`
+}
+
 // FaultRef is a fault rule that can touch the CUJ.
 type FaultRef struct {
 	Name     string     `json:"name"`
@@ -79,11 +88,17 @@ type FaultRef struct {
 }
 
 func (h *handler) cujs(*http.Request, identity) (int, any, error) {
-	return http.StatusOK, Snapshot(h.cfg.Service, h.cfg.Routes, h.cfg.Faults, h.cfg.Recorder, h.cfg.Now()), nil
+	return http.StatusOK, SnapshotSplit(h.cfg.Service, h.cfg.Routes, h.cfg.Faults, h.cfg.Recorder, h.cfg.Split, h.cfg.Now()), nil
 }
 
 // Snapshot builds the live view of every CUJ, _other last.
 func Snapshot(svc *spec.Service, routes *match.Table, faults *fault.Registry, rec *sli.Recorder, now time.Time) CUJsResponse {
+	return SnapshotSplit(svc, routes, faults, rec, nil, now)
+}
+
+// SnapshotSplit is Snapshot for a proxy with a stable/canary split (sp may
+// be nil): every CUJ also lists the windows of each revision.
+func SnapshotSplit(svc *spec.Service, routes *match.Table, faults *fault.Registry, rec *sli.Recorder, sp *split.Split, now time.Time) CUJsResponse {
 	resp := CUJsResponse{Service: svc.Name, Now: now.UTC()}
 	statuses := faults.List()
 	_, grouped := faults.Grouping()
@@ -106,10 +121,15 @@ func Snapshot(svc *spec.Service, routes *match.Table, faults *fault.Registry, re
 				threshold = l.Threshold
 			}
 		}
-		st.Windows = windows(rec, idx, sli.AllGroups, threshold > 0)
+		st.Windows = windows(rec, idx, sli.AllGroups, sli.AllRevisions, threshold > 0)
 		if grouped {
 			for _, g := range []match.Group{match.GroupExperiment, match.GroupControl} {
-				st.Groups = append(st.Groups, GroupSLI{Group: g.String(), Windows: windows(rec, idx, int(g), threshold > 0)})
+				st.Groups = append(st.Groups, GroupSLI{Group: g.String(), Windows: windows(rec, idx, int(g), sli.AllRevisions, threshold > 0)})
+			}
+		}
+		if sp != nil {
+			for _, r := range []match.Revision{match.RevisionStable, match.RevisionCanary} {
+				st.Revisions = append(st.Revisions, RevisionSLI{Revision: r.String(), Windows: windows(rec, idx, sli.AllGroups, int(r), threshold > 0)})
 			}
 		}
 		for _, f := range statuses {
@@ -122,10 +142,10 @@ func Snapshot(svc *spec.Service, routes *match.Table, faults *fault.Registry, re
 	return resp
 }
 
-func windows(rec *sli.Recorder, cuj, group int, hasLatency bool) []WindowSLI {
+func windows(rec *sli.Recorder, cuj, group, revision int, hasLatency bool) []WindowSLI {
 	out := make([]WindowSLI, 0, len(LiveWindows))
 	for _, d := range LiveWindows {
-		c := rec.Window(cuj, group, d)
+		c := rec.WindowOf(cuj, group, revision, d)
 		w := WindowSLI{Window: spec.Duration(d), Span: spec.Duration(c.Span.Round(time.Second)), Total: c.Total, Bad: c.Bad, Slow: c.Slow}
 		if c.Total > 0 {
 			a := 100 * float64(c.Total-c.Bad) / float64(c.Total)

@@ -36,6 +36,7 @@ var layers = map[string]int{
 	"proxy/admin":        5,
 	"experiment":         6,
 	"canary":             6,
+	"split":              4, // the stable/canary traffic split: proxy and admin share it
 	"web":                7,
 	"internal/cli":       8,
 	"cmd/slolab":         9,

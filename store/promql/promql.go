@@ -214,6 +214,12 @@ func (s *Source) tally(per map[string]*tally, query int, m model.Metric, n uint6
 		a = &tally{}
 		per[cuj] = a
 	}
+	s.add(a, query, m, n)
+}
+
+// add adds one sample of the requests (query 0) or the buckets query to a tally.
+func (s *Source) add(a *tally, query int, m model.Metric, n uint64) {
+	cuj := string(m["cuj"])
 	if query == 0 {
 		a.total += n
 		if badCode.MatchString(string(m["code"])) {
@@ -282,6 +288,56 @@ func (s *Source) Events(ctx context.Context, r slo.Range) (map[slo.Key]slo.Event
 			return nil, fmt.Errorf("CUJ %s %s queries: %w", k.CUJ, k.Kind, err)
 		}
 		out[k] = e
+	}
+	return out, nil
+}
+
+// Revisions returns the counts of every CUJ that uses slolab's metrics per
+// revision ("stable" and "canary" while proxies split traffic, "" otherwise)
+// over the window of length w ending at at, both in whole steps, exactly as
+// Events counts: the canary judge's input from a fleet. CUJs with their own
+// queries have no revision and are left out.
+func (s *Source) Revisions(ctx context.Context, at time.Time, w time.Duration) (map[string]map[string]slo.Counts, error) {
+	if w <= 0 || w%s.cfg.Step != 0 || !slo.Align(at, s.cfg.Step).Equal(at) {
+		return nil, slolab.Errorf(slolab.Invalid, "prometheus source: a window of %s ending at %s is not in whole %s steps",
+			Duration(w), at.Format(time.RFC3339), Duration(s.cfg.Step))
+	}
+	out := map[string]map[string]slo.Counts{}
+	if s.cujs == "" {
+		return out, nil
+	}
+	sel := s.selectors()
+	per := map[[2]string]*tally{}
+	for i, expr := range []string{
+		Increase(sel[0][0], w, s.cfg.Step, "cuj, revision, code"),
+		Increase(sel[1][0], w, s.cfg.Step, "cuj, revision, le"),
+	} {
+		v, err := s.vector(ctx, expr, at)
+		if err != nil {
+			return nil, err
+		}
+		for _, smp := range v {
+			k := [2]string{string(smp.Metric["cuj"]), string(smp.Metric["revision"])}
+			if per[k] == nil {
+				per[k] = &tally{}
+			}
+			s.add(per[k], i, smp.Metric, count(smp.Value))
+		}
+	}
+	for k, a := range per {
+		c := a.counts()
+		if sc := s.cfg.Service.CUJ(k[0]); sc != nil && sc.Latency != nil {
+			if a.count > 0 && !a.threshold {
+				return nil, slolab.Errorf(slolab.Failed, "prometheus has no %s bucket le=%q for CUJ %s: the proxy's histogram must include the CUJ's latency threshold",
+					sli.MetricDuration, leOf(sc.Latency.Threshold), k[0])
+			}
+		} else {
+			c.Slow = 0
+		}
+		if out[k[0]] == nil {
+			out[k[0]] = map[string]slo.Counts{}
+		}
+		out[k[0]][k[1]] = c
 	}
 	return out, nil
 }

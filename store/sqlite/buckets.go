@@ -45,9 +45,15 @@ func (r *row) add(o row) {
 	}
 }
 
+// seriesKey names a series: a CUJ, a client group and a revision ("" unless
+// the proxy split traffic between stable and canary).
+type seriesKey struct {
+	cuj, grp, rev string
+}
+
 type rowKey struct {
-	t        int64 // Unix minutes or hours
-	cuj, grp string
+	t int64 // Unix minutes or hours
+	seriesKey
 }
 
 // Add writes closed recorder intervals into their minute buckets, adding to
@@ -57,7 +63,7 @@ type rowKey struct {
 func (s *Store) Add(ctx context.Context, bounds []time.Duration, buckets []sli.Bucket, until time.Time) error {
 	rows := map[rowKey]row{}
 	for _, b := range buckets {
-		k := rowKey{b.Start.Unix() / 60, b.CUJ, b.Group}
+		k := rowKey{b.Start.Unix() / 60, seriesKey{b.CUJ, b.Group, b.Revision}}
 		r := rows[k]
 		r.add(row{total: b.Total, bad: b.Bad, slow: b.Slow, bounds: bounds, hist: b.Hist})
 		rows[k] = r
@@ -68,9 +74,9 @@ func (s *Store) Add(ctx context.Context, bounds []time.Duration, buckets []sli.B
 	}
 	sort.Slice(keys, func(i, j int) bool { return keys[i].t < keys[j].t })
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		w := writer{ctx: ctx, tx: tx, series: map[[2]string]int64{}, bounds: map[string]int64{}, parsed: map[int64][]time.Duration{}}
+		w := newWriter(ctx, tx)
 		for _, k := range keys {
-			if err := w.merge("minute", k.t, k.cuj, k.grp, rows[k]); err != nil {
+			if err := w.merge("minute", k.t, k.seriesKey, rows[k]); err != nil {
 				return err
 			}
 		}
@@ -88,19 +94,23 @@ func (s *Store) Add(ctx context.Context, bounds []time.Duration, buckets []sli.B
 type writer struct {
 	ctx    context.Context
 	tx     *sql.Tx
-	series map[[2]string]int64
+	series map[seriesKey]int64
 	bounds map[string]int64
 	parsed map[int64][]time.Duration
 }
 
-func (w *writer) seriesID(cuj, grp string) (int64, error) {
-	if id, ok := w.series[[2]string{cuj, grp}]; ok {
+func newWriter(ctx context.Context, tx *sql.Tx) *writer {
+	return &writer{ctx: ctx, tx: tx, series: map[seriesKey]int64{}, bounds: map[string]int64{}, parsed: map[int64][]time.Duration{}}
+}
+
+func (w *writer) seriesID(k seriesKey) (int64, error) {
+	if id, ok := w.series[k]; ok {
 		return id, nil
 	}
 	var id int64
-	err := w.tx.QueryRowContext(w.ctx, `INSERT INTO series (cuj, grp) VALUES (?, ?)
-		ON CONFLICT (cuj, grp) DO UPDATE SET cuj = cuj RETURNING id`, cuj, grp).Scan(&id)
-	w.series[[2]string{cuj, grp}] = id
+	err := w.tx.QueryRowContext(w.ctx, `INSERT INTO series (cuj, grp, rev) VALUES (?, ?, ?)
+		ON CONFLICT (cuj, grp, rev) DO UPDATE SET cuj = cuj RETURNING id`, k.cuj, k.grp, k.rev).Scan(&id)
+	w.series[k] = id
 	return id, err
 }
 
@@ -130,8 +140,8 @@ func (w *writer) boundsOf(id int64) ([]time.Duration, error) {
 }
 
 // merge adds r to the bucket (table, t, series), creating it if needed.
-func (w *writer) merge(table string, t int64, cuj, grp string, r row) error {
-	sid, err := w.seriesID(cuj, grp)
+func (w *writer) merge(table string, t int64, k seriesKey, r row) error {
+	sid, err := w.seriesID(k)
 	if err != nil {
 		return err
 	}
@@ -149,7 +159,7 @@ func (w *writer) merge(table string, t int64, cuj, grp string, r row) error {
 			return err
 		}
 		if old.hist, err = decodeHist(blob, len(old.bounds)+1); err != nil {
-			return fmt.Errorf("%s bucket %d of %s/%s: %w", table, t, cuj, grp, err)
+			return fmt.Errorf("%s bucket %d of %s/%s/%s: %w", table, t, k.cuj, k.grp, k.rev, err)
 		}
 		old.add(r)
 		r = old
@@ -201,6 +211,36 @@ func (s *Store) Events(ctx context.Context, r slo.Range) (map[slo.Key]slo.Events
 			SELECT series, total, bad, slow FROM hour WHERE t >= ?3 AND t < ?4
 		) x JOIN series s ON s.id = x.series
 		GROUP BY s.cuj`, a, b, ceilDiv(a, 60), ceilDiv(b, 60))
+	if err != nil {
+		return nil, slolab.Errorf(slolab.Unavailable, "store %s: %w", s.cfg.Path, err)
+	}
+	return out, nil
+}
+
+// Revisions returns every CUJ's counts per revision over r — "stable" and
+// "canary" while the proxy split traffic, "" otherwise — summed over client
+// groups, in whole minutes (both ends rounded down) as Events reads them.
+// The canary judge reads it.
+func (s *Store) Revisions(ctx context.Context, r slo.Range) (map[string]map[string]slo.Counts, error) {
+	a, b := minutes(r)
+	out := map[string]map[string]slo.Counts{}
+	err := each(ctx, s.db, func(rows *sql.Rows) error {
+		var cuj, rev string
+		var c slo.Counts
+		if err := rows.Scan(&cuj, &rev, &c.Total, &c.Bad, &c.Slow); err != nil {
+			return err
+		}
+		if out[cuj] == nil {
+			out[cuj] = map[string]slo.Counts{}
+		}
+		out[cuj][rev] = c
+		return nil
+	}, `SELECT s.cuj, s.rev, SUM(x.total), SUM(x.bad), SUM(x.slow) FROM (
+			SELECT series, total, bad, slow FROM minute WHERE t >= ?1 AND t < ?2
+			UNION ALL
+			SELECT series, total, bad, slow FROM hour WHERE t >= ?3 AND t < ?4
+		) x JOIN series s ON s.id = x.series
+		GROUP BY s.cuj, s.rev`, a, b, ceilDiv(a, 60), ceilDiv(b, 60))
 	if err != nil {
 		return nil, slolab.Errorf(slolab.Unavailable, "store %s: %w", s.cfg.Path, err)
 	}
@@ -304,7 +344,7 @@ func (s *Store) Compact(ctx context.Context) error {
 	cutoff := floorDiv(now.Add(-s.cfg.MinuteRetention).Unix(), 3600) * 60 // whole hours only
 	drop := floorDiv(now.Add(-s.cfg.HourRetention).Unix(), 3600)
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		w := writer{ctx: ctx, tx: tx, series: map[[2]string]int64{}, bounds: map[string]int64{}, parsed: map[int64][]time.Duration{}}
+		w := newWriter(ctx, tx)
 		type raw struct {
 			key    rowKey
 			r      row
@@ -314,10 +354,10 @@ func (s *Store) Compact(ctx context.Context) error {
 		var all []raw
 		err := each(ctx, tx, func(rows *sql.Rows) error {
 			var x raw
-			err := rows.Scan(&x.key.t, &x.key.cuj, &x.key.grp, &x.r.total, &x.r.bad, &x.r.slow, &x.bounds, &x.blob)
+			err := rows.Scan(&x.key.t, &x.key.cuj, &x.key.grp, &x.key.rev, &x.r.total, &x.r.bad, &x.r.slow, &x.bounds, &x.blob)
 			all = append(all, x)
 			return err
-		}, `SELECT m.t, s.cuj, s.grp, m.total, m.bad, m.slow, m.bounds, m.hist
+		}, `SELECT m.t, s.cuj, s.grp, s.rev, m.total, m.bad, m.slow, m.bounds, m.hist
 			FROM minute m JOIN series s ON s.id = m.series WHERE m.t < ?`, cutoff)
 		if err != nil {
 			return err
@@ -333,7 +373,7 @@ func (s *Store) Compact(ctx context.Context) error {
 			if x.r.hist, err = decodeHist(x.blob, len(b)+1); err != nil {
 				return err
 			}
-			k := rowKey{floorDiv(x.key.t, 60), x.key.cuj, x.key.grp}
+			k := rowKey{floorDiv(x.key.t, 60), x.key.seriesKey}
 			h, seen := hours[k]
 			if !seen {
 				order = append(order, k)
@@ -342,7 +382,7 @@ func (s *Store) Compact(ctx context.Context) error {
 			hours[k] = h
 		}
 		for _, k := range order {
-			if err := w.merge("hour", k.t, k.cuj, k.grp, hours[k]); err != nil {
+			if err := w.merge("hour", k.t, k.seriesKey, hours[k]); err != nil {
 				return err
 			}
 		}

@@ -109,6 +109,20 @@ var migrations = []string{
 		key   TEXT PRIMARY KEY,
 		value INTEGER NOT NULL
 	);`,
+	// 2: a revision per series, for canaries: "" (no split), stable or
+	// canary. SQLite cannot change a UNIQUE constraint in place, so the
+	// table is rebuilt with the same ids (migrate runs with foreign keys
+	// off and checks them before committing).
+	`CREATE TABLE series_v2 (
+		id    INTEGER PRIMARY KEY,
+		cuj   TEXT NOT NULL,
+		grp   TEXT NOT NULL,
+		rev   TEXT NOT NULL DEFAULT '',
+		UNIQUE (cuj, grp, rev)
+	);
+	INSERT INTO series_v2 (id, cuj, grp) SELECT id, cuj, grp FROM series;
+	DROP TABLE series;
+	ALTER TABLE series_v2 RENAME TO series;`,
 }
 
 // SchemaVersion is the schema version this slolab writes.
@@ -137,7 +151,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	return s, nil
 }
 
-func (s *Store) migrate(ctx context.Context) error {
+func (s *Store) migrate(ctx context.Context) (err error) {
 	var v int
 	if err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
 		return slolab.Errorf(slolab.Unavailable, "store %s: %w", s.cfg.Path, err)
@@ -145,19 +159,57 @@ func (s *Store) migrate(ctx context.Context) error {
 	if v > len(migrations) {
 		return slolab.Errorf(slolab.Conflict, "store %s has schema version %d, newer than this slolab's %d: upgrade slolab", s.cfg.Path, v, len(migrations))
 	}
+	if v == len(migrations) {
+		return nil
+	}
+	// SQLite's procedure for schema changes: foreign keys off (outside any
+	// transaction, on the one connection that migrates), change, check the
+	// foreign keys still hold, commit, foreign keys back on.
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return slolab.Errorf(slolab.Unavailable, "store %s: %w", s.cfg.Path, err)
+	}
+	defer func() { err = errors.Join(err, conn.Close()) }()
+	if _, err := conn.ExecContext(ctx, "PRAGMA foreign_keys = OFF"); err != nil {
+		return fmt.Errorf("store %s: %w", s.cfg.Path, err)
+	}
 	for ; v < len(migrations); v++ {
-		err := s.tx(ctx, func(tx *sql.Tx) error {
-			if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+		err := func() error {
+			tx, err := conn.BeginTx(ctx, nil)
+			if err != nil {
 				return err
 			}
-			_, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v+1))
-			return err
-		})
+			if err := migrateTx(ctx, tx, v); err != nil {
+				return errors.Join(err, tx.Rollback())
+			}
+			return tx.Commit()
+		}()
 		if err != nil {
 			return fmt.Errorf("store %s: migrating to schema version %d: %w", s.cfg.Path, v+1, err)
 		}
 	}
+	// The connection goes back to the pool: it must enforce foreign keys
+	// again. (When migrating fails, Open closes the whole pool.)
+	if _, err := conn.ExecContext(ctx, "PRAGMA foreign_keys = ON"); err != nil {
+		return fmt.Errorf("store %s: %w", s.cfg.Path, err)
+	}
 	return nil
+}
+
+// migrateTx applies migration v and checks that every foreign key holds.
+func migrateTx(ctx context.Context, tx *sql.Tx, v int) error {
+	if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+		return err
+	}
+	var broken int
+	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM pragma_foreign_key_check").Scan(&broken); err != nil {
+		return err
+	}
+	if broken > 0 {
+		return fmt.Errorf("%d rows would break a foreign key", broken)
+	}
+	_, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v+1))
+	return err
 }
 
 // tx runs f in a transaction, committing when it returns nil.

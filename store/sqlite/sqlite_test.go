@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"net/http/httptest"
 	"path/filepath"
 	"reflect"
@@ -295,7 +296,7 @@ func TestSchemaVersions(t *testing.T) {
 	}
 	db.Close()
 	_, err = sqlite.Open(context.Background(), sqlite.Config{Path: path})
-	if err == nil || !strings.Contains(err.Error(), "has schema version 99, newer than this slolab's 1: upgrade slolab") {
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("has schema version 99, newer than this slolab's %d: upgrade slolab", sqlite.SchemaVersion)) {
 		t.Errorf("opening a newer store: %v", err)
 	}
 }

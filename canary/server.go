@@ -1,0 +1,217 @@
+package canary
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"slolab.dev/slolab"
+	"slolab.dev/slolab/spec"
+)
+
+// ServerConfig configures the verdict endpoint.
+type ServerConfig struct {
+	Service *spec.Service
+	Source  Source
+	// Window is the default analysis window (a request may ask for another).
+	Window time.Duration
+	Judge  Config
+	Logger *slog.Logger
+}
+
+// The endpoint's paths.
+const (
+	// VerdictPath answers Argo Rollouts' web metric provider: always 200
+	// with the Result as JSON once a verdict was computed.
+	VerdictPath = "/api/v1/verdict"
+	// FlaggerRolloutPath answers a Flagger rollout webhook: non-2xx only on
+	// fail, so Flagger counts a failed check and rolls back at its threshold.
+	FlaggerRolloutPath = "/flagger/rollout"
+	// FlaggerConfirmPath answers Flagger's confirm-traffic-increase and
+	// confirm-promotion webhooks: 2xx only on pass, so an inconclusive
+	// canary holds its weight instead of advancing.
+	FlaggerConfirmPath = "/flagger/confirm"
+)
+
+type server struct {
+	cfg ServerConfig
+}
+
+// NewHandler returns the verdict endpoint for `slolab canary serve`.
+func NewHandler(cfg ServerConfig) http.Handler {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Window == 0 {
+		cfg.Window = 5 * time.Minute
+	}
+	s := &server{cfg: cfg}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET "+VerdictPath, s.verdict)
+	mux.HandleFunc(FlaggerRolloutPath, s.flagger(false))
+	mux.HandleFunc(FlaggerConfirmPath, s.flagger(true))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, slolab.Errorf(slolab.NotFound, "no such endpoint: %s %s (try GET %s, or POST %s or %s for Flagger)", r.Method, r.URL.Path, VerdictPath, FlaggerRolloutPath, FlaggerConfirmPath))
+	})
+	return mux
+}
+
+// query is what a caller may narrow: the CUJs and the window.
+type query struct {
+	cujs   []string
+	window time.Duration
+}
+
+func (s *server) parse(cujs []string, window string) (query, error) {
+	q := query{window: s.cfg.Window}
+	for _, v := range cujs {
+		for _, name := range strings.Split(v, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				q.cujs = append(q.cujs, name)
+			}
+		}
+	}
+	if window != "" {
+		d, err := spec.ParseDuration(window)
+		if err != nil {
+			return q, slolab.Errorf(slolab.Invalid, "window: %v", err)
+		}
+		if d <= 0 {
+			return q, slolab.Errorf(slolab.Invalid, "window: must be positive, got %s", window)
+		}
+		q.window = d
+	}
+	return q, nil
+}
+
+func (s *server) judge(r *http.Request, q query) (Result, error) {
+	cfg := s.cfg.Judge
+	if len(q.cujs) > 0 {
+		cfg.CUJs = q.cujs
+	}
+	if err := cfg.Check(s.cfg.Service); err != nil {
+		return Result{}, err
+	}
+	obs, err := s.cfg.Source.Observe(r.Context(), s.cfg.Service, q.window)
+	if err != nil {
+		return Result{}, err
+	}
+	res, err := Judge(s.cfg.Service, obs, cfg)
+	if err == nil {
+		s.cfg.Logger.Info("verdict", "path", r.URL.Path, "verdict", res.Verdict, "cujs", len(res.CUJs), "window", spec.FormatDuration(q.window), "remote", r.RemoteAddr)
+	}
+	return res, err
+}
+
+// verdict answers GET /api/v1/verdict[?cuj=NAME...][&window=5m].
+func (s *server) verdict(w http.ResponseWriter, r *http.Request) {
+	q, err := s.parse(r.URL.Query()["cuj"], r.URL.Query().Get("window"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	res, err := s.judge(r, q)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// FlaggerPayload is what Flagger POSTs to a webhook. The metadata may carry
+// "cuj" (comma-separated) and "window" to narrow the judgment.
+type FlaggerPayload struct {
+	Name      string            `json:"name"`
+	Namespace string            `json:"namespace"`
+	Phase     string            `json:"phase"`
+	Metadata  map[string]string `json:"metadata"`
+}
+
+// StatusFailed and StatusTooEarly are the non-2xx answers to Flagger: the
+// canary failed, or the evidence is not in yet.
+const (
+	StatusFailed   = http.StatusPreconditionFailed
+	StatusTooEarly = http.StatusTooEarly
+)
+
+func (s *server) flagger(confirm bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost && r.Method != http.MethodGet {
+			w.Header().Set("Allow", "GET, POST")
+			writeError(w, slolab.Errorf(slolab.Invalid, "%s %s: use POST (Flagger) or GET", r.Method, r.URL.Path))
+			return
+		}
+		cujs, window := r.URL.Query()["cuj"], r.URL.Query().Get("window")
+		if r.Method == http.MethodPost {
+			data, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+			if err != nil {
+				writeError(w, slolab.Errorf(slolab.Invalid, "reading the webhook payload: %v", err))
+				return
+			}
+			if len(strings.TrimSpace(string(data))) > 0 {
+				var p FlaggerPayload
+				if err := json.Unmarshal(data, &p); err != nil {
+					writeError(w, slolab.Errorf(slolab.Invalid, "the webhook payload is not Flagger's JSON: %v", err))
+					return
+				}
+				if v := p.Metadata["cuj"]; v != "" {
+					cujs = append(cujs, v)
+				}
+				if v := p.Metadata["window"]; v != "" && window == "" {
+					window = v
+				}
+			}
+		}
+		q, err := s.parse(cujs, window)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		res, err := s.judge(r, q)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		status := http.StatusOK
+		switch {
+		case res.Verdict == Fail:
+			status = StatusFailed
+		case res.Verdict == Inconclusive && confirm:
+			status = StatusTooEarly
+		}
+		writeJSON(w, status, res)
+	}
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	status := http.StatusInternalServerError
+	switch slolab.KindOf(err) {
+	case slolab.Invalid:
+		status = http.StatusBadRequest
+	case slolab.NotFound:
+		status = http.StatusNotFound
+	case slolab.Unavailable:
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, errorBody{Error: err.Error()})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		fmt.Fprintf(w, `{"error": %q}`, err.Error())
+	}
+}
