@@ -37,6 +37,7 @@ func open(t *testing.T, path string, now func() time.Time) *sqlite.Store {
 }
 
 type proxy struct {
+	svc    *spec.Service
 	rec    *sli.Recorder
 	routes *match.Table
 }
@@ -51,7 +52,7 @@ func newProxy(t *testing.T) proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return proxy{sli.New(sli.Config{Service: f.Services[0], Routes: routes}), routes}
+	return proxy{f.Services[0], sli.New(sli.Config{Service: f.Services[0], Routes: routes}), routes}
 }
 
 // serve records one request: update when i is even, read when odd; every
