@@ -189,3 +189,45 @@ func (r *Recorder) Closed() time.Time {
 	defer r.mu.RUnlock()
 	return time.Unix(0, r.end*int64(r.cfg.Interval)).UTC()
 }
+
+// Held returns the span of closed intervals the recorder still holds: from
+// the first interval it saw (or the oldest left in its ring) to the end of
+// the last closed one. Between answers exactly inside it.
+func (r *Recorder) Held() (from, to time.Time) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	first := max(r.start, r.end-int64(r.slots))
+	return time.Unix(0, first*int64(r.cfg.Interval)).UTC(), time.Unix(0, r.end*int64(r.cfg.Interval)).UTC()
+}
+
+// Between returns every CUJ's counts, all client groups together, over the
+// closed intervals that start in [from, to), keyed by CUJ name. Intervals
+// outside Held count as nothing; CUJs without requests are left out.
+func (r *Recorder) Between(from, to time.Time) map[string]Counts {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	lo := max(r.interval(from.Add(r.cfg.Interval-1)), r.end-int64(r.slots), r.start)
+	hi := min(r.interval(to.Add(r.cfg.Interval-1)), r.end)
+	out := map[string]Counts{}
+	if lo >= hi {
+		return out
+	}
+	nb := len(r.bounds) + 1
+	for cuj, routes := range r.cujRoutes {
+		c := Counts{Hist: make([]uint64, nb), Span: time.Duration(hi-lo) * r.cfg.Interval}
+		for _, route := range routes {
+			for rev := range match.NumRevisions {
+				for g := range match.NumGroups {
+					if s := r.series[route][rev][g].Load(); s != nil {
+						r.addClosed(s, lo, hi, &c)
+					}
+				}
+			}
+		}
+		r.finish(cuj, &c)
+		if c.Total > 0 {
+			out[r.cfg.Routes.CUJs()[cuj]] = c
+		}
+	}
+	return out
+}

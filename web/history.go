@@ -62,7 +62,7 @@ func (h *history) ordered() []frame {
 }
 
 // sampleAll computes one frame from a snapshot.
-func sampleAll(svc *spec.Service, s *snapshot, sims map[string]*Intended) frame {
+func sampleAll(svc *spec.Service, s *snapshot, sims map[string]*slo.Intended) frame {
 	f := frame{at: s.at, cujs: map[string][numMetrics]num{}}
 	for _, c := range s.cujs.CUJs {
 		sc := svc.CUJ(c.Name)
@@ -74,7 +74,7 @@ func sampleAll(svc *spec.Service, s *snapshot, sims map[string]*Intended) frame 
 	return f
 }
 
-func sample(c *spec.CUJ, live admin.CUJStatus, sim *Intended) [numMetrics]num {
+func sample(c *spec.CUJ, live admin.CUJStatus, sim *slo.Intended) [numMetrics]num {
 	var v [numMetrics]num
 	for i := range v {
 		v[i] = nan
@@ -118,7 +118,7 @@ func sample(c *spec.CUJ, live admin.CUJStatus, sim *Intended) [numMetrics]num {
 		v[mIntended] = num(100 * sim.Share.Float())
 		if ok1 && m.Total > 0 {
 			bad := m.Bad
-			if sim.Kind == KindLatency {
+			if sim.Kind == slo.Latency {
 				bad = m.Slow
 			}
 			v[mRealised] = num(100 * float64(bad) / float64(m.Total))
@@ -194,4 +194,14 @@ func (h *history) series(svc *spec.Service, c *spec.CUJ) Series {
 		}
 	}
 	return s
+}
+
+// burnRate is a live window's burn rate for the charts: the bad share over
+// the share the SLO allows; absent without requests.
+func burnRate(bad, total uint64, objective spec.Ratio) *float64 {
+	if total == 0 {
+		return nil
+	}
+	r := float64(bad) / float64(total) / objective.OneMinus().Float()
+	return &r
 }

@@ -20,8 +20,17 @@ type State struct {
 	Polled  time.Time `json:"polled"`
 	// Error says why the last read of the proxy failed; the rest is then
 	// what the read before it saw.
-	Error         string           `json:"error,omitempty"`
-	Source        string           `json:"source"`
+	Error string `json:"error,omitempty"`
+	// Source says where the SLO view comes from; Judged is the instant the
+	// SLO engine judged (absent without an engine, or before its first
+	// status); EngineError why the last judgement failed (the view is then
+	// the one before).
+	Source      string     `json:"source"`
+	Judged      *time.Time `json:"judged,omitempty"`
+	EngineError string     `json:"engineError,omitempty"`
+	// Windows are the engine's burn-rate windows, in the order of every
+	// SLOView.Burn.
+	Windows       []string         `json:"windows"`
 	TokenRequired bool             `json:"tokenRequired"`
 	Links         []Link           `json:"links"`
 	States        []string         `json:"states"`
@@ -31,50 +40,61 @@ type State struct {
 	Audit         []AuditView      `json:"audit"` // newest first
 }
 
-// Source describes where the dashboard's SLIs come from until the SLO engine
-// judges them over their whole windows.
-const Source = "the proxy's live windows (1m, 5m, 1h): SLIs and budgets over the last hour"
+// NoEngine is State.Source when the dashboard has no SLO engine.
+const NoEngine = "no SLO source: SLOs and live traffic only"
 
 // CUJView is one row of the CUJ table.
 type CUJView struct {
-	Name         string        `json:"name"`
-	Owner        string        `json:"owner,omitempty"`
-	Description  string        `json:"description,omitempty"`
-	Routes       []string      `json:"routes"`
-	Availability *SLOView      `json:"availability,omitempty"`
-	Latency      *SLOView      `json:"latency,omitempty"`
-	Alerts       []AlertView   `json:"alerts"`
-	Requests     uint64        `json:"requests"` // over the last minute
-	Rate         float64       `json:"rate"`     // per second over the last minute
-	P50          spec.Duration `json:"p50,omitempty"`
-	P90          spec.Duration `json:"p90,omitempty"`
-	P99          spec.Duration `json:"p99,omitempty"`
-	Faults       []string      `json:"faults"`
-	Simulation   string        `json:"simulation,omitempty"` // the active simulation's id
+	Name         string      `json:"name"`
+	Owner        string      `json:"owner,omitempty"`
+	Description  string      `json:"description,omitempty"`
+	Routes       []string    `json:"routes"`
+	Availability *SLOView    `json:"availability,omitempty"`
+	Latency      *SLOView    `json:"latency,omitempty"`
+	Alerts       []AlertView `json:"alerts"`
+	// Requests, Rate and the percentiles are the proxy's live last minute.
+	Requests   uint64        `json:"requests"`
+	Rate       float64       `json:"rate"` // per second
+	P50        spec.Duration `json:"p50,omitempty"`
+	P90        spec.Duration `json:"p90,omitempty"`
+	P99        spec.Duration `json:"p99,omitempty"`
+	Faults     []string      `json:"faults"`
+	Simulation string        `json:"simulation,omitempty"` // the active simulation's id
 }
 
-// SLOView is one SLO of a CUJ as the live windows show it.
+// SLOView is one SLO of a CUJ as the SLO engine judged it.
 type SLOView struct {
 	Objective spec.Ratio    `json:"objective"`
 	Window    string        `json:"window"`
 	Threshold spec.Duration `json:"threshold,omitempty"`
-	// SLI is the share of good requests in percent over SLIWindow; absent
-	// without requests.
-	SLI       *float64 `json:"sli"`
-	SLIWindow string   `json:"sliWindow"`
-	// BudgetRemaining is the share of the error budget left over SLIWindow's
-	// requests, in percent (negative when overspent).
-	BudgetRemaining *float64   `json:"budgetRemaining"`
-	Burn            []BurnView `json:"burn"`
+	// Judged is false without an engine status: the fields below are then empty.
+	Judged bool `json:"judged"`
+	// SLI is the share of good requests over the SLO window in percent;
+	// absent without requests. Met compares it with the objective exactly.
+	SLI    *float64   `json:"sli"`
+	Met    bool       `json:"met"`
+	Events slo.Events `json:"events"`
+	// BudgetRemaining is the share of the window's error budget left, in
+	// percent (negative when overspent); absent without requests.
+	BudgetRemaining *float64 `json:"budgetRemaining"`
+	Exhausted       bool     `json:"exhausted"`
+	// ExhaustedIn is how long the budget left lasts at the last hour's burn
+	// rate; absent when nothing burns.
+	ExhaustedIn *spec.Duration `json:"exhaustedIn,omitempty"`
+	Burn        []BurnView     `json:"burn"`
 }
 
-// BurnView is the burn rate over one window: the bad share over the share
-// the SLO allows.
+// BurnView is the burn rate over one of the engine's windows: the bad share
+// over the share the SLO allows.
 type BurnView struct {
 	Window string   `json:"window"`
-	Rate   *float64 `json:"rate"`
+	Rate   *float64 `json:"rate"` // absent without requests
 	Total  uint64   `json:"total"`
 	Bad    uint64   `json:"bad"`
+	// TooFew: the window holds too few requests to judge (burning exactly
+	// at the objective it would hold fewer bad requests than the alerts'
+	// minimum), so its rate is noise.
+	TooFew bool `json:"tooFew,omitempty"`
 }
 
 // AlertView is one multiwindow burn-rate alert of an SLO.
@@ -83,9 +103,14 @@ type AlertView struct {
 	Severity string `json:"severity"`
 	Pair     string `json:"pair"`     // "1h/5m"
 	Factor   string `json:"burnRate"` // "14.4"
-	// State: "firing", "ok", or "unknown" when a window is longer than the
-	// live windows (the SLO engine judges those).
-	State string `json:"state"`
+	// State: "firing"; "held" when both windows burn fast enough but the
+	// long one holds fewer than MinBad bad requests (the low-traffic guard);
+	// "ok"; or "unknown" without an engine status.
+	State     string   `json:"state"`
+	LongBurn  *float64 `json:"longBurnRate,omitempty"`
+	ShortBurn *float64 `json:"shortBurnRate,omitempty"`
+	LongBad   uint64   `json:"longBad"`
+	MinBad    int64    `json:"minBad"`
 }
 
 // FaultView is an active fault with its lease.
@@ -113,12 +138,32 @@ type AuditView struct {
 
 func buildState(cfg Config, s *snapshot, sims []SimulationView) State {
 	st := State{
-		Service: cfg.Service.Name, Now: cfg.Now().UTC(), Polled: s.at.UTC(), Source: Source,
+		Service: cfg.Service.Name, Now: cfg.Now().UTC(), Polled: s.at.UTC(), Source: NoEngine, Windows: []string{},
 		TokenRequired: cfg.Token != "", Links: orEmpty(cfg.Links), States: States,
 		CUJs: []CUJView{}, Faults: []FaultView{}, Simulations: orEmpty(sims), Audit: []AuditView{},
 	}
 	if s.err != nil {
 		st.Error = s.err.Error()
+	}
+	if cfg.Engine != nil {
+		st.Source = cfg.Engine.Name
+	}
+	if s.judgement.err != nil {
+		st.EngineError = s.judgement.err.Error()
+	}
+	judged := map[slo.Key]*slo.SLOStatus{}
+	if js := s.status; js != nil {
+		at := js.At
+		st.Judged = &at
+		for i := range js.SLOs {
+			x := &js.SLOs[i]
+			judged[x.Key()] = x
+			if len(st.Windows) == 0 {
+				for _, w := range x.Windows {
+					st.Windows = append(st.Windows, w.Window.String())
+				}
+			}
+		}
 	}
 	active := map[string]string{}
 	for _, sim := range sims {
@@ -131,7 +176,7 @@ func buildState(cfg Config, s *snapshot, sims []SimulationView) State {
 		if sc == nil {
 			continue // _other, and CUJs of a spec the dashboard was not given
 		}
-		st.CUJs = append(st.CUJs, cujView(cfg.Service, sc, c, active[c.Name]))
+		st.CUJs = append(st.CUJs, cujView(cfg.Service, sc, c, judged, active[c.Name]))
 	}
 	for _, f := range s.faults {
 		if f.State != "active" && f.State != "pending" {
@@ -169,18 +214,7 @@ func window(ws []admin.WindowSLI, d time.Duration) (admin.WindowSLI, bool) {
 	return admin.WindowSLI{}, false
 }
 
-// longest is the live window SLIs and budgets are read over.
-func longest(ws []admin.WindowSLI) admin.WindowSLI {
-	var out admin.WindowSLI
-	for _, w := range ws {
-		if w.Window > out.Window {
-			out = w
-		}
-	}
-	return out
-}
-
-func cujView(svc *spec.Service, c *spec.CUJ, live admin.CUJStatus, sim string) CUJView {
+func cujView(svc *spec.Service, c *spec.CUJ, live admin.CUJStatus, judged map[slo.Key]*slo.SLOStatus, sim string) CUJView {
 	v := CUJView{
 		Name: c.Name, Owner: c.Owner, Description: c.Description, Routes: orEmpty(live.Routes),
 		Alerts: []AlertView{}, Faults: []string{}, Simulation: sim,
@@ -196,15 +230,15 @@ func cujView(svc *spec.Service, c *spec.CUJ, live admin.CUJStatus, sim string) C
 			v.Faults = append(v.Faults, f.Name)
 		}
 	}
-	alerts := slo.AlertsFor(svc, c)
-	minBad := slo.MinBadEventsFor(svc, c)
 	if a := c.Availability; a != nil {
-		v.Availability = sloView(a.Objective, a.Window, 0, live.Windows, badOf)
-		v.Alerts = append(v.Alerts, alertViews("availability", a.Objective, alerts, minBad, live.Windows, badOf)...)
+		x := judged[slo.Key{CUJ: c.Name, Kind: slo.Availability}]
+		v.Availability = sloView(a.Objective, a.Window, 0, x)
+		v.Alerts = append(v.Alerts, alertViews(svc, c, slo.Availability, x)...)
 	}
 	if l := c.Latency; l != nil {
-		v.Latency = sloView(l.Objective, l.Window, l.Threshold, live.Windows, slowOf)
-		v.Alerts = append(v.Alerts, alertViews("latency", l.Objective, alerts, minBad, live.Windows, slowOf)...)
+		x := judged[slo.Key{CUJ: c.Name, Kind: slo.Latency}]
+		v.Latency = sloView(l.Objective, l.Window, l.Threshold, x)
+		v.Alerts = append(v.Alerts, alertViews(svc, c, slo.Latency, x)...)
 	}
 	return v
 }
@@ -218,58 +252,52 @@ func roundLatency(d spec.Duration) spec.Duration {
 	return spec.Duration(time.Duration(d).Round(time.Millisecond))
 }
 
-func badOf(w admin.WindowSLI) uint64  { return w.Bad }
-func slowOf(w admin.WindowSLI) uint64 { return w.Slow }
-
-func sloView(objective spec.Ratio, win spec.Window, threshold time.Duration, ws []admin.WindowSLI, bad func(admin.WindowSLI) uint64) *SLOView {
+// sloView is an SLO as declared and, with a status x, as judged.
+func sloView(objective spec.Ratio, win spec.Window, threshold time.Duration, x *slo.SLOStatus) *SLOView {
 	v := &SLOView{Objective: objective, Window: win.String(), Threshold: spec.Duration(threshold), Burn: []BurnView{}}
-	long := longest(ws)
-	v.SLIWindow = long.Window.String()
-	if long.Span < long.Window {
-		v.SLIWindow = "last " + time.Duration(long.Span).Round(time.Second).String()
+	if x == nil {
+		return v
 	}
-	if long.Total > 0 {
-		sli := 100 * float64(long.Total-bad(long)) / float64(long.Total)
-		v.SLI = &sli
-		allowed := objective.OneMinus().Float() * float64(long.Total)
-		rem := 100 * (1 - float64(bad(long))/allowed)
+	v.Judged, v.SLI, v.Met, v.Events = true, x.SLIPercent, x.Met, x.Events
+	if x.Events.Total > 0 {
+		rem := x.Budget.RemainingPercent
 		v.BudgetRemaining = &rem
 	}
-	for _, w := range ws {
-		b := BurnView{Window: w.Window.String(), Total: w.Total, Bad: bad(w)}
-		b.Rate = burnRate(b.Bad, b.Total, objective)
-		v.Burn = append(v.Burn, b)
+	v.Exhausted, v.ExhaustedIn = x.Budget.Exhausted, x.Budget.TimeToExhaustion
+	for _, w := range x.Windows {
+		v.Burn = append(v.Burn, BurnView{
+			Window: w.Window.String(), Rate: w.BurnRate, Total: w.Events.Total, Bad: w.Events.Bad,
+			TooFew: w.TooFewToJudge && w.BurnRate != nil,
+		})
 	}
 	return v
 }
 
-func burnRate(bad, total uint64, objective spec.Ratio) *float64 {
-	if total == 0 {
-		return nil
-	}
-	r := float64(bad) / float64(total) / objective.OneMinus().Float()
-	return &r
-}
-
-// alertViews judges the alerts whose two windows are live windows: both
-// burn at least the factor, with at least minBad bad requests in the long
-// window. The comparison is exact.
-func alertViews(kind string, objective spec.Ratio, alerts []spec.BurnRateAlert, minBad int64, ws []admin.WindowSLI, bad func(admin.WindowSLI) uint64) []AlertView {
+// alertViews lists an SLO's alerts: as the engine judged them, or from the
+// shared table as unknown when there is no status.
+func alertViews(svc *spec.Service, c *spec.CUJ, kind slo.Kind, x *slo.SLOStatus) []AlertView {
 	var out []AlertView
-	budget := objective.OneMinus()
-	for _, a := range alerts {
-		v := AlertView{SLO: kind, Severity: a.Severity, Pair: spec.FormatDuration(a.Long) + "/" + spec.FormatDuration(a.Short), Factor: a.Factor.Decimal(), State: "unknown"}
-		long, okL := window(ws, a.Long)
-		short, okS := window(ws, a.Short)
-		if okL && okS {
-			v.State = "ok"
-			limit, ok := a.Factor.Mul(budget)
-			if ok && long.Total > 0 && short.Total > 0 && bad(long) >= uint64(max(minBad, 0)) &&
-				spec.AtLeast(bad(long), long.Total, limit) && spec.AtLeast(bad(short), short.Total, limit) {
-				v.State = "firing"
-			}
+	if x == nil {
+		for _, a := range slo.AlertsFor(svc, c) {
+			out = append(out, AlertView{
+				SLO: string(kind), Severity: a.Severity, Pair: spec.FormatDuration(a.Long) + "/" + spec.FormatDuration(a.Short),
+				Factor: a.Factor.Decimal(), State: "unknown", MinBad: slo.MinBadEventsFor(svc, c),
+			})
 		}
-		out = append(out, v)
+		return out
+	}
+	for _, a := range x.Alerts {
+		state := "ok"
+		switch {
+		case a.Firing:
+			state = "firing"
+		case a.Guarded:
+			state = "held"
+		}
+		out = append(out, AlertView{
+			SLO: string(kind), Severity: a.Severity, Pair: a.Pair(), Factor: a.Factor, State: state,
+			LongBurn: a.LongBurn, ShortBurn: a.ShortBurn, LongBad: a.LongBad, MinBad: x.MinBadEvents,
+		})
 	}
 	return out
 }
@@ -278,7 +306,7 @@ func alertViews(kind string, objective spec.Ratio, alerts []spec.BurnRateAlert, 
 type simulation struct {
 	ID        string
 	Request   SimulationRequest
-	Plan      *Plan
+	Plan      *slo.Plan
 	Started   time.Time
 	Rules     []string
 	Stopped   time.Time
@@ -294,7 +322,8 @@ type SimulationView struct {
 	State       string     `json:"state"`
 	Value       string     `json:"value,omitempty"`
 	Explanation string     `json:"explanation"`
-	Kind        string     `json:"kind"`
+	Notes       []string   `json:"notes"`
+	Kind        slo.Kind   `json:"kind"`
 	Intended    spec.Ratio `json:"intended"` // share of the CUJ's requests made bad
 	// IntendedPercent and RealisedPercent are Intended and Injected/Matched
 	// in percent, for display.
@@ -311,7 +340,7 @@ type SimulationView struct {
 
 func (s *simulation) view() SimulationView {
 	v := SimulationView{
-		ID: s.ID, CUJ: s.Plan.CUJ, State: s.Request.State, Value: s.Request.Value, Explanation: s.Plan.Explanation,
+		ID: s.ID, CUJ: s.Plan.CUJ, State: s.Request.State, Value: s.Request.Value, Explanation: s.Plan.Explanation, Notes: orEmpty(s.Plan.Notes),
 		Kind: s.Plan.Intended.Kind, Intended: s.Plan.Intended.Share, IntendedPercent: 100 * s.Plan.Intended.Share.Float(),
 		Matched: s.last.Matched, Injected: s.last.Injected, Started: s.Started.UTC(), Rules: s.Rules,
 		Active: s.Stopped.IsZero(), StoppedBy: s.StoppedBy,
@@ -370,11 +399,11 @@ func (d *Dashboard) simulations(faults []fault.Status) []SimulationView {
 }
 
 // activeSims returns the active simulation of each CUJ.
-func (d *Dashboard) activeSims(faults []fault.Status) map[string]*Intended {
+func (d *Dashboard) activeSims(faults []fault.Status) map[string]*slo.Intended {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.track(faults)
-	out := map[string]*Intended{}
+	out := map[string]*slo.Intended{}
 	for _, s := range d.sims {
 		if s.Stopped.IsZero() {
 			out[s.Plan.CUJ] = &s.Plan.Intended

@@ -4,12 +4,17 @@
 // own JSON API from files embedded in the binary (no CDN, no npm at run
 // time).
 //
-// The dashboard reads a proxy through its admin API: one poller fetches the
-// live view every Config.Poll and keeps the history the charts draw, so any
-// number of browsers, however slow, cost the proxy one request per poll.
-// Changes (starting a simulation, stopping a fault) go through the
+// The CUJ table is the SLO engine's view: slo.Evaluate over an Engine's
+// source (the embedded store, the store with the proxy's newest intervals,
+// or Prometheus), with SLIs over each SLO's window, the budget left, burn
+// rates over the engine's windows and its multiwindow alerts. Traffic, the
+// charts, faults and the audit log come from a proxy's admin API. One
+// poller reads both every Config.Poll and keeps the history the charts
+// draw, so any number of browsers, however slow, cost the proxy one request
+// per poll. Changes (starting a simulation, stopping a fault) go through the
 // dashboard's API, which needs the admin token when one is set, and reach
-// the proxy with the dashboard's own admin client.
+// the proxy with the dashboard's own admin client. Simulations are planned
+// by slo.PlanFor, the same planner as 'slolab simulate'.
 package web
 
 import (
@@ -33,6 +38,7 @@ import (
 	"slolab.dev/slolab"
 	"slolab.dev/slolab/fault"
 	"slolab.dev/slolab/proxy/admin"
+	"slolab.dev/slolab/slo"
 	"slolab.dev/slolab/spec"
 )
 
@@ -47,6 +53,21 @@ type Admin interface {
 
 var _ Admin = (*admin.Client)(nil)
 
+// Engine is where the CUJ table's SLO view comes from: slo.Evaluate over
+// Source, judged at Instant.
+type Engine struct {
+	Source slo.Source
+	// Instant returns the instant to judge at, given the time now: the end
+	// of the newest data Source holds completely.
+	Instant func(ctx context.Context, now time.Time) (time.Time, error)
+	// Name says where the events come from, for the page.
+	Name string
+}
+
+// Rejudge is how often the engine judges again when its instant has not
+// moved (Prometheus may still be filling in the last minute).
+const Rejudge = 30 * time.Second
+
 // Link is a URL the dashboard's header offers: the app, the admin API.
 type Link struct {
 	Name string `json:"name"`
@@ -58,6 +79,9 @@ type Config struct {
 	// Service is the spec the proxy runs: the CUJs, their SLOs and alerts.
 	Service *spec.Service
 	Admin   Admin
+	// Engine judges the SLOs for the CUJ table; without one the table shows
+	// the SLOs and live traffic but no SLIs, budgets or alerts.
+	Engine *Engine
 	// Token, when set, is required from the browser for every change
 	// (Authorization: Bearer TOKEN); the lab prints a URL that carries it.
 	Token string
@@ -105,6 +129,7 @@ type Dashboard struct {
 	polled  chan struct{} // closed after the first poll
 	once    sync.Once
 	pollMu  sync.Mutex // one poll at a time: the ticker's, or one after a change
+	judged  judgement  // the engine's last status; guarded by pollMu
 
 	mu   sync.Mutex // guards sims and seq
 	sims []*simulation
@@ -118,6 +143,14 @@ type snapshot struct {
 	faults []fault.Status
 	audit  []admin.AuditEntry
 	err    error
+	judgement
+}
+
+// judgement is the SLO engine's last status and when it was made.
+type judgement struct {
+	status   *slo.Status
+	judgedAt time.Time // when Evaluate ran
+	err      error     // the last evaluation's, if it failed
 }
 
 // New checks cfg and prepares a dashboard.
@@ -198,6 +231,7 @@ func (d *Dashboard) poll(ctx context.Context) {
 	if s.err == nil {
 		s.audit, s.err = d.cfg.Admin.Audit(ctx, d.cfg.AuditEntries)
 	}
+	s.judgement = d.judge(ctx, s.at)
 	if s.err != nil {
 		if ctx.Err() != nil && errors.Is(s.err, context.Canceled) {
 			return
@@ -211,6 +245,34 @@ func (d *Dashboard) poll(ctx context.Context) {
 	}
 	d.latest.Store(s)
 	d.once.Do(func() { close(d.polled) })
+}
+
+// judge evaluates the SLOs when the engine's instant has moved (or Rejudge
+// has passed); a failure keeps the last status and reports the error.
+func (d *Dashboard) judge(ctx context.Context, now time.Time) judgement {
+	e := d.cfg.Engine
+	if e == nil {
+		return judgement{}
+	}
+	prev := d.judged
+	at, err := e.Instant(ctx, now)
+	if err == nil && prev.status != nil && prev.err == nil && prev.status.At.Equal(at.UTC()) && now.Sub(prev.judgedAt) < Rejudge {
+		return prev
+	}
+	var st *slo.Status
+	if err == nil {
+		st, err = slo.Evaluate(ctx, d.cfg.Service, e.Source, at)
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			d.cfg.Logger.Warn("dashboard: judging the SLOs", "source", e.Name, "err", err)
+		}
+		prev.err = err
+		d.judged = prev
+		return prev
+	}
+	d.judged = judgement{status: st, judgedAt: now}
+	return d.judged
 }
 
 // errorBody is every error response of the API.
@@ -334,13 +396,13 @@ func decodeRequest(r *http.Request) (*SimulationRequest, error) {
 	return &req, nil
 }
 
-func (d *Dashboard) planFor(req *SimulationRequest) (*Plan, error) {
+func (d *Dashboard) planFor(req *SimulationRequest) (*slo.Plan, error) {
 	svc := d.cfg.Service
 	c := svc.CUJ(req.CUJ)
 	if c == nil {
 		return nil, slolab.Errorf(slolab.Invalid, "cuj: no CUJ %q (the CUJs are %s)", req.CUJ, strings.Join(svc.CUJNames(), ", "))
 	}
-	w := Want{Seed: d.cfg.Seed, TTL: spec.DefaultTTL}
+	w := slo.Want{Seed: d.cfg.Seed, TTL: spec.DefaultTTL}
 	if req.Duration != "" {
 		ttl, err := spec.ParseDuration(req.Duration)
 		if err != nil || ttl <= 0 || ttl > 24*time.Hour {
@@ -354,7 +416,7 @@ func (d *Dashboard) planFor(req *SimulationRequest) (*Plan, error) {
 		w.BurnRate = &one
 	case "burn":
 		b, err := spec.ParseRatio(req.Value)
-		if err != nil || b.IsZero() {
+		if err != nil || b.IsZero() || strings.HasSuffix(req.Value, "%") {
 			return nil, slolab.Errorf(slolab.Invalid, "value: want a positive burn rate such as 14.4, got %q", req.Value)
 		}
 		w.BurnRate = &b
@@ -368,13 +430,22 @@ func (d *Dashboard) planFor(req *SimulationRequest) (*Plan, error) {
 		if c.Latency == nil {
 			return nil, slolab.Errorf(slolab.Invalid, "CUJ %s has no latency SLO: its boundary cannot be simulated", c.Name)
 		}
-		w.Latency = &LatencyTarget{Threshold: c.Latency.Threshold, Objective: c.Latency.Objective}
+		w.Latency = &slo.LatencyTarget{Threshold: c.Latency.Threshold, Objective: c.Latency.Objective}
 	case "page", "ticket":
 		w.Alert = req.State
+		// With the CUJ's measured traffic, the planner keeps every short
+		// window over the alert's threshold instead of about half of them.
+		if s := d.latest.Load(); s != nil && s.cujs != nil {
+			for i := range s.cujs.CUJs {
+				if s.cujs.CUJs[i].Name == c.Name {
+					w.RequestsPerMinute = s.cujs.CUJs[i].RequestsPerMinute()
+				}
+			}
+		}
 	default:
 		return nil, slolab.Errorf(slolab.Invalid, "state: want one of %s, got %q", strings.Join(States, ", "), req.State)
 	}
-	p, err := PlanFor(svc, c.Name, w)
+	p, err := slo.PlanFor(svc, c.Name, w)
 	if err != nil {
 		return nil, slolab.Errorf(slolab.Invalid, "%v", err)
 	}

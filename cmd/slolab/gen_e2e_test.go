@@ -24,10 +24,10 @@ import (
 // end-to-end check, all through the real binary: `slolab gen prometheus`
 // writes the rules (windows scaled 60 times by the test-only
 // --test-time-scale, so the 1h/5m page becomes 1m/5s), a real Prometheus
-// loads them and scrapes a running `slolab proxy`, a fault rule fails
-// exactly 10% of the update CUJ's requests while traffic flows, and the page
-// alert for update fires. The read CUJ, which gets the same traffic without
-// faults, must not alert.
+// loads them and scrapes a running `slolab proxy`, `slolab simulate update
+// --availability 90%` fails exactly 10% of the update CUJ's requests while
+// traffic flows, and the page alert for update fires. The read CUJ, which
+// gets the same traffic without faults, must not alert.
 func TestPrometheusFiresTheGeneratedPageAlertOnTheProxysMetrics(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the proxy and a real Prometheus for about 20 seconds")
@@ -47,7 +47,7 @@ func TestPrometheusFiresTheGeneratedPageAlertOnTheProxysMetrics(t *testing.T) {
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
 	defer app.Close()
 	proxyCmd := exec.Command(bin, "proxy", "--spec", "../../examples/chat.yaml", "--upstream", app.URL,
-		"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--audit-log", "-")
+		"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--audit-log", "-", "--store", filepath.Join(dir, "slolab.db"))
 	stderr, _ := proxyCmd.StderrPipe()
 	if err := proxyCmd.Start(); err != nil {
 		t.Fatal(err)
@@ -72,10 +72,24 @@ func TestPrometheusFiresTheGeneratedPageAlertOnTheProxysMetrics(t *testing.T) {
 	proxyURL, adminURL := m[1], m[2]
 	go func() { _, _ = io.Copy(io.Discard, rd) }()
 
-	if out, err := exec.Command(bin, "fault", "add", "update-errors", "--admin", adminURL,
-		"--cuj", "update", "--status", "500", "--rate", "10%", "--ttl", "5m").CombinedOutput(); err != nil {
-		t.Fatalf("fault add: %v\n%s", err, out)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	// simulate holds its rule until Ctrl-C, which it gets when the test ends.
+	simulate := exec.CommandContext(ctx, bin, "simulate", "update", "--availability", "90%", "--admin", adminURL, "--spec", "../../examples/chat.yaml")
+	simulate.Cancel = func() error { return simulate.Process.Signal(os.Interrupt) }
+	simulate.WaitDelay = 10 * time.Second
+	var simLog strings.Builder
+	simulate.Stdout, simulate.Stderr = &simLog, &simLog
+	if err := simulate.Start(); err != nil {
+		t.Fatal(err)
 	}
+	defer func() {
+		cancel()
+		_ = simulate.Wait() // the context's error: Ctrl-C is how simulate ends
+		if code := simulate.ProcessState.ExitCode(); code != 0 || !strings.Contains(simLog.String(), "slolab simulate: removed sim-update") {
+			t.Errorf("simulate exited %d without removing its rule:\n%s", code, simLog.String())
+		}
+	}()
 
 	config := fmt.Sprintf(`global: {scrape_interval: 1s, evaluation_interval: 1s}
 rule_files: [rules.yaml]
@@ -86,8 +100,6 @@ scrape_configs:
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
 	promAddr := freeAddr(t)
 	promCmd := exec.CommandContext(ctx, prometheus, "--config.file="+filepath.Join(dir, "prometheus.yml"),
 		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+promAddr)
@@ -155,7 +167,7 @@ scrape_configs:
 			}
 		}
 	}
-	t.Fatalf("no page alert for update within 90s; alerts: %+v\nprometheus:\n%s", last, promLog.String())
+	t.Fatalf("no page alert for update within 90s; alerts: %+v\nsimulate:\n%s\nprometheus:\n%s", last, simLog.String(), promLog.String())
 }
 
 func freeAddr(t *testing.T) string {

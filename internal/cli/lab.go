@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -40,6 +42,7 @@ type labOptions struct {
 	auditLog  string
 	logLevel  string
 	noLatency bool
+	store     string
 	// explicit records the address flags the user gave: those fail when
 	// taken; defaults fall back to a free port.
 	explicit map[string]bool
@@ -65,14 +68,23 @@ func labCmd(e *env) *cobra.Command {
   the demo app    the chat service of examples/chat.yaml (or your app: --upstream)
   the proxy       measures every CUJ and injects faults at exact rates
   steady load     --rate requests per second with the spec's per-CUJ mix
-  the dashboard   CUJs with SLIs, budgets, burn rates and alerts, charts,
-                  a panel to simulate SLO states, faults and the audit log
+  the SLO engine  on the embedded store the proxy writes (as 'slolab proxy
+                  --store' does), judging every SLO every 10 seconds
+  the dashboard   CUJs with SLIs over their windows, budgets, burn rates and
+                  alerts from the SLO engine, live charts, a panel to
+                  simulate SLO states, faults and the audit log
 
 With no flags it runs examples/chat.yaml (built into slolab) on fixed
 loopback ports: the app through the proxy on 8080, the admin API on 9090,
 the dashboard on 8070. A default port that is taken falls back to a free
 one; a port you give must be free. Nothing needs installing and nothing
 leaves this machine.
+
+The store is a new one in a temporary directory, removed on exit, unless
+--store names a file to keep (and to read with 'slolab slo status|report|
+backtest --store PATH'). The SLO engine reads the store's whole minutes and
+the proxy's newest 10-second intervals together, so SLIs, budgets and alerts
+appear within seconds of the start.
 
 Changes (simulations, stopping faults) need the admin token: the lab uses
 $SLOLAB_ADMIN_TOKEN or makes one, and prints a dashboard URL that carries
@@ -118,6 +130,7 @@ the app: nothing stays injected.`,
 	fs.StringVar(&o.auditLog, "audit-log", "-", `file the admin API appends every change to ("-": the dashboard's memory only)`)
 	fs.StringVar(&o.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
 	fs.BoolVar(&o.noLatency, "no-latency", false, "the demo app answers at once, without its baseline latencies")
+	fs.StringVar(&o.store, "store", "", "embedded store the proxy writes and the SLO engine reads (default: a new one in a temporary directory, removed on exit)")
 	return cmd
 }
 
@@ -136,6 +149,7 @@ type lab struct {
 	rate      spec.Rate
 	fallbacks []string
 	stderr    io.Writer
+	tempDir   string // the temporary store's directory, removed on exit
 }
 
 func labService(path string) (*spec.Service, error) {
@@ -200,6 +214,9 @@ func newLab(ctx context.Context, o *labOptions, stderr io.Writer) (_ *lab, err e
 	if o.explicit == nil {
 		o.explicit = map[string]bool{}
 	}
+	if o.store == "-" {
+		return nil, usageErrorf("--store -: the lab's SLO engine needs a store; leave --store out for a temporary one")
+	}
 	svc, err := labService(o.specPath)
 	if err != nil {
 		return nil, err
@@ -234,6 +251,13 @@ func newLab(ctx context.Context, o *labOptions, stderr io.Writer) (_ *lab, err e
 		specPath: o.specPath, upstream: l.upstream.String(), adminToken: o.token,
 		trustForwardedFor: true, maxTTL: 24 * time.Hour, drain: 5 * time.Second,
 		auditLog: o.auditLog, faultHeader: proxy.DefaultFaultHeader, h2c: true, logLevel: o.logLevel,
+		store: o.store,
+	}
+	if po.store == "" {
+		if l.tempDir, err = os.MkdirTemp("", "slolab-lab-"); err != nil {
+			return nil, fmt.Errorf("a directory for the lab's store: %w", err)
+		}
+		po.store = filepath.Join(l.tempDir, "slolab.db")
 	}
 	if po.listen, err = l.freeAddr("listen", o.listen); err != nil {
 		return nil, err
@@ -256,9 +280,15 @@ func newLab(ctx context.Context, o *labOptions, stderr io.Writer) (_ *lab, err e
 	if l.dashLn, err = l.listen("dashboard", o.dashboard); err != nil {
 		return nil, err
 	}
+	flusher := l.stack.flusher
 	l.dash, err = web.New(web.Config{
 		Service: svc, Admin: client, Token: o.token, Poll: o.poll, Seed: o.seed, Logger: log,
 		Links: l.links(),
+		Engine: &web.Engine{
+			Source:  flusher,
+			Instant: func(context.Context, time.Time) (time.Time, error) { return flusher.Instant(), nil },
+			Name:    "the embedded store with the proxy's newest intervals",
+		},
 	})
 	if err != nil {
 		return nil, err
@@ -305,6 +335,11 @@ func (l *lab) printURLs(w io.Writer) {
 		fmt.Fprintf(w, "  proxy      %s → %s\n", l.stack.proxyURL(), l.upstream)
 	}
 	fmt.Fprintf(w, "  admin API  %s/api/v1/  metrics %s/metrics\n", l.stack.adminURL(), l.stack.adminURL())
+	if l.tempDir != "" {
+		fmt.Fprintf(w, "  store      %s  (removed on exit; --store PATH keeps one)\n", l.stack.opts.store)
+	} else {
+		fmt.Fprintf(w, "  store      %s  (slolab slo status --store %s reads it too)\n", l.stack.opts.store, l.stack.opts.store)
+	}
 	fmt.Fprintf(w, "  token      export SLOLAB_ADMIN_URL=%s SLOLAB_ADMIN_TOKEN=%s\n\n", l.stack.adminURL(), l.o.token)
 	fmt.Fprintln(w, "Ctrl-C stops everything and removes every fault.")
 }
@@ -360,7 +395,18 @@ func (l *lab) run(ctx context.Context) error {
 	wg.Wait()
 	stopApp()
 	<-appDone
+	l.removeTemp()
 	return errors.Join(errs...)
+}
+
+// removeTemp removes the temporary store once the proxy has closed it.
+func (l *lab) removeTemp() {
+	if l.tempDir == "" {
+		return
+	}
+	if err := os.RemoveAll(l.tempDir); err != nil {
+		l.log.Warn("removing the lab's temporary store", "err", err)
+	}
 }
 
 // closeAll releases what newLab opened when it fails half-way.
@@ -379,6 +425,7 @@ func (l *lab) closeAll() {
 	if l.dashLn != nil {
 		l.dashLn.Close()
 	}
+	l.removeTemp()
 }
 
 // tokenURL is a dashboard URL that hands the browser the token.

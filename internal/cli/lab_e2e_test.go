@@ -167,6 +167,7 @@ func loadTime(b *tab) time.Duration {
 
 func TestLabInChromium(t *testing.T) {
 	b := browser(t)
+	started := time.Now()
 	l := startLab(t, "40/s") // modest: under -race, on 2 shared cores, SQLite and the proxy must keep up
 	dash := l.dashboardURL()
 
@@ -183,8 +184,14 @@ func TestLabInChromium(t *testing.T) {
 	t.Logf("dashboard loaded in %v (navigation start to load event; the goal is under 1s)", loadTime(b))
 	checkPage(b, "dashboard at 1280×800", "slolab")
 
+	// The SLO engine's view: SLIs over the SLO window, burn rates over its windows.
+	b.waitFor("the SLO engine's SLIs are shown", `[...document.querySelectorAll('#cujs tr[data-cuj="read"] td')].some((td) => td.textContent.includes("avail 100%") && td.textContent.includes("req over 30d"))`)
+	t.Logf("the SLO engine's first SLIs showed %v after the lab started (the goal is within 30s)", time.Since(started).Round(100*time.Millisecond))
+	if got, want := eval[string](b, "reading the burn-rate header", `document.querySelector("#burn-h").textContent`), "Burn rate 5m · 30m · 1h · 2h · 6h · 1d · 3d"; got != want {
+		t.Errorf("burn-rate header %q, want %q", got, want)
+	}
+
 	// Simulate: 90% availability on read, chosen in the panel.
-	b.waitFor("live SLIs are shown", `[...document.querySelectorAll('#cujs tr[data-cuj="read"] td')].some((td) => td.textContent.includes("avail 100%"))`)
 	b.do("choosing a simulation",
 		chromedp.SetValue(chromedp.CSS("#sim-cuj"), "read"),
 		chromedp.SetValue(chromedp.CSS("#sim-state"), "availability"),
@@ -193,8 +200,8 @@ func TestLabInChromium(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS("#sim-value"), "90%"),
 		js(`document.querySelector("#sim-value").dispatchEvent(new Event("input"))`),
 	)
-	b.waitFor("the panel explains the state in plain words",
-		`document.querySelector("#sim-explanation").textContent.startsWith("10% of read requests fail with 503: burn rate 100.")`)
+	b.waitFor("the panel explains the state in the planner's words",
+		`document.querySelector("#sim-explanation").textContent.startsWith("1 in 10 read requests fails; at this rate (burn rate 100) the 30-day budget lasts exactly 7h12m")`)
 	b.do("starting the simulation", chromedp.Click(chromedp.CSS("#sim-start")))
 	b.waitFor("the fault is listed with its lease", `!!document.querySelector('#faults tr[data-fault="sim-read"] td.lease')`)
 	b.waitFor("the simulation has seen 100 requests",
@@ -208,6 +215,9 @@ func TestLabInChromium(t *testing.T) {
 	b.waitFor("the chart shows the realised error rate", `(() => {
 		const cells = document.querySelectorAll("#chart-sim .u-legend .u-value");
 		return document.querySelector("#chart-cuj").textContent === "read" && cells.length >= 2; })()`)
+	// Every window of a fresh lab holds the simulation: burn rate 100 pages
+	// as soon as the long window holds the alerts' minimum of 5 failures.
+	b.waitFor("the SLO engine pages for read", `!!document.querySelector('#cujs tr[data-cuj="read"] .pill.firing.page[data-slo="availability"][data-pair="1h/5m"]')`)
 
 	if path := filepath.Join(testtool.RepoRoot(t), "docs", "dashboard.png"); *updateScreenshot || !exists(path) {
 		b.waitFor("a failure shows in the read SLI", `[...document.querySelectorAll('#cujs tr[data-cuj="read"] .bad')].length > 0`)

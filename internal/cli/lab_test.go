@@ -3,17 +3,25 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"slolab.dev/slolab/fault"
 	"slolab.dev/slolab/proxy/admin"
+	"slolab.dev/slolab/slo"
 	"slolab.dev/slolab/spec"
+	"slolab.dev/slolab/web"
 )
 
 func freeOptions(rate string) *labOptions {
@@ -69,6 +77,9 @@ func TestALabStopsCleanlyAndLeavesNoFault(t *testing.T) {
 			t.Errorf("fault %s is still %s after the lab stopped", st.Rule.Name, st.State)
 		}
 	}
+	if _, err := os.Stat(l.tempDir); !os.IsNotExist(err) {
+		t.Errorf("the lab's temporary store %s is still there (%v)", l.tempDir, err)
+	}
 	for name, addr := range map[string]string{"proxy": l.stack.proxyLn.Addr().String(), "admin": l.stack.adminLn.Addr().String(), "dashboard": l.dashLn.Addr().String(), "app": l.appLn.Addr().String()} {
 		if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 			conn.Close()
@@ -120,6 +131,7 @@ func TestTheLabPrintsWhereEverythingIs(t *testing.T) {
 		"  dashboard  " + l.dashboardURL() + "#token=t0k",
 		"  app        " + l.stack.proxyURL() + "/  (the demo app, through the proxy)",
 		"  admin API  " + l.stack.adminURL() + "/api/v1/  metrics " + l.stack.adminURL() + "/metrics",
+		"  store      " + filepath.Join(l.tempDir, "slolab.db") + "  (removed on exit; --store PATH keeps one)",
 		"  token      export SLOLAB_ADMIN_URL=" + l.stack.adminURL() + " SLOLAB_ADMIN_TOKEN=t0k",
 		"",
 		"Ctrl-C stops everything and removes every fault.",
@@ -139,6 +151,8 @@ func TestLabAndServeUsageMistakesExit2(t *testing.T) {
 		{[]string{"lab", "--upstream", "ftp://x"}, `slolab: --upstream "ftp://x": want an http:// or https:// URL with a host`},
 		{[]string{"lab", "extra"}, "slolab lab needs no arguments"},
 		{[]string{"serve", "--listen", "0.0.0.0:8070"}, "the dashboard would listen on 0.0.0.0:8070, beyond loopback, without a token"},
+		{[]string{"serve", "--store", "x.db", "--prometheus", "http://127.0.0.1:9"}, "slolab: give --store or --prometheus, not both"},
+		{[]string{"lab", "--store", "-"}, "slolab: --store -: the lab's SLO engine needs a store; leave --store out for a temporary one"},
 	} {
 		code, _, errOut := runCLI(t, nil, tc.args...)
 		if code != ExitUsage || !strings.Contains(errOut, tc.want) {
@@ -154,7 +168,7 @@ func TestServeRebuildsTheCUJsFromTheProxy(t *testing.T) {
 	}
 	defer l.closeAll()
 	live := admin.Snapshot(l.svc, l.stack.routes, l.stack.faults, l.stack.recorder, time.Now())
-	got, err := serviceFromLive(&live)
+	got, err := serviceFromCUJs(&live)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,5 +195,113 @@ func TestDemoAppOnATakenPortFailsClearly(t *testing.T) {
 	want := "slolab: the demo app cannot listen on " + busy.Addr().String() + ": listen tcp " + busy.Addr().String()
 	if code != ExitFailure || !strings.HasPrefix(errOut, want) || !strings.HasSuffix(errOut, "(choose another with --listen)\n") {
 		t.Errorf("exit %d, stderr %q", code, errOut)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a command writing while a test reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// TestServeJudgesTheSLOsFromAStore: 'slolab serve' against a running proxy
+// and a store holding four days of chat traffic whose last 90 minutes burn
+// update's budget 20 times too fast: the dashboard's table is the SLO
+// engine's, judged at the store's last whole minute, with the page alert
+// 1h/5m firing exactly as 'slolab slo status' says.
+func TestServeJudgesTheSLOsFromAStore(t *testing.T) {
+	end := slo.Align(time.Now(), time.Minute)
+	db := seedStore(t, end, slo.Range{From: end.Add(-90 * time.Minute), To: end})
+	svc, err := spec.LoadService(chatSpec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	defer app.Close()
+	up, _ := url.Parse(app.URL)
+	stack, err := newProxyStack(svc, up, &proxyOptions{listen: "127.0.0.1:0", adminAddr: "127.0.0.1:0", maxTTL: time.Hour, drain: time.Second, auditLog: "-", faultHeader: "-"}, newTestLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	proxyDone := make(chan error, 1)
+	go func() { proxyDone <- stack.run(ctx) }()
+
+	var stderr lockedBuffer
+	serveCtx, stopServe := context.WithCancel(ctx)
+	served := make(chan int, 1)
+	go func() {
+		served <- runCLICtx(serveCtx, io.Discard, &stderr, "serve", "--admin", stack.adminURL(), "--store", db, "--listen", "127.0.0.1:0", "--poll", "100ms")
+	}()
+	var base string
+	for deadline := time.Now().Add(10 * time.Second); base == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, rest, ok := strings.Cut(stderr.String(), "slolab serve: dashboard "); ok {
+			base, _, _ = strings.Cut(rest, " ")
+		}
+	}
+	if base == "" {
+		t.Fatalf("serve printed no dashboard URL: %q", stderr.String())
+	}
+	if want := " (service chat, SLOs judged from store " + db + ")\n"; !strings.HasSuffix(stderr.String(), want) {
+		t.Errorf("serve's banner %q, want it to end with %q", stderr.String(), want)
+	}
+	var st web.State
+	for deadline := time.Now().Add(10 * time.Second); st.Judged == nil && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get(base + "api/state")
+		if err != nil {
+			t.Fatal(err)
+		}
+		json.NewDecoder(resp.Body).Decode(&st) //nolint:errcheck // a 502 before the first poll decodes to no state
+		resp.Body.Close()
+	}
+	if st.Judged == nil || !st.Judged.Equal(end) || st.Source != "store "+db {
+		t.Fatalf("judged at %v from %q, want %v from store %s", st.Judged, st.Source, end, db)
+	}
+	var firing []string
+	for _, c := range st.CUJs {
+		for _, a := range c.Alerts {
+			if a.State == "firing" {
+				firing = append(firing, c.Name+" "+a.SLO+" "+a.Severity+" "+a.Pair)
+			}
+		}
+		if c.Name == "update" {
+			// 4 days of 1,000 a minute, 1,800 failed: 1,800 of 5,760,000.
+			if a := c.Availability; a.Events != (slo.Events{Total: 5_760_000, Bad: 1800}) || *a.BudgetRemaining <= 68.7 || *a.BudgetRemaining >= 68.8 {
+				t.Errorf("update availability: events %+v, budget left %v; want 1,800 of 5,760,000 and 68.75%%", a.Events, *a.BudgetRemaining)
+			}
+		}
+	}
+	if strings.Join(firing, ", ") != "update availability page 1h/5m" {
+		t.Errorf("firing: %v, want update availability page 1h/5m only", firing)
+	}
+	stopServe()
+	if code := <-served; code != ExitOK {
+		t.Errorf("serve exited %d: %s", code, stderr.String())
+	}
+	cancel()
+	if err := <-proxyDone; err != nil {
+		t.Error(err)
+	}
+}
+
+func TestServeWithoutAStoreSaysHowToGoOn(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "none.db")
+	code, _, errOut := runCLI(t, nil, "serve", "--spec", chatSpec, "--store", missing)
+	want := "slolab: no store at " + missing + ": run 'slolab proxy --store " + missing + " ...' to record one, or read Prometheus with --prometheus URL; or --store - to serve without judging the SLOs\n"
+	if code != ExitFailure || errOut != want {
+		t.Errorf("exit %d, stderr %q; want 1 and %q", code, errOut, want)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"slolab.dev/slolab"
 	"slolab.dev/slolab/internal/httpserve"
 	"slolab.dev/slolab/proxy/admin"
 	"slolab.dev/slolab/spec"
@@ -18,19 +19,29 @@ import (
 
 func serveCmd(e *env) *cobra.Command {
 	var (
-		af               adminFlags
-		listen, specPath string
-		poll             time.Duration
-		logLevel         string
+		af       adminFlags
+		src      sourceFlags
+		listen   string
+		poll     time.Duration
+		logLevel string
 	)
 	cmd := &cobra.Command{
-		Use:   "serve [--admin URL] [--listen ADDR] [--spec FILE]",
-		Short: "Serve the dashboard for a running proxy",
+		Use:   "serve [--admin URL] [--store PATH | --prometheus URL] [--spec FILE] [--listen ADDR]",
+		Short: "Serve the dashboard for a running proxy, with the SLO engine on its store or Prometheus",
 		Long: `Serve the web dashboard for a proxy started with 'slolab proxy'.
 
-The dashboard reads the proxy's admin API every --poll (one request per poll,
-however many browsers watch) and shows every CUJ with its SLIs, error budget,
-burn rates and alerts, charts over time, a panel that simulates SLO states,
+The CUJ table is the SLO engine's view, as 'slolab slo status' judges it:
+every SLO's SLI over its window, the error budget left and how long it
+lasts, burn rates over 5m … 3d, and the multiwindow alerts with the window
+pair that fired (or that the low-traffic guard holds back). The engine reads
+the embedded store the proxy writes (--store, the default, judged at the end
+of the last whole minute flushed) or Prometheus (--prometheus, for fleets of
+proxies, judged at the last whole minute); --store - shows the SLOs and live
+traffic without judging them.
+
+The proxy's admin API (--admin) gives the rest, read every --poll (one
+request per poll, however many browsers watch): live traffic and charts, a
+panel that simulates SLO states (planned as 'slolab simulate' plans them),
 the active faults with their leases, and the audit log.
 
 Changes made from the dashboard reach the proxy with --admin-token; when a
@@ -38,10 +49,12 @@ token is set the browser must present it too (open the URL printed at start,
 or type it in). Without a token, the dashboard serves loopback only.
 
 Without --spec, the CUJs and their SLOs come from the proxy itself, with the
-SRE Workbook's alert table; give the spec to use its own alerting.`,
-		Example: `  slolab proxy --spec examples/chat.yaml --upstream http://127.0.0.1:3000 &
-  slolab serve --admin http://127.0.0.1:9090
-  SLOLAB_ADMIN_TOKEN=s3cret slolab serve --admin http://proxy:9090 --listen 0.0.0.0:8070`,
+SRE Workbook's alert table; give the spec to use its own alerting (and its
+own PromQL queries with --prometheus).`,
+		Example: `  slolab proxy --spec examples/chat.yaml --upstream http://127.0.0.1:3000 --store chat.db &
+  slolab serve --admin http://127.0.0.1:9090 --store chat.db
+  slolab serve --spec chat.yaml --prometheus http://prometheus:9090 --prometheus-matchers 'job="chat-proxy"'
+  SLOLAB_ADMIN_TOKEN=s3cret slolab serve --admin http://proxy:9090 --listen 0.0.0.0:8070 --store -`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(e.stderr, logLevel)
@@ -54,14 +67,17 @@ SRE Workbook's alert table; give the spec to use its own alerting.`,
 			if err := admin.CheckListen(listen, af.token); err != nil {
 				return usageErrorf("%v", strings.Replace(err.Error(), "admin API", "dashboard", 1))
 			}
+			if err := src.check(cmd); err != nil {
+				return err
+			}
 			client, err := af.client()
 			if err != nil {
 				return err
 			}
 			client.SetActor("dashboard")
 			var svc *spec.Service
-			if specPath != "" {
-				if svc, err = loadService(specPath); err != nil {
+			if src.specPath != "" {
+				if svc, err = loadService(src.specPath); err != nil {
 					return err
 				}
 			} else {
@@ -71,15 +87,27 @@ SRE Workbook's alert table; give the spec to use its own alerting.`,
 				if err != nil {
 					return fmt.Errorf("reading the CUJs from the proxy (or give --spec): %w", err)
 				}
-				if svc, err = serviceFromLive(live); err != nil {
+				if svc, err = serviceFromCUJs(live); err != nil {
 					return err
 				}
+			}
+			var engine *web.Engine
+			if src.store != "-" || src.prometheus != "" {
+				s, err := src.openFor(e.ctx, svc)
+				if err != nil {
+					if slolab.KindOf(err) == slolab.NotFound {
+						return fmt.Errorf("%w; or --store - to serve without judging the SLOs", err)
+					}
+					return err
+				}
+				defer s.Close()
+				engine = &web.Engine{Source: s, Instant: s.instant, Name: s.describe}
 			}
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
 				return fmt.Errorf("the dashboard cannot listen on %s: %w (choose another with --listen)", listen, err)
 			}
-			dash, err := web.New(web.Config{Service: svc, Admin: client, Token: af.token, Poll: poll, Logger: log,
+			dash, err := web.New(web.Config{Service: svc, Admin: client, Engine: engine, Token: af.token, Poll: poll, Logger: log,
 				Links: []web.Link{{Name: "admin API", URL: strings.TrimSuffix(af.url, "/") + "/api/v1/cujs"}}})
 			if err != nil {
 				ln.Close()
@@ -89,7 +117,11 @@ SRE Workbook's alert table; give the spec to use its own alerting.`,
 			if af.token != "" {
 				u = tokenURL(u, af.token)
 			}
-			fmt.Fprintf(e.stderr, "slolab serve: dashboard %s for %s (service %s)\n", u, af.url, svc.Name)
+			judged := "the SLOs not judged (--store -)"
+			if engine != nil {
+				judged = "SLOs judged from " + engine.Name
+			}
+			fmt.Fprintf(e.stderr, "slolab serve: dashboard %s for %s (service %s, %s)\n", u, af.url, svc.Name, judged)
 			var wg sync.WaitGroup
 			wg.Go(func() { dash.Run(e.ctx) })
 			err = httpserve.Serve(e.ctx, ln, dash.Handler(), httpserve.Options{Drain: 2 * time.Second})
@@ -99,47 +131,10 @@ SRE Workbook's alert table; give the spec to use its own alerting.`,
 	}
 	af.add(cmd, e)
 	fs := cmd.Flags()
+	fs.StringVar(&src.specPath, "spec", "", "the service spec (default: the CUJs the proxy reports)")
+	src.addSources(cmd, `the embedded store 'slolab proxy --store' writes, for the SLO engine ("-" for none)`)
 	fs.StringVar(&listen, "listen", "127.0.0.1:8070", "address the dashboard listens on")
-	fs.StringVar(&specPath, "spec", "", "the service spec (default: the CUJs the proxy reports)")
 	fs.DurationVar(&poll, "poll", 2*time.Second, "how often the dashboard reads the proxy")
 	fs.StringVar(&logLevel, "log-level", "warn", "log level: debug, info, warn or error")
 	return cmd
-}
-
-// serviceFromLive rebuilds a spec from what a proxy reports of its CUJs:
-// names, owners, routes and SLOs (alerting and policy stay the defaults).
-func serviceFromLive(live *admin.CUJsResponse) (*spec.Service, error) {
-	svc := &spec.Service{Name: live.Service}
-	window := func(s string) (spec.Window, error) {
-		if s == "month" {
-			return spec.Window{Calendar: s}, nil
-		}
-		d, err := spec.ParseDuration(s)
-		return spec.Window{Rolling: d}, err
-	}
-	for _, c := range live.CUJs {
-		if c.Name == spec.OtherCUJ {
-			continue
-		}
-		sc := &spec.CUJ{Name: c.Name, Owner: c.Owner, Description: c.Description}
-		for _, r := range c.Routes {
-			sc.Routes = append(sc.Routes, spec.Route{Pattern: r})
-		}
-		if a := c.Availability; a != nil {
-			w, err := window(a.Window)
-			if err != nil {
-				return nil, fmt.Errorf("the proxy reports CUJ %s's window as %q: %w", c.Name, a.Window, err)
-			}
-			sc.Availability = &spec.AvailabilitySLO{Objective: a.Objective, Window: w}
-		}
-		if l := c.Latency; l != nil {
-			w, err := window(l.Window)
-			if err != nil {
-				return nil, fmt.Errorf("the proxy reports CUJ %s's window as %q: %w", c.Name, l.Window, err)
-			}
-			sc.Latency = &spec.LatencySLO{Threshold: time.Duration(l.Threshold), Objective: l.Objective, Window: w}
-		}
-		svc.CUJs = append(svc.CUJs, sc)
-	}
-	return svc, nil
 }

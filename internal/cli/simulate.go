@@ -151,7 +151,8 @@ type simulation struct {
 	duration time.Duration
 }
 
-// serviceFromCUJs rebuilds the SLOs of a service from what the proxy reports.
+// serviceFromCUJs rebuilds a service from what a proxy reports of its CUJs:
+// names, owners, routes and SLOs (alerting and policy stay the defaults).
 func serviceFromCUJs(resp *admin.CUJsResponse) (*spec.Service, error) {
 	svc := &spec.Service{Name: resp.Service}
 	window := func(s string) (spec.Window, error) {
@@ -166,6 +167,9 @@ func serviceFromCUJs(resp *admin.CUJsResponse) (*spec.Service, error) {
 			continue
 		}
 		cuj := &spec.CUJ{Name: c.Name, Owner: c.Owner, Description: c.Description}
+		for _, r := range c.Routes {
+			cuj.Routes = append(cuj.Routes, spec.Route{Pattern: r})
+		}
 		if a := c.Availability; a != nil {
 			w, err := window(a.Window)
 			if err != nil {
@@ -194,16 +198,6 @@ func cujStatus(resp *admin.CUJsResponse, name string) *admin.CUJStatus {
 	return nil
 }
 
-// perMinute estimates a CUJ's traffic from its live 5-minute window.
-func perMinute(c *admin.CUJStatus) uint64 {
-	for _, w := range c.Windows {
-		if time.Duration(w.Window) == 5*time.Minute && w.Span > 0 && w.Total > 0 {
-			return uint64(float64(w.Total) / time.Duration(w.Span).Minutes())
-		}
-	}
-	return 0
-}
-
 func (s *simulation) run(ctx context.Context, cuj, specPath string, w slo.Want) error {
 	live, err := s.api.CUJs(ctx)
 	if err != nil {
@@ -221,7 +215,7 @@ func (s *simulation) run(ctx context.Context, cuj, specPath string, w slo.Want) 
 		return err
 	}
 	if c := cujStatus(live, cuj); c != nil && w.Alert != "" {
-		w.RequestsPerMinute = perMinute(c)
+		w.RequestsPerMinute = c.RequestsPerMinute()
 	}
 	plan, err := slo.PlanFor(svc, cuj, w)
 	if err != nil {

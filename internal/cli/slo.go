@@ -51,9 +51,14 @@ type sourceFlags struct {
 }
 
 func (f *sourceFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.specPath, "spec", "", "the service spec with the CUJs and their SLOs (required)")
+	f.addSources(cmd, "the embedded store 'slolab proxy --store' writes")
+}
+
+// addSources adds the flags choosing the source, without --spec.
+func (f *sourceFlags) addSources(cmd *cobra.Command, storeUsage string) {
 	fs := cmd.Flags()
-	fs.StringVar(&f.specPath, "spec", "", "the service spec with the CUJs and their SLOs (required)")
-	fs.StringVar(&f.store, "store", DefaultStore, "the embedded store 'slolab proxy --store' writes")
+	fs.StringVar(&f.store, "store", DefaultStore, storeUsage)
 	fs.StringVar(&f.prometheus, "prometheus", "", "read slolab's metrics (or the spec's queries) from Prometheus at this URL instead of the store")
 	fs.StringVar(&f.matchers, "prometheus-matchers", "", `extra label matchers for slolab's metrics, e.g. 'job="chat-proxy"'`)
 }
@@ -75,32 +80,50 @@ func (f *sourceFlags) open(ctx context.Context, cmd *cobra.Command) (*spec.Servi
 	if f.specPath == "" {
 		return nil, nil, usageErrorf("--spec is required: the service spec with the CUJs and their SLOs")
 	}
-	if f.prometheus != "" && cmd.Flags().Changed("store") {
-		return nil, nil, usageErrorf("give --store or --prometheus, not both")
+	if err := f.check(cmd); err != nil {
+		return nil, nil, err
 	}
 	svc, err := loadService(f.specPath)
 	if err != nil {
 		return nil, nil, err
 	}
+	s, err := f.openFor(ctx, svc)
+	if err != nil {
+		return nil, nil, err
+	}
+	return svc, s, nil
+}
+
+// check refuses two sources at once.
+func (f *sourceFlags) check(cmd *cobra.Command) error {
+	if f.prometheus != "" && cmd.Flags().Changed("store") {
+		return usageErrorf("give --store or --prometheus, not both")
+	}
+	return nil
+}
+
+// openFor opens the source of svc's events: Prometheus when --prometheus is
+// given, else the store.
+func (f *sourceFlags) openFor(ctx context.Context, svc *spec.Service) (*source, error) {
 	if f.prometheus != "" {
 		p, err := promql.New(promql.Config{URL: f.prometheus, Service: svc, Matchers: f.matchers})
 		if err != nil {
-			return nil, nil, usageErrorf("--prometheus: %v", err)
+			return nil, usageErrorf("--prometheus: %v", err)
 		}
-		return svc, &source{
+		return &source{
 			Source: p, history: p.History,
 			instant:  func(_ context.Context, now time.Time) (time.Time, error) { return slo.Align(now, time.Minute), nil },
 			describe: "prometheus " + f.prometheus, Closer: nopCloser{},
 		}, nil
 	}
 	if _, err := os.Stat(f.store); err != nil {
-		return nil, nil, slolab.Errorf(slolab.NotFound, "no store at %s: run 'slolab proxy --store %s ...' to record one, or read Prometheus with --prometheus URL", f.store, f.store)
+		return nil, slolab.Errorf(slolab.NotFound, "no store at %s: run 'slolab proxy --store %s ...' to record one, or read Prometheus with --prometheus URL", f.store, f.store)
 	}
 	st, err := sqlite.Open(ctx, sqlite.Config{Path: f.store})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return svc, &source{
+	return &source{
 		Source: st, history: st.History, Closer: st,
 		describe: "store " + f.store,
 		instant: func(ctx context.Context, now time.Time) (time.Time, error) {

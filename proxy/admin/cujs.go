@@ -64,6 +64,17 @@ type WindowSLI struct {
 	P99          spec.Duration `json:"p99,omitempty"`
 }
 
+// RequestsPerMinute estimates the CUJ's traffic from its live 5-minute
+// window (what it covers so far), or 0 without requests.
+func (c *CUJStatus) RequestsPerMinute() uint64 {
+	for _, w := range c.Windows {
+		if time.Duration(w.Window) == 5*time.Minute && w.Span > 0 && w.Total > 0 {
+			return uint64(float64(w.Total) / time.Duration(w.Span).Minutes())
+		}
+	}
+	return 0
+}
+
 // GroupSLI is one client group's windows while a grouping is active.
 type GroupSLI struct {
 	Group   string      `json:"group"`

@@ -20,6 +20,10 @@ type Recorder interface {
 	Close(now time.Time)
 	Interval() time.Duration
 	Bounds() []time.Duration
+	// Held and Between read the closed intervals still in memory, for
+	// Flusher.Events.
+	Held() (from, to time.Time)
+	Between(from, to time.Time) map[string]sli.Counts
 }
 
 var _ Recorder = (*sli.Recorder)(nil)

@@ -3,7 +3,9 @@
 // latency histogram) in a pure-Go SQLite database in WAL mode. Minute buckets
 // are kept for 35 days, then rolled up into hours kept for 400 days. The
 // store is a source for the SLO engine, and a Flusher writes a recorder's
-// closed intervals into it.
+// closed intervals into it; the Flusher is also a source, reading the store
+// and the recorder's newest intervals together, for judging a running
+// proxy's SLOs within seconds.
 package sqlite
 
 import (

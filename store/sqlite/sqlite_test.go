@@ -38,6 +38,7 @@ func open(t *testing.T, path string, now func() time.Time) *sqlite.Store {
 }
 
 type proxy struct {
+	svc    *spec.Service
 	rec    *sli.Recorder
 	routes *match.Table
 }
@@ -52,7 +53,7 @@ func newProxy(t *testing.T) proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return proxy{sli.New(sli.Config{Service: f.Services[0], Routes: routes}), routes}
+	return proxy{f.Services[0], sli.New(sli.Config{Service: f.Services[0], Routes: routes}), routes}
 }
 
 // serve records one request: update when i is even, read when odd; every

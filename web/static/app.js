@@ -68,60 +68,104 @@ function sloCell(c) {
   return td;
 }
 
-function sliClass(slo) {
-  if (!slo || slo.sli === null) return "muted";
-  const obj = parseFloat(slo.objective);
-  return slo.sli >= obj ? "good" : "bad";
-}
+const SLOS = [["avail", "availability"], ["latency", "latency"]];
+const fmtCount = (n) => n.toLocaleString("en-US");
 
 function sliCell(c) {
   const td = el("td");
-  for (const [name, slo] of [["avail", c.availability], ["latency", c.latency]]) {
+  let events = null;
+  for (const [name, key] of SLOS) {
+    const slo = c[key];
     if (!slo) continue;
-    td.append(el("div", { className: sliClass(slo), title: `${name} over ${slo.sliWindow}` }, `${name} ${fmtPct(slo.sli)}`));
+    const cls = !slo.judged || slo.sli === null ? "muted" : slo.met ? "good" : "bad";
+    const title = slo.judged ? `${name}: ${fmtCount(slo.events.bad)} bad of ${fmtCount(slo.events.total)} requests over ${slo.window}` : "not judged: no SLO source";
+    td.append(el("div", { className: cls, title }, `${name} ${fmtPct(slo.sli)}`));
+    if (slo.judged) events = slo;
   }
+  if (events) td.append(el("span", { className: "desc" }, `${fmtCount(events.events.total)} req over ${events.window}`));
   return td;
 }
 
 function budgetCell(c) {
   const td = el("td");
-  for (const [name, slo] of [["avail", c.availability], ["latency", c.latency]]) {
+  for (const [name, key] of SLOS) {
+    const slo = c[key];
     if (!slo) continue;
     const v = slo.budgetRemaining;
-    const cls = v === null ? "muted" : v < 0 ? "bad" : v < 25 ? "warn" : "good";
-    td.append(el("div", { className: cls, title: `${name} budget left over ${slo.sliWindow}` }, `${name} ${fmtPct(v, 1)}`));
+    const cls = v === null ? "muted" : slo.exhausted || v < 25 ? "bad" : v < 50 ? "warn" : "good";
+    const text = slo.exhausted ? "exhausted" : fmtPct(v, 1);
+    let title = `${name} budget left over ${slo.window}`;
+    if (slo.exhaustedIn) title += `: lasts ${slo.exhaustedIn} at the last hour's burn rate`;
+    td.append(el("div", { className: cls, title }, `${name} ${text}`));
   }
   return td;
 }
 
+// burnClass colours a burn rate by the alerts of its SLO that use the
+// window: red when a page alert's factor is reached, amber for a ticket's.
+function burnClass(b, alerts) {
+  if (b.rate === null) return "muted";
+  if (b.tooFew) return "muted few";
+  let cls = b.rate > 1 ? "warn" : "good";
+  for (const a of alerts) {
+    if (!a.pair.split("/").includes(b.window) || b.rate < parseFloat(a.burnRate)) continue;
+    if (a.severity === "page") return "bad";
+    cls = "warn";
+  }
+  return cls;
+}
+
 function burnCell(c) {
-  const td = el("td");
-  for (const [name, slo] of [["avail", c.availability], ["latency", c.latency]]) {
-    if (!slo) continue;
-    const rates = slo.burn.map((b) => {
-      const cls = b.rate === null ? "muted" : b.rate >= 14.4 ? "bad" : b.rate > 1 ? "warn" : "good";
-      return el("span", { className: cls, title: `${b.window}: ${b.bad} bad of ${b.total}` }, fmtBurn(b.rate));
-    });
+  const td = el("td", { className: "burn" });
+  for (const [name, key] of SLOS) {
+    const slo = c[key];
+    if (!slo || !slo.judged) continue;
+    const alerts = c.alerts.filter((a) => a.slo === key);
     const div = el("div", {}, `${name} `);
-    rates.forEach((r, i) => { if (i) div.append(" · "); div.append(r); });
+    slo.burn.forEach((b, i) => {
+      if (i) div.append(" · ");
+      let title = `${b.window}: ${fmtCount(b.bad)} bad of ${fmtCount(b.total)}`;
+      if (b.tooFew) title += " (too few requests to judge)";
+      div.append(el("span", { className: burnClass(b, alerts), title, dataset: { window: b.window } }, fmtBurn(b.rate) + (b.tooFew ? "?" : "")));
+    });
     td.append(div);
   }
+  if (!td.childNodes.length) td.append("—");
   return td;
 }
 
 function alertsCell(c) {
-  const td = el("td");
-  const firing = c.alerts.filter((a) => a.state === "firing");
-  const judged = c.alerts.filter((a) => a.state !== "unknown");
-  for (const a of firing) td.append(el("span", { className: "pill firing" }, `${a.severity} ${a.slo} ${a.pair} ≥ ${a.burnRate}`));
-  if (!firing.length) {
-    td.append(el("span", { className: "pill ok", title: judged.map((a) => `${a.slo} ${a.pair} ≥ ${a.burnRate}`).join("\n") }, judged.length ? "none firing" : "—"));
+  const td = el("td", { className: "alerts" });
+  for (const [name, key] of SLOS) {
+    const firing = c.alerts.filter((a) => a.slo === key && a.state === "firing");
+    const held = c.alerts.filter((a) => a.slo === key && a.state === "held");
+    if (!firing.length && !held.length) continue;
+    const div = el("div", {}, `${name} `);
+    for (const a of firing) {
+      const [long, short] = a.pair.split("/");
+      div.append(el("span", {
+        className: `pill firing ${a.severity}`, dataset: { slo: key, pair: a.pair },
+        title: `${a.severity} alert of the ${key} SLO fires: burn rate ${fmtBurn(a.longBurnRate)} over ${long} and ${fmtBurn(a.shortBurnRate)} over ${short}, both ≥ ${a.burnRate}`,
+      }, `${a.severity} ${a.pair}`));
+    }
+    for (const a of held) {
+      div.append(el("span", {
+        className: "pill held", dataset: { slo: key, pair: a.pair },
+        title: `both windows burn at least ${a.burnRate}, but the ${a.pair.split("/")[0]} window holds ${a.longBad} bad requests, fewer than the ${a.minBad} an alert needs (too few requests)`,
+      }, `held ${a.severity} ${a.pair}: ${a.longBad} bad < ${a.minBad}`));
+    }
+    td.append(div);
+  }
+  if (!td.childNodes.length) {
+    const known = c.alerts.some((a) => a.state !== "unknown");
+    td.append(el("span", { className: "pill ok", title: c.alerts.map((a) => `${a.severity} ${a.slo} ${a.pair} ≥ ${a.burnRate}`).join("\n") }, known ? "none firing" : "—"));
   }
   return td;
 }
 
 function renderCUJs() {
   const body = $("#cujs tbody");
+  $("#few-note").hidden = !state.cujs.some((c) => [c.availability, c.latency].some((slo) => slo && slo.burn.some((b) => b.tooFew)));
   body.replaceChildren(...state.cujs.map((c) => {
     const tr = el("tr", { dataset: { cuj: c.name }, className: c.name === selected ? "selected" : "" },
       el("td", { className: "cuj", title: c.description || "" },
@@ -248,7 +292,7 @@ async function preview() {
     const plan = await api("POST", "api/plan", simRequest());
     if (seq !== previewSeq) return;
     out.className = "explanation";
-    out.textContent = plan.explanation;
+    out.replaceChildren(plan.explanation, ...(plan.notes || []).map((n) => el("span", { className: "note" }, `Note: ${n}.`)));
   } catch (e) {
     if (seq !== previewSeq) return;
     out.className = "explanation bad";
@@ -368,7 +412,10 @@ async function refreshSeries() {
 function renderHeader() {
   $("#service").textContent = state.service;
   document.title = `slolab · ${state.service} dashboard`;
-  $("#source").textContent = `SLIs from ${state.source}. Click a CUJ for its charts.`;
+  $("#source").textContent = state.judged
+    ? `SLIs, budgets, burn rates and alerts: the SLO engine over ${state.source}, judged at ${fmtTime(state.judged)}. Traffic, charts and faults: the proxy, live. Click a CUJ for its charts.`
+    : `SLO view: ${state.source}. Traffic, charts and faults: the proxy, live. Click a CUJ for its charts.`;
+  $("#burn-h").textContent = state.windows.length ? `Burn rate ${state.windows.join(" · ")}` : "Burn rate";
   $("#links").replaceChildren(...state.links.map((l) => el("a", { href: l.url, textContent: l.name, target: "_blank", rel: "noopener" })));
   $("#token-form").hidden = !state.tokenRequired;
   $("#token").placeholder = token() ? "set for this tab" : "needed for changes";
@@ -393,7 +440,8 @@ async function refresh() {
   renderSims();
   renderAudit();
   if (state.error) setStatus(`The proxy did not answer the last poll: ${state.error}`, true);
-  else if ($("#status").classList.contains("bad") && /poll|cannot be read/.test($("#status").textContent)) setStatus("");
+  else if (state.engineError) setStatus(`The SLO engine could not judge (showing its last view): ${state.engineError}`, true);
+  else if ($("#status").classList.contains("bad") && /poll|cannot be read|could not judge/.test($("#status").textContent)) setStatus("");
   else if (firstState) setStatus(`Live: ${names.length} CUJs, read every ${POLL_MS / 1000}s.`);
   if (firstState) { firstState = false; preview(); }
 }
