@@ -77,9 +77,9 @@ func TestExpressionsEvaluateOverTheView(t *testing.T) {
 	v := &fakeView{sli: map[Query]SLI{
 		// 10 of 1000 failed: 99% available, burn rate (1%)/(0.1%) = 10 exactly.
 		minute: {Total: 1000, Bad: 10, Slow: 5, Bounds: testBounds, Hist: []uint64{900, 80, 15, 5, 0}, Span: time.Minute},
-		{CUJ: "update", Group: GroupExperiment, Window: time.Minute}:   {Total: 100, Bad: 10, Bounds: testBounds, Hist: []uint64{100, 0, 0, 0, 0}, Span: time.Minute},
-		{CUJ: "update", Group: GroupAll, Window: 5 * time.Minute}:      {Total: 5000, Slow: 50, Bounds: testBounds, Hist: []uint64{4000, 900, 50, 50, 0}, Span: 5 * time.Minute},
-		{CUJ: "login", Group: GroupAll, Window: time.Minute}:           {Total: 200, Bad: 1, Bounds: testBounds, Hist: []uint64{200, 0, 0, 0, 0}, Span: time.Minute},
+		{CUJ: "update", Group: GroupExperiment, Window: time.Minute}: {Total: 100, Bad: 10, Bounds: testBounds, Hist: []uint64{100, 0, 0, 0, 0}, Span: time.Minute},
+		{CUJ: "update", Group: GroupAll, Window: 5 * time.Minute}:    {Total: 5000, Slow: 50, Bounds: testBounds, Hist: []uint64{4000, 900, 50, 50, 0}, Span: 5 * time.Minute},
+		{CUJ: "login", Group: GroupAll, Window: time.Minute}:         {Total: 200, Bad: 1, Bounds: testBounds, Hist: []uint64{200, 0, 0, 0, 0}, Span: time.Minute},
 	}}
 	ev := &evaluator{view: v, svc: c.Service, exp: c.Experiment}
 	c.fns.ev = ev
