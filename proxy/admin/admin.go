@@ -93,6 +93,7 @@ func NewHandler(cfg Config) http.Handler {
 	h.mux.HandleFunc("DELETE /api/v1/grouping", h.mutation(h.deleteGrouping))
 	h.mux.HandleFunc("POST /api/v1/grouping/renew", h.mutation(h.renewGrouping))
 	h.mux.HandleFunc("GET /api/v1/cujs", h.api(h.cujs))
+	h.mux.HandleFunc("GET /api/v1/sli", h.api(h.sli))
 	h.mux.HandleFunc("GET /api/v1/audit", h.api(h.audit))
 	h.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, slolab.Errorf(slolab.NotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
