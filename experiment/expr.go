@@ -443,6 +443,7 @@ type evaluator struct {
 	exp  *spec.Experiment
 	now  time.Time
 
+	groups   bool                    // a grouping splits clients; before it, every group reads all clients
 	runStart time.Time               // when the method began; zero before
 	runEnd   time.Time               // when it ended; zero while it runs
 	frozen   map[[2]string]SLI       // run windows measured when the method ended
@@ -504,6 +505,9 @@ func (ev *evaluator) sli(cuj string, w window, group string) (SLI, error) {
 	default:
 		return SLI{}, fmt.Errorf("unknown group %q", group)
 	}
+	if !ev.groups {
+		group = GroupAll // before the method there are no groups: both are every client
+	}
 	q := Query{CUJ: cuj, Group: group, Window: w.d}
 	if w.run {
 		if s, ok := ev.frozen[[2]string{cuj, group}]; ok {
@@ -512,7 +516,7 @@ func (ev *evaluator) sli(cuj string, w window, group string) (SLI, error) {
 		if ev.runStart.IsZero() {
 			return SLI{}, fmt.Errorf("the run has not started")
 		}
-		q.Window = max(ev.now.Sub(ev.runStart), time.Second)
+		q.Since = ev.runStart
 	}
 	if s, ok := ev.cache[q]; ok {
 		return s, nil
@@ -525,9 +529,12 @@ func (ev *evaluator) sli(cuj string, w window, group string) (SLI, error) {
 	return s, nil
 }
 
-func groupNote(group string) string {
-	if group == GroupAll {
+func (ev *evaluator) groupNote(group string) string {
+	switch {
+	case group == GroupAll:
 		return ""
+	case !ev.groups:
+		return ", every client (no groups before the method)"
 	}
 	return ", " + group + " group"
 }
@@ -538,6 +545,8 @@ func ratFloat(r *big.Rat) float64 {
 	f, _ := r.Float64()
 	return f
 }
+
+var bigOne = big.NewRat(1, 1)
 
 func percentGood(total, bad uint64) *big.Rat {
 	if total == 0 {
@@ -555,7 +564,7 @@ func (ev *evaluator) availability(call, cuj string, w window, group string) ref.
 		return ev.fail(call, err)
 	}
 	v := ratFloat(percentGood(s.Total, s.Bad))
-	ev.record(call, formatFloat(v), fmt.Sprintf("%d of %d requests failed over %s%s", s.Bad, s.Total, spec.FormatDuration(s.Span.Round(time.Second)), groupNote(group)))
+	ev.record(call, formatFloat(v), fmt.Sprintf("%d of %d requests failed over %s%s", s.Bad, s.Total, spec.FormatDuration(s.Span.Round(time.Second)), ev.groupNote(group)))
 	return types.Double(v)
 }
 
@@ -569,7 +578,7 @@ func (ev *evaluator) latencyRatio(call, cuj string, w window, group string) ref.
 		return ev.fail(call, err)
 	}
 	v := ratFloat(percentGood(s.Total, s.Slow))
-	ev.record(call, formatFloat(v), fmt.Sprintf("%d of %d requests slower than %s over %s%s", s.Slow, s.Total, spec.FormatDuration(c.Latency.Threshold), spec.FormatDuration(s.Span.Round(time.Second)), groupNote(group)))
+	ev.record(call, formatFloat(v), fmt.Sprintf("%d of %d requests slower than %s over %s%s", s.Slow, s.Total, spec.FormatDuration(c.Latency.Threshold), spec.FormatDuration(s.Span.Round(time.Second)), ev.groupNote(group)))
 	return types.Double(v)
 }
 
@@ -624,7 +633,7 @@ func (ev *evaluator) burnRate(call, cuj string, w window, group string) ref.Val 
 	}
 	r, which := burn(c, s)
 	v := ratFloat(r)
-	ev.record(call, formatFloat(v), fmt.Sprintf("%s SLO; %d failed and %d slow of %d requests over %s%s", which, s.Bad, s.Slow, s.Total, spec.FormatDuration(s.Span.Round(time.Second)), groupNote(group)))
+	ev.record(call, formatFloat(v), fmt.Sprintf("%s SLO; %d failed and %d slow of %d requests over %s%s", which, s.Bad, s.Slow, s.Total, spec.FormatDuration(s.Span.Round(time.Second)), ev.groupNote(group)))
 	return types.Double(v)
 }
 
@@ -635,7 +644,7 @@ func quantile(q float64) func(ev *evaluator, call, cuj string, w window, group s
 			return ev.fail(call, err)
 		}
 		d := sli.Quantile(s.Bounds, s.Hist, q)
-		ev.record(call, spec.FormatDuration(d.Round(time.Millisecond)), fmt.Sprintf("over %d requests in %s%s", s.Total, spec.FormatDuration(s.Span.Round(time.Second)), groupNote(group)))
+		ev.record(call, spec.FormatDuration(d.Round(time.Millisecond)), fmt.Sprintf("over %d requests in %s%s", s.Total, spec.FormatDuration(s.Span.Round(time.Second)), ev.groupNote(group)))
 		return types.Duration{Duration: d}
 	}
 }
@@ -645,7 +654,7 @@ func (ev *evaluator) requests(call, cuj string, w window, group string) ref.Val 
 	if err != nil {
 		return ev.fail(call, err)
 	}
-	ev.record(call, strconv.FormatUint(s.Total, 10), fmt.Sprintf("over %s%s", spec.FormatDuration(s.Span.Round(time.Second)), groupNote(group)))
+	ev.record(call, strconv.FormatUint(s.Total, 10), fmt.Sprintf("over %s%s", spec.FormatDuration(s.Span.Round(time.Second)), ev.groupNote(group)))
 	return types.Int(int64(min(s.Total, 1<<62)))
 }
 

@@ -81,7 +81,7 @@ func TestExpressionsEvaluateOverTheView(t *testing.T) {
 		{CUJ: "update", Group: GroupAll, Window: 5 * time.Minute}:    {Total: 5000, Slow: 50, Bounds: testBounds, Hist: []uint64{4000, 900, 50, 50, 0}, Span: 5 * time.Minute},
 		{CUJ: "login", Group: GroupAll, Window: time.Minute}:         {Total: 200, Bad: 1, Bounds: testBounds, Hist: []uint64{200, 0, 0, 0, 0}, Span: time.Minute},
 	}}
-	ev := &evaluator{view: v, svc: c.Service, exp: c.Experiment}
+	ev := &evaluator{view: v, svc: c.Service, exp: c.Experiment, groups: true}
 	c.fns.ev = ev
 	ev.round(context.Background(), time.Unix(1000, 0))
 	var got []string
@@ -158,7 +158,7 @@ func TestBudgetConsumedAndRecovery(t *testing.T) {
 	start := time.Date(2026, 11, 17, 12, 0, 0, 0, time.UTC)
 	// 144 of 10000 failed over 1h: burn rate 14.4 against 99.9%; an hour of
 	// a 30-day window at 14.4 is exactly 2% of the budget.
-	v := &fakeView{sli: map[Query]SLI{{CUJ: "update", Group: GroupAll, Window: time.Hour}: {Total: 10000, Bad: 144, Span: time.Hour}}}
+	v := &fakeView{sli: map[Query]SLI{{CUJ: "update", Group: GroupAll, Since: start}: {Total: 10000, Bad: 144, Span: time.Hour}}}
 	ev := &evaluator{view: v, svc: c.Service, exp: c.Experiment, runStart: start}
 	c.fns.ev = ev
 	ev.round(context.Background(), start.Add(time.Hour))

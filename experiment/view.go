@@ -12,11 +12,13 @@ const (
 	GroupControl    = "control"    // everyone else
 )
 
-// Query asks what a CUJ's clients (all, or one group) saw over the last Window.
+// Query asks what a CUJ's clients (all, or one group) saw over the last
+// Window, or, when Since is set, since that instant.
 type Query struct {
 	CUJ    string
 	Group  string
 	Window time.Duration
+	Since  time.Time
 }
 
 // SLI is what a CUJ saw over a window: request counts and the latency

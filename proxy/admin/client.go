@@ -159,7 +159,16 @@ func (c *Client) CUJs(ctx context.Context) (*CUJsResponse, error) {
 // SLI returns what a CUJ's clients (group "all", "experiment", "control" or
 // "none") saw over the last window.
 func (c *Client) SLI(ctx context.Context, cuj, group string, window time.Duration) (*SLIResponse, error) {
-	v := url.Values{"cuj": {cuj}, "window": {spec.FormatDuration(window)}}
+	return c.sli(ctx, url.Values{"cuj": {cuj}, "window": {spec.FormatDuration(window)}}, group)
+}
+
+// SLISince returns what a CUJ's clients saw since t: every recorder interval
+// that overlaps [t, now].
+func (c *Client) SLISince(ctx context.Context, cuj, group string, t time.Time) (*SLIResponse, error) {
+	return c.sli(ctx, url.Values{"cuj": {cuj}, "since": {t.UTC().Format(time.RFC3339Nano)}}, group)
+}
+
+func (c *Client) sli(ctx context.Context, v url.Values, group string) (*SLIResponse, error) {
 	if group != "" {
 		v.Set("group", group)
 	}

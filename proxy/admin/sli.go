@@ -12,8 +12,10 @@ import (
 )
 
 // SLIResponse is the body of GET /api/v1/sli: what one CUJ (all clients or
-// one group) saw over a window of the caller's choosing, with the latency
-// histogram, so that experiments can compute any SLI and compare groups.
+// one group) saw over a window of the caller's choosing (window=5m), or since
+// an instant (since=RFC 3339, rounded out to whole recorder intervals), with
+// the latency histogram, so that experiments can compute any SLI and compare
+// groups.
 type SLIResponse struct {
 	CUJ    string        `json:"cuj"`
 	Group  string        `json:"group"`
@@ -27,6 +29,19 @@ type SLIResponse struct {
 	// Bounds are the histogram's upper bounds; Hist has one count more, for +Inf.
 	Bounds []spec.Duration `json:"bounds"`
 	Hist   []uint64        `json:"hist"`
+}
+
+// covering returns the window whose intervals cover everything since t: the
+// recorder answers a window with whole closed intervals plus the live one, so
+// the window is rounded up to reach back to the interval holding t.
+func (h *handler) covering(t time.Time) time.Duration {
+	iv := h.cfg.Recorder.Interval()
+	open := h.cfg.Recorder.Closed() // start of the live interval
+	if !t.Before(open) {
+		return iv
+	}
+	n := (open.Sub(t) + iv - 1) / iv // closed intervals needed
+	return (n + 1) * iv
 }
 
 // GroupAll selects every client in GET /api/v1/sli.
@@ -49,6 +64,16 @@ func (h *handler) sli(r *http.Request, _ identity) (int, any, error) {
 			return 0, nil, slolab.Errorf(slolab.Invalid, "window: %v", err)
 		}
 		window = d
+	}
+	if s := q.Get("since"); s != "" {
+		if q.Get("window") != "" {
+			return 0, nil, slolab.Errorf(slolab.Invalid, "give window or since, not both")
+		}
+		since, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return 0, nil, slolab.Errorf(slolab.Invalid, "since: want an RFC 3339 time such as 2026-11-17T12:00:00Z, got %q", s)
+		}
+		window = h.covering(since)
 	}
 	if keep := h.cfg.Recorder.Keep(); window < time.Second || window > keep {
 		return 0, nil, slolab.Errorf(slolab.Invalid, "window: must be between 1s and %s (what the proxy keeps), got %s", spec.FormatDuration(keep), spec.FormatDuration(window))

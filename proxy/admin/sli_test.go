@@ -57,6 +57,19 @@ func TestTheSLIEndpointAnswersAnyWindowPerGroup(t *testing.T) {
 		t.Errorf("all = %+v", all)
 	}
 
+	// Since 12:00:00 (5s ago), the start of the live interval, the window is
+	// the live interval alone; since 11:59:40 it reaches back two more.
+	since, err := c.SLISince(context.Background(), "update", "all", now.Add(-5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if since.Window != spec.Duration(10*time.Second) || since.Total != 50 {
+		t.Errorf("since 5s ago = %+v", since)
+	}
+	if since, _ := c.SLISince(context.Background(), "update", "all", now.Add(-25*time.Second)); since.Window != spec.Duration(30*time.Second) {
+		t.Errorf("since 25s ago: window %s, want 30s", since.Window)
+	}
+
 	bad := []struct {
 		query string
 		code  int
@@ -67,6 +80,8 @@ func TestTheSLIEndpointAnswersAnyWindowPerGroup(t *testing.T) {
 		{"cuj=update&window=7h", 400, "window: must be between 1s and 6h (what the proxy keeps), got 7h"},
 		{"cuj=update&window=soon", 400, `window: want a duration such as 250ms, 5m or 30d, got "soon"`},
 		{"cuj=update&group=canary", 400, `group: want all, experiment, control or none, got "canary"`},
+		{"cuj=update&window=1m&since=2026-11-17T12:00:00Z", 400, "give window or since, not both"},
+		{"cuj=update&since=yesterday", 400, `since: want an RFC 3339 time such as 2026-11-17T12:00:00Z, got "yesterday"`},
 	}
 	for _, tt := range bad {
 		code, body := call(t, "GET", srv.URL+"/api/v1/sli?"+tt.query, "", "")
