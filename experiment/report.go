@@ -26,9 +26,9 @@ type Report struct {
 	MethodStarted time.Time `json:"methodStarted,omitzero"`
 	MethodEnded   time.Time `json:"methodEnded,omitzero"`
 
-	Interval     spec.Duration `json:"interval"`
-	Lease        spec.Duration `json:"lease"`
-	Significance spec.Ratio    `json:"significance"`
+	Interval     spec.Duration  `json:"interval"`
+	Lease        spec.Duration  `json:"lease"`
+	Significance spec.Ratio     `json:"significance"`
 	BlastRadius  *spec.Grouping `json:"blastRadius,omitempty"`
 
 	SteadyBefore []Outcome `json:"steadyStateBefore"`
@@ -99,18 +99,18 @@ type GroupSLI struct {
 // Comparison is the experiment group against the control group for one CUJ
 // over the method.
 type Comparison struct {
-	CUJ        string   `json:"cuj"`
-	Targeted   bool     `json:"targeted"` // a fault of the method selected this CUJ
+	CUJ        string        `json:"cuj"`
+	Targeted   bool          `json:"targeted"` // a fault of the method selected this CUJ
 	Span       spec.Duration `json:"span"`
-	Experiment GroupSLI `json:"experiment"`
-	Control    GroupSLI `json:"control"`
+	Experiment GroupSLI      `json:"experiment"`
+	Control    GroupSLI      `json:"control"`
 	// Errors tests whether the experiment group failed more often (Fisher's
 	// exact test, one-sided); Slow whether more of its requests missed the
 	// latency threshold (the same test; only with a latency SLO); Latency
 	// whether its latency distribution is higher (Mann-Whitney U).
-	Errors  FisherTest   `json:"errors"`
-	Slow    *FisherTest  `json:"slow,omitempty"`
-	Latency MannWhitney  `json:"latency"`
+	Errors  FisherTest  `json:"errors"`
+	Slow    *FisherTest `json:"slow,omitempty"`
+	Latency MannWhitney `json:"latency"`
 	// Degraded: some test found the experiment group worse at the significance level.
 	Degraded bool   `json:"degraded"`
 	Summary  string `json:"summary"`

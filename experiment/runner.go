@@ -77,13 +77,13 @@ type Event struct {
 }
 
 type run struct {
-	cfg    Config
-	x      *spec.Experiment
-	c      *Compiled
-	ev     *evaluator
-	rep    *Report
-	active map[string]*activeRule // rules on the proxy now, by name
-	order  []string               // their names in the order put
+	cfg     Config
+	x       *spec.Experiment
+	c       *Compiled
+	ev      *evaluator
+	rep     *Report
+	active  map[string]*activeRule // rules on the proxy now, by name
+	order   []string               // their names in the order put
 	grouped bool
 
 	evalTick, renewTick *time.Ticker

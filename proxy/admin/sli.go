@@ -94,4 +94,3 @@ func (h *handler) sli(r *http.Request, _ identity) (int, any, error) {
 	}
 	return http.StatusOK, resp, nil
 }
-
