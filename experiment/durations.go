@@ -65,9 +65,8 @@ func rewriteDurations(src string) rewrite {
 			out = append(out, rs[i:j]...)
 			i = j
 		case isDigit(c):
-			j := i
 			if c == '0' && i+1 < len(rs) && (rs[i+1] == 'x' || rs[i+1] == 'X') {
-				j = i + 2
+				j := i + 2
 				for j < len(rs) && isIdent(rs[j]) {
 					j++
 				}

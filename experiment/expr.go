@@ -13,6 +13,7 @@ import (
 	"cel.dev/cel-go/common/ast"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
+	"github.com/robfig/cron/v3"
 
 	"slolab.dev/slolab/sli"
 	"slolab.dev/slolab/spec"
@@ -51,6 +52,8 @@ type Compiled struct {
 	// Recovery lists the CUJs that recovers_within names, with the longest
 	// time any expectation allows each.
 	Recovery map[string]time.Duration
+	// Schedule is the parsed spec.schedule, or nil.
+	Schedule cron.Schedule
 
 	fns *functions
 }
@@ -85,6 +88,13 @@ func Compile(x *spec.Experiment, svc *spec.Service) (*Compiled, error) {
 	c.SteadyState = add(SteadyState, x.SteadyState)
 	c.AbortIf = add(AbortIf, x.Guardrails.AbortIf)
 	c.Expect = add(Expect, x.Expect)
+	if x.Schedule != "" {
+		sched, err := cron.ParseStandard(x.Schedule)
+		if err != nil {
+			errs = append(errs, &spec.Error{Pos: x.SchedulePos, Path: "spec.schedule", Msg: fmt.Sprintf("want a cron schedule such as \"0 11 * * 2\" (minute hour day month weekday) or @daily: %v", err)})
+		}
+		c.Schedule = sched
+	}
 	if len(errs) > 0 {
 		slices.SortStableFunc(errs, func(a, b *spec.Error) int {
 			if a.Pos.Line != b.Pos.Line {

@@ -236,6 +236,15 @@ func TestBadExpressionsPointAtTheCharacter(t *testing.T) {
 				`x.yaml:25:9: spec.steadyState[1]: Syntax error: extraneous input '>=' expecting {'[', '{', '(', '.', '-', '!', 'true', 'false', 'null', NUM_FLOAT, NUM_INT, NUM_UINT, STRING, BYTES, IDENTIFIER}`,
 			},
 		},
+
+		{
+			name: "a schedule cron cannot read",
+			body: `  steadyState: ["true"]
+  method: [{duration: 1m}]
+  schedule: every tuesday
+`,
+			want: []string{`x.yaml:23:13: spec.schedule: want a cron schedule such as "0 11 * * 2" (minute hour day month weekday) or @daily: expected exactly 5 fields, found 2: [every tuesday]`},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

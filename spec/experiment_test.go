@@ -37,7 +37,7 @@ func TestTheExampleExperimentsLoad(t *testing.T) {
 	if r := step.Faults[0]; r.Name != "update-500" || r.Status.Code != 500 || r.Rate != spec.NewRatio(1, 10) {
 		t.Errorf("fault = %+v", r)
 	}
-	if got := x.SteadyState[1]; got.Text != `p99("update", "1m") < 800ms` || got.Description != "edits feel instant" || got.Path != "spec.steadyState[1].expr" {
+	if got := x.SteadyState[1]; got.Text != `p99("update", "1m", "control") < 800ms` || got.Description != "edits feel instant" || got.Path != "spec.steadyState[1].expr" {
 		t.Errorf("second steady-state expression = %+v", got)
 	}
 	if got := x.Guardrails.Location.String(); got != "Europe/Berlin" {

@@ -80,6 +80,7 @@ func commands(e *env) []*cobra.Command {
 		proxyCmd(e),
 		faultCmd(e),
 		loadCmd(e),
+		experimentCmd(e),
 		versionCmd(e),
 	}
 }
