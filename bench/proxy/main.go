@@ -77,17 +77,17 @@ func main() {
 func stopAll() {
 	for _, p := range procs {
 		if p.Process != nil {
-			p.Process.Signal(syscall.SIGTERM)
+			_ = p.Process.Signal(syscall.SIGTERM)
 		}
 	}
 	for _, p := range procs {
 		if p.Process != nil {
 			done := make(chan struct{})
-			go func() { p.Wait(); close(done) }()
+			go func() { _ = p.Wait(); close(done) }()
 			select {
 			case <-done:
 			case <-time.After(5 * time.Second):
-				p.Process.Kill()
+				_ = p.Process.Kill()
 			}
 		}
 	}
@@ -115,7 +115,7 @@ func goEnv(k string) string {
 func build(dir, pkg, name string) (string, error) {
 	out := filepath.Join(dir, name)
 	if b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
+		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
 	}
 	return out, nil
 }
@@ -136,7 +136,7 @@ func start(firstLine bool, name string, args ...string) (string, error) {
 		return "", nil
 	}
 	line, err := bufio.NewReader(out).ReadString('\n')
-	go io.Copy(io.Discard, out)
+	go func() { _, _ = io.Copy(io.Discard, out) }()
 	return strings.TrimSpace(line), err
 }
 
@@ -181,7 +181,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	slolab, err := build(dir, "./cmd/slolab", "slolab")
 	if err != nil {
 		return err
@@ -350,7 +350,7 @@ func measure(wrk, slolab string, t target) (sample, error) {
 	var s sample
 	out, err := exec.Command(wrk, fmt.Sprintf("-t%d", *threads), fmt.Sprintf("-c%d", *conns), fmt.Sprintf("-d%s", *duration), "--latency", "http://"+t.addr+"/").CombinedOutput()
 	if err != nil {
-		return s, fmt.Errorf("wrk: %v\n%s", err, out)
+		return s, fmt.Errorf("wrk: %w\n%s", err, out)
 	}
 	text := string(out)
 	m := rpsRe.FindStringSubmatch(text)
@@ -383,7 +383,7 @@ func measure(wrk, slolab string, t target) (sample, error) {
 	o, err := exec.CommandContext(ctx, slolab, "load", "--spec", "bench/proxy/bench.yaml", "--cuj", "root", "--target", "http://"+t.addr,
 		"--rate", fmt.Sprintf("%d/s", *rate), "--duration", openFor.String(), "--progress", "0", "-o", "json").Output()
 	if err != nil {
-		return s, fmt.Errorf("slolab load: %v", err)
+		return s, fmt.Errorf("slolab load: %w", err)
 	}
 	var rep struct {
 		Total struct {
@@ -395,7 +395,7 @@ func measure(wrk, slolab string, t target) (sample, error) {
 		} `json:"total"`
 	}
 	if err := json.Unmarshal(o, &rep); err != nil {
-		return s, fmt.Errorf("slolab load output: %v", err)
+		return s, fmt.Errorf("slolab load output: %w", err)
 	}
 	s.oP50, _ = time.ParseDuration(rep.Total.Latency.P50)
 	s.oP99, _ = time.ParseDuration(rep.Total.Latency.P99)
