@@ -31,6 +31,7 @@ var layers = map[string]int{
 	"report":             4,
 	"proxy":              5,
 	"proxy/admin":        5,
+	"tcpproxy":           5, // TCP faults for dependencies that are not HTTP
 	"experiment":         6,
 	"canary":             6,
 	"web":                7,
