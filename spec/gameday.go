@@ -21,6 +21,9 @@ type GameDay struct {
 	EndOnMitigate bool
 	// Interval is how often alerts are evaluated (default 5s).
 	Interval time.Duration
+	// WrapUp keeps the timeline open after the last experiment, until every
+	// alert resolved or this long has passed (default 10m).
+	WrapUp   time.Duration
 	Scenario []*Scene
 }
 
@@ -33,7 +36,7 @@ type Scene struct {
 }
 
 func (d *decoder) gameDay(n *Node, path string, g *GameDay) {
-	g.EndOnMitigate, g.Interval = true, DefaultInterval
+	g.EndOnMitigate, g.Interval, g.WrapUp = true, DefaultInterval, 10*time.Minute
 	d.object(n, path, fields{
 		"description": func(v *Node, p string) { g.Description = d.str(v, p) },
 		"announced":   func(v *Node, p string) { g.Announced = d.boolean(v, p) },
@@ -46,6 +49,12 @@ func (d *decoder) gameDay(n *Node, path string, g *GameDay) {
 			g.Interval = d.duration(v, p)
 			if g.Interval > 0 && (g.Interval < time.Second || g.Interval > 10*time.Minute) {
 				d.errorf(v, p, "must be between 1s and 10m, got %s", v.Value)
+			}
+		},
+		"wrapUp": func(v *Node, p string) {
+			g.WrapUp = d.duration(v, p)
+			if g.WrapUp > MaxExperimentLength {
+				d.errorf(v, p, "must be at most %s, got %s", FormatDuration(MaxExperimentLength), v.Value)
 			}
 		},
 		"scenario": func(v *Node, p string) {

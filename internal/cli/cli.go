@@ -81,6 +81,7 @@ func commands(e *env) []*cobra.Command {
 		faultCmd(e),
 		loadCmd(e),
 		experimentCmd(e),
+		gamedayCmd(e),
 		versionCmd(e),
 	}
 }

@@ -68,6 +68,9 @@ func (r *reportFlags) write(name string, at time.Time, render map[string]func(io
 	}
 	var paths []string
 	for _, f := range r.formats {
+		if render[f] == nil {
+			continue // a format this report does not have (a retrospective has no HTML)
+		}
 		p := filepath.Join(r.dir, fmt.Sprintf("%s-%s.%s", name, at.UTC().Format("20060102T150405Z"), f))
 		out, err := os.Create(p)
 		if err != nil {
