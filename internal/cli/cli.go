@@ -82,6 +82,9 @@ func commands(e *env) []*cobra.Command {
 		loadCmd(e),
 		experimentCmd(e),
 		gamedayCmd(e),
+		demoAppCmd(e),
+		labCmd(e),
+		serveCmd(e),
 		versionCmd(e),
 	}
 }

@@ -21,6 +21,8 @@ var layers = map[string]int{
 	"spec":               1,
 	"spec/...":           2, // front ends producing the spec model (CUE, OpenSLO)
 	"match":              2,
+	"demoapp":            2, // the demo chat service; needs only spec
+	"examples":           0, // the embedded example specs
 	"slo":                2,
 	"fault":              3,
 	"sli":                3,
