@@ -20,7 +20,7 @@ func TestAGameDayProducesATimelineWithDetectionAndRecoveryTimes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t, labService)
 		time.Sleep(time.Millisecond) // requests never coincide with interval boundaries
-		l.traffic(250*time.Millisecond, 50, "POST /update", "POST /login")
+		l.traffic(time.Second, 50, "POST /update", "POST /login")
 		// Start 2.5s off the recorder's 10s boundaries, so no evaluation
 		// coincides with an interval closing: the run is deterministic.
 		time.Sleep(6*time.Hour + 2500*time.Millisecond - time.Millisecond)

@@ -47,7 +47,9 @@ func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	rec := httptest.NewRecorder()
 	t.h.ServeHTTP(rec, req)
-	return rec.Result(), nil
+	resp := rec.Result()
+	resp.Request = req
+	return resp, nil
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)
@@ -60,7 +62,13 @@ func newLab(t *testing.T, svcYAML string) *lab {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := f.Services[0]
+	return newLabFor(t, f.Services[0], nil)
+}
+
+// newLabFor runs the proxy for svc in front of app (nil: a stub upstream
+// that answers 200, or what l.failing and l.slow say).
+func newLabFor(t *testing.T, svc *spec.Service, app http.Handler) *lab {
+	t.Helper()
 	routes, err := match.Compile(svc)
 	if err != nil {
 		t.Fatal(err)
@@ -68,7 +76,7 @@ func newLab(t *testing.T, svcYAML string) *lab {
 	l := &lab{t: t, svc: svc}
 	l.faults, _ = fault.NewRegistry(fault.Config{Service: svc, Routes: routes})
 	l.rec = sli.New(sli.Config{Service: svc, Routes: routes})
-	upstream := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+	var upstream http.RoundTripper = roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		if d, ok := l.slow.Load(r.URL.Path); ok {
 			time.Sleep(d.(time.Duration))
 		}
@@ -78,6 +86,9 @@ func newLab(t *testing.T, svcYAML string) *lab {
 		}
 		return &http.Response{StatusCode: code, Header: http.Header{}, Body: io.NopCloser(strings.NewReader("ok")), Request: r}, nil
 	})
+	if app != nil {
+		upstream = handlerTransport{app}
+	}
 	u, _ := url.Parse("http://app")
 	p, err := proxy.New(proxy.Config{Upstream: u, Routes: routes, Faults: l.faults, Recorder: l.rec, Transport: upstream})
 	if err != nil {
@@ -115,7 +126,12 @@ func (l *lab) traffic(tick time.Duration, users int, paths ...string) {
 			}
 			for _, p := range paths {
 				method, path, _ := strings.Cut(p, " ")
-				req := httptest.NewRequest(method, path, nil)
+				var body io.Reader
+				if method == http.MethodPost {
+					body = strings.NewReader(fmt.Sprintf(`{"id": %d, "text": "edit %d"}`, 1+n%500, n))
+				}
+				req := httptest.NewRequest(method, path, body)
+				req.Header.Set("Content-Type", "application/json")
 				req.Header.Set("X-User-ID", fmt.Sprintf("user-%d", n%users))
 				l.wg.Add(1)
 				go func() {
