@@ -79,6 +79,8 @@ func commands(e *env) []*cobra.Command {
 		importCmd(e),
 		proxyCmd(e),
 		faultCmd(e),
+		sloCmd(e),
+		simulateCmd(e),
 		loadCmd(e),
 		experimentCmd(e),
 		gamedayCmd(e),

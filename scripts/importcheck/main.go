@@ -31,6 +31,7 @@ var layers = map[string]int{
 	"gen":                4, // what the generators share
 	"gen/...":            5, // generators: above gen, which reads sli and slo
 	"report":             4,
+	"notify":             4,
 	"proxy":              5,
 	"proxy/admin":        5,
 	"tcpproxy":           5, // TCP faults for dependencies that are not HTTP
@@ -43,6 +44,7 @@ var layers = map[string]int{
 	"bench/...":          9,
 	"internal/testtool":  0, // test helpers: finding external tools
 	"internal/httpserve": 0, // serving with graceful drain
+	"internal/promtest":  1, // test helper: a real Prometheus on loopback
 }
 
 func layerOf(rel string) (int, bool) {
