@@ -653,6 +653,9 @@ func quantile(q float64) func(ev *evaluator, call, cuj string, w window, group s
 		if err != nil {
 			return ev.fail(call, err)
 		}
+		if s.Total > 0 && len(s.Hist) == 0 {
+			return ev.fail(call, fmt.Errorf("this source keeps no latency histogram; read the proxy's admin API for percentiles"))
+		}
 		d := sli.Quantile(s.Bounds, s.Hist, q)
 		ev.record(call, spec.FormatDuration(d.Round(time.Millisecond)), fmt.Sprintf("over %d requests in %s%s", s.Total, spec.FormatDuration(s.Span.Round(time.Second)), ev.groupNote(group)))
 		return types.Duration{Duration: d}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/big"
 	"slices"
 	"sync"
 	"time"
@@ -271,24 +270,18 @@ func orSomeone(who string) string {
 	return who
 }
 
-// watchedAlert is one alert rule of one SLO of one CUJ.
-type watchedAlert struct {
-	svc    *spec.Service
-	cuj    *spec.CUJ
-	slo    string
-	obj    spec.Ratio
-	rule   spec.BurnRateAlert
-	minBad int64
-}
-
-func (w watchedAlert) key() string {
-	return fmt.Sprintf("%s/%s/%s/%s/%s", w.svc.Name, w.cuj.Name, w.slo, w.rule.Long, w.rule.Short)
-}
-
-// watch evaluates every burn-rate alert of the scenario's services each
-// interval, over the proxy's windows, and records when each fires and resolves.
+// watch evaluates every SLO of the scenario's services each interval with
+// the SLO engine (slo.Judge: the shared alert tables, the low-traffic
+// guard), over the proxy's windows, and records when each multiwindow
+// burn-rate alert fires and resolves. Windows longer than the proxy keeps
+// read as empty, so alerts over them cannot fire; they are listed as not
+// evaluated.
 func (gd *gameDay) watch(ctx context.Context, scenes []*Compiled) {
-	var alerts []watchedAlert
+	type watched struct {
+		svc *spec.Service
+		slo slo.SLO
+	}
+	var slos []watched
 	skipped := map[string]bool{}
 	seen := map[*spec.Service]bool{}
 	for _, c := range scenes {
@@ -296,20 +289,11 @@ func (gd *gameDay) watch(ctx context.Context, scenes []*Compiled) {
 			continue
 		}
 		seen[c.Service] = true
-		for _, cuj := range c.Service.CUJs {
-			for _, rule := range slo.AlertsFor(c.Service, cuj) {
+		for _, s := range slo.SLOs(c.Service) {
+			slos = append(slos, watched{c.Service, s})
+			for _, rule := range s.Alerts {
 				if rule.Long > MaxWindow {
 					skipped[fmt.Sprintf("%s alerts over %s and %s (the proxy keeps %s)", rule.Severity, spec.FormatDuration(rule.Long), spec.FormatDuration(rule.Short), spec.FormatDuration(MaxWindow))] = true
-					continue
-				}
-				w := watchedAlert{svc: c.Service, cuj: cuj, rule: rule, minBad: slo.MinBadEventsFor(c.Service, cuj)}
-				if a := cuj.Availability; a != nil {
-					w.slo, w.obj = "availability", a.Objective
-					alerts = append(alerts, w)
-				}
-				if l := cuj.Latency; l != nil {
-					w.slo, w.obj = "latency", l.Objective
-					alerts = append(alerts, w)
 				}
 			}
 		}
@@ -328,26 +312,38 @@ func (gd *gameDay) watch(ctx context.Context, scenes []*Compiled) {
 			return
 		case <-tick.C:
 		}
+		now := gd.cfg.Now()
 		cache := map[Query]SLI{}
-		read := func(cuj string, d time.Duration) (SLI, bool) {
-			q := Query{CUJ: cuj, Group: GroupAll, Window: d}
-			if s, ok := cache[q]; ok {
-				return s, true
+		for i := range slos {
+			w := &slos[i]
+			failed := false
+			events := func(r slo.Range) slo.Events {
+				d := r.Duration()
+				if d > MaxWindow || d < time.Second {
+					return slo.Events{}
+				}
+				q := Query{CUJ: w.slo.CUJ, Group: GroupAll, Window: d}
+				s, ok := cache[q]
+				if !ok {
+					var err error
+					if s, err = gd.cfg.View.SLI(ctx, q); err != nil {
+						failed = true
+						return slo.Events{}
+					}
+					cache[q] = s
+				}
+				if w.slo.Kind == slo.Latency {
+					return slo.Events{Total: s.Total, Bad: s.Slow}
+				}
+				return slo.Events{Total: s.Total, Bad: s.Bad}
 			}
-			s, err := gd.cfg.View.SLI(ctx, q)
-			if err != nil {
-				return SLI{}, false
+			st := slo.Judge(&w.slo, now, events)
+			if failed {
+				continue // the proxy did not answer: judge nothing this round
 			}
-			cache[q] = s
-			return s, true
-		}
-		for _, w := range alerts {
-			long, ok1 := read(w.cuj.Name, w.rule.Long)
-			short, ok2 := read(w.cuj.Name, w.rule.Short)
-			if !ok1 || !ok2 {
-				continue
+			for _, a := range st.Alerts {
+				gd.transition(w.svc.Name, w.slo.Key, a, now)
 			}
-			gd.judge(w, long, short)
 		}
 		gd.mu.Lock()
 		n := len(gd.firing)
@@ -360,43 +356,34 @@ func (gd *gameDay) watch(ctx context.Context, scenes []*Compiled) {
 	}
 }
 
-// judge fires an alert when both windows burn at least its factor and the
-// long window holds enough bad events; it resolves when that stops holding.
-func (gd *gameDay) judge(w watchedAlert, long, short SLI) {
-	bad := func(s SLI) uint64 {
-		if w.slo == "latency" {
-			return s.Slow
-		}
-		return s.Bad
-	}
-	factor := ratioBig(w.rule.Factor)
-	on := int64(bad(long)) >= w.minBad &&
-		burnOf(bad(long), long.Total, w.obj).Cmp(factor) >= 0 && burnOf(bad(short), short.Total, w.obj).Cmp(factor) >= 0
-	key := w.key()
+// transition records an alert that started or stopped firing.
+func (gd *gameDay) transition(service string, k slo.Key, st slo.AlertState, now time.Time) {
+	key := fmt.Sprintf("%s/%s/%s", service, k, st.Pair())
 	gd.mu.Lock()
 	a, firing := gd.firing[key]
 	gd.mu.Unlock()
-	now := gd.cfg.Now()
+	burn := func(v *float64) string {
+		if v == nil {
+			return "-"
+		}
+		return formatFloat(*v)
+	}
 	switch {
-	case on && !firing:
-		a = &Alert{CUJ: w.cuj.Name, SLO: w.slo, Severity: w.rule.Severity, Long: spec.Duration(w.rule.Long), Short: spec.Duration(w.rule.Short), Factor: w.rule.Factor, Fired: now}
+	case st.Firing && !firing:
+		rule := st.Rule()
+		a = &Alert{CUJ: k.CUJ, SLO: string(k.Kind), Severity: st.Severity, Long: st.Long, Short: st.Short, Factor: rule.Factor, Fired: now}
 		gd.mu.Lock()
 		gd.firing[key] = a
 		gd.rep.Alerts = append(gd.rep.Alerts, a)
 		gd.mu.Unlock()
-		gd.add(TimelineEntry{At: now, Kind: TimelineAlertFired, Text: fmt.Sprintf("alert fired: %s (burn rate %s over %s, %s over %s)", a,
-			formatFloat(ratFloat(burnOf(bad(long), long.Total, w.obj))), a.Long, formatFloat(ratFloat(burnOf(bad(short), short.Total, w.obj))), a.Short)})
-	case !on && firing:
+		gd.add(TimelineEntry{At: now, Kind: TimelineAlertFired, Text: fmt.Sprintf("alert fired: %s (burn rate %s over %s, %s over %s)", a, burn(st.LongBurn), a.Long, burn(st.ShortBurn), a.Short)})
+	case !st.Firing && firing:
 		gd.mu.Lock()
 		a.Resolved = now
 		delete(gd.firing, key)
 		gd.mu.Unlock()
 		gd.add(TimelineEntry{At: now, Kind: TimelineAlertResolved, Text: fmt.Sprintf("alert resolved: %s, after %s", a, spec.FormatDuration(now.Sub(a.Fired).Round(time.Second)))})
 	}
-}
-
-func ratioBig(r spec.Ratio) *big.Rat {
-	return new(big.Rat).SetFrac(new(big.Int).SetUint64(r.Num()), new(big.Int).SetUint64(r.Den()))
 }
 
 // figures derives the headline times from the timeline and the experiments.

@@ -59,7 +59,7 @@ spec:
   blastRadius: {by: "header:X-User-ID", experiment: 50%}
   method: [{duration: 10m, faults: [{name: long-500, match: {cuj: update}, status: 500}]}]
 `), 0o644)
-	runner := exec.Command(bin, "experiment", "run", spec, "--admin", adminURL, "--report-dir", "")
+	runner := exec.Command(bin, "experiment", "run", spec, "--admin", adminURL, "--report-dir", "", "--store", filepath.Join(dir, "slolab.db"))
 	if err := runner.Start(); err != nil {
 		t.Fatal(err)
 	}

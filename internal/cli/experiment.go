@@ -17,6 +17,8 @@ import (
 
 	"slolab.dev/slolab/experiment"
 	"slolab.dev/slolab/spec"
+	"slolab.dev/slolab/store/promql"
+	"slolab.dev/slolab/store/sqlite"
 )
 
 func experimentCmd(e *env) *cobra.Command {
@@ -34,7 +36,7 @@ the experiment group with the control group, and writes a report.
 
 See docs/experiments.md for the spec and the exact meaning of every function.`,
 	}
-	cmd.AddCommand(experimentRunCmd(e), experimentScheduleCmd(e))
+	cmd.AddCommand(experimentRunCmd(e), experimentScheduleCmd(e), experimentHistoryCmd(e))
 	return cmd
 }
 
@@ -143,11 +145,14 @@ func (p *progress) event(ev experiment.Event) {
 
 func experimentRunCmd(e *env) *cobra.Command {
 	var (
-		a      adminFlags
-		rf     reportFlags
-		name   string
-		output string
-		quiet  bool
+		a          adminFlags
+		rf         reportFlags
+		rec        recordFlags
+		name       string
+		output     string
+		quiet      bool
+		prometheus string
+		matchers   string
 	)
 	cmd := &cobra.Command{
 		Use:   "run FILE... [--name EXPERIMENT] [--admin URL]",
@@ -165,7 +170,10 @@ the steady state, compares the experiment group with the control group, and
 evaluates the expectations.
 
 Progress goes to stderr; the verdict to stdout (-o json for the whole report);
-Markdown, HTML and JSON reports to --report-dir.
+Markdown, HTML and JSON reports to --report-dir; the record to the store
+(--store, the file 'slolab proxy' writes; 'slolab experiment history' lists
+it). With --prometheus the SLIs come from Prometheus (a fleet of proxies);
+faults still go through --admin.
 
 Ctrl-C removes every rule and the grouping before exiting; if the runner is
 killed outright, the leases (spec.lease, default 30s) end them.
@@ -197,10 +205,28 @@ interrupted); 2 usage; 3 invalid spec.`,
 				return err
 			}
 			client.SetActor("experiment " + c.Experiment.Name)
-			pr := &progress{w: e.stderr, quiet: quiet}
-			rep, err := experiment.Run(e.ctx, experiment.Config{Compiled: c, Proxy: client, View: experiment.AdminView{Client: client}, OnEvent: pr.event})
+			var view experiment.View = experiment.AdminView{Client: client}
+			if prometheus != "" {
+				p, err := promql.New(promql.Config{URL: prometheus, Service: c.Service, Matchers: matchers})
+				if err != nil {
+					return usageErrorf("--prometheus: %v", err)
+				}
+				view = experiment.SourceView{Source: p}
+			}
+			st, err := rec.open(e.ctx)
 			if err != nil {
 				return err
+			}
+			if st != nil {
+				defer closeStore(e, st)
+			}
+			pr := &progress{w: e.stderr, quiet: quiet}
+			rep, err := experiment.Run(e.ctx, experiment.Config{Compiled: c, Proxy: client, View: view, OnEvent: pr.event})
+			if err != nil {
+				return err
+			}
+			if err := recordExperiment(e.ctx, st, c.Service.Name, experiment.Entry{Experiment: rep.Experiment, Verdict: rep.Verdict, Reason: rep.Reason, Report: rep}); err != nil {
+				fmt.Fprintf(e.stderr, "slolab: keeping the record: %v\n", err)
 			}
 			paths, werr := rf.write(rep.Experiment, rep.Started, experimentRenderers(rep))
 			for _, p := range paths {
@@ -222,7 +248,10 @@ interrupted); 2 usage; 3 invalid spec.`,
 	}
 	a.add(cmd, e)
 	rf.add(cmd)
+	rec.add(cmd)
 	cmd.Flags().StringVar(&name, "name", "", "the experiment to run, when the files hold several")
+	cmd.Flags().StringVar(&prometheus, "prometheus", "", "read SLIs from Prometheus at this URL (a fleet of proxies) instead of the proxy's admin API; no groups or percentiles then")
+	cmd.Flags().StringVar(&matchers, "prometheus-matchers", "", `extra label matchers for slolab's metrics, e.g. 'job="chat-proxy"'`)
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "do not print every evaluation, only what changes")
 	outputFlag(cmd.Flags(), &output)
 	return cmd
@@ -335,6 +364,7 @@ func experimentScheduleCmd(e *env) *cobra.Command {
 	var (
 		a       adminFlags
 		rf      reportFlags
+		rec     recordFlags
 		history string
 	)
 	cmd := &cobra.Command{
@@ -346,8 +376,9 @@ experiment's guardrails.timeZone, or CRON_TZ=Zone at its start), one at a
 time, and only inside its allowed windows. A due time outside the windows, or
 one that passes while another experiment runs, is skipped and recorded.
 
-Every run writes its reports to --report-dir; every history entry is printed
-and, with --history, appended to a file as a JSON line. Ctrl-C interrupts a
+Every run writes its reports to --report-dir; every history entry is printed,
+kept in the store (--store; see 'slolab experiment history') and, with
+--history, appended to a file as a JSON line. Ctrl-C interrupts a
 run under way (its faults are removed) and stops.
 
 'slolab serve' runs the same scheduler next to its other duties.`,
@@ -371,6 +402,7 @@ run under way (its faults are removed) and stops.
 			if err != nil {
 				return err
 			}
+			var st *sqlite.Store // opened once the schedule is known to be sound
 			var hist *os.File
 			if history != "" {
 				if hist, err = os.OpenFile(history, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644); err != nil {
@@ -398,6 +430,9 @@ run under way (its faults are removed) and stops.
 				},
 				OnEntry: func(en experiment.Entry) {
 					fmt.Fprintf(e.stdout, "%s  %-20s %-11s %s\n", en.Due.Local().Format("2006-01-02 15:04"), en.Experiment, en.Verdict, en.Reason)
+					if err := recordExperiment(e.ctx, st, set.Experiment(en.Experiment).Service.Name, en); err != nil {
+						fmt.Fprintf(e.stderr, "slolab: keeping the record: %v\n", err)
+					}
 					if hist != nil {
 						if err := json.NewEncoder(hist).Encode(en); err != nil {
 							fmt.Fprintf(e.stderr, "slolab: --history: %v\n", err)
@@ -407,6 +442,12 @@ run under way (its faults are removed) and stops.
 			})
 			if err != nil {
 				return usageErrorf("%v", err)
+			}
+			if st, err = rec.open(e.ctx); err != nil {
+				return err
+			}
+			if st != nil {
+				defer closeStore(e, st)
 			}
 			t := newTable(e.stderr, "EXPERIMENT", "SCHEDULE", "NEXT")
 			for _, u := range s.Upcoming() {
@@ -420,6 +461,7 @@ run under way (its faults are removed) and stops.
 	}
 	a.add(cmd, e)
 	rf.add(cmd)
+	rec.add(cmd)
 	cmd.Flags().StringVar(&history, "history", "", "append every history entry to this file as a JSON line")
 	return cmd
 }

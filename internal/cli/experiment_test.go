@@ -67,7 +67,8 @@ func TestExperimentRunHoldsRefusesAndWritesReports(t *testing.T) {
 
 	// Nothing is failing and nothing is injected: the hypothesis holds.
 	held := experimentFile(t, dir, "calm", "true")
-	code, out, errOut := runCLI(t, nil, "experiment", "run", held, "--admin", adminURL, "--report-dir", reports)
+	store := filepath.Join(dir, "slolab.db")
+	code, out, errOut := runCLI(t, nil, "experiment", "run", held, "--admin", adminURL, "--report-dir", reports, "--store", store)
 	if code != ExitOK || !strings.HasPrefix(out, "experiment calm: held\n") {
 		t.Fatalf("held: exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -78,7 +79,7 @@ func TestExperimentRunHoldsRefusesAndWritesReports(t *testing.T) {
 
 	// No traffic reached the update journey: the steady state does not hold.
 	unsteady := experimentFile(t, dir, "quiet", `requests("update", "1m") > 0`)
-	code, out, _ = runCLI(t, nil, "experiment", "run", unsteady, "--admin", adminURL, "--report-dir", "", "-o", "json")
+	code, out, _ = runCLI(t, nil, "experiment", "run", unsteady, "--admin", adminURL, "--report-dir", "", "-o", "json", "--store", store)
 	var rep struct {
 		Verdict string
 		Reason  string
@@ -90,9 +91,24 @@ func TestExperimentRunHoldsRefusesAndWritesReports(t *testing.T) {
 	}
 
 	// No proxy at all.
-	code, out, _ = runCLI(t, nil, "experiment", "run", held, "--admin", "http://127.0.0.1:1", "--report-dir", "")
+	code, out, _ = runCLI(t, nil, "experiment", "run", held, "--admin", "http://127.0.0.1:1", "--report-dir", "", "--store", "-")
 	if code != ExitFailure || !strings.HasPrefix(out, "experiment calm: refused\n  cannot reach the proxy: admin API http://127.0.0.1:1: dial tcp 127.0.0.1:1: connect: connection refused") {
 		t.Errorf("no proxy: exit %d %q", code, out)
+	}
+
+	// The store keeps both runs, newest first, with their reports.
+	code, out, _ = runCLI(t, nil, "experiment", "history", "--store", store, "-o", "json")
+	var runs []struct {
+		Name, Verdict string
+		Report        struct{ Verdict string }
+	}
+	if err := json.Unmarshal([]byte(out), &runs); err != nil || code != ExitOK || len(runs) != 2 ||
+		runs[0].Name != "quiet" || runs[0].Verdict != "refused" || runs[1].Name != "calm" || runs[1].Report.Verdict != "held" {
+		t.Errorf("history: exit %d %v\n%s", code, err, out)
+	}
+	code, out, _ = runCLI(t, nil, "experiment", "history", "--store", store, "--name", "calm")
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); code != ExitOK || len(lines) != 2 || !strings.Contains(lines[1], "experiment  calm  held") {
+		t.Errorf("history of calm: exit %d\n%s", code, out)
 	}
 }
 
@@ -110,6 +126,7 @@ func TestExperimentCommandMistakes(t *testing.T) {
 		code   int
 		stderr string
 	}{
+		{"a history without a store", []string{"experiment", "history", "--store", "-"}, ExitUsage, "slolab: --store: give the store to read\n"},
 		{"no file", []string{"experiment", "run"}, ExitUsage, "slolab: experiment run needs the spec file holding the experiment\nRun 'slolab experiment run --help' for usage.\n"},
 		{"two experiments and no name", []string{"experiment", "run", two}, ExitUsage, "slolab: " + two + " holds 2 experiments; choose one with --name (a, b)\n"},
 		{"a name that is not there", []string{"experiment", "run", two, "--name", "z"}, ExitUsage, "slolab: --name z: no such experiment in " + two + " (there are: a, b)\n"},

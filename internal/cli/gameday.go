@@ -149,6 +149,7 @@ func gamedayRunCmd(e *env) *cobra.Command {
 	var (
 		a      adminFlags
 		rf     reportFlags
+		rec    recordFlags
 		name   string
 		listen string
 		token  string
@@ -228,6 +229,15 @@ Exit status: 0 when every experiment's hypothesis held, 1 otherwise.`,
 			if g.Announced {
 				fmt.Fprintf(e.stderr, "slolab gameday %s: announced to %s\n", g.Name, orSomeone(strings.Join(g.Responders, ", ")))
 			}
+			st, err := rec.open(e.ctx)
+			if err != nil {
+				stopSrv()
+				<-srvDone
+				return err
+			}
+			if st != nil {
+				defer closeStore(e, st)
+			}
 			client.SetActor("gameday " + g.Name)
 			start := time.Time{}
 			rep, err := experiment.RunGameDay(e.ctx, experiment.GameDayConfig{
@@ -253,7 +263,16 @@ Exit status: 0 when every experiment's hypothesis held, 1 otherwise.`,
 			if err != nil {
 				return err
 			}
-			paths, werr := rf.write(rep.GameDay, rep.Started, map[string]func(io.Writer) error{"md": rep.WriteMarkdown, "json": rep.WriteJSON})
+			service := ""
+			if c := set.Experiment(g.Scenario[0].Experiment); c != nil {
+				service = c.Service.Name
+			}
+			werr := recordGameDay(e.ctx, st, rep, service)
+			for _, x := range rep.Experiments {
+				werr = errors.Join(werr, recordExperiment(e.ctx, st, x.Service, experiment.Entry{Experiment: x.Experiment, Verdict: x.Verdict, Reason: x.Reason, Report: x}))
+			}
+			paths, err := rf.write(rep.GameDay, rep.Started, map[string]func(io.Writer) error{"md": rep.WriteMarkdown, "json": rep.WriteJSON})
+			werr = errors.Join(werr, err)
 			for _, x := range rep.Experiments {
 				more, err := rf.write(x.Experiment, x.Started, experimentRenderers(x))
 				paths = append(paths, more...)
@@ -280,6 +299,7 @@ Exit status: 0 when every experiment's hypothesis held, 1 otherwise.`,
 	}
 	a.add(cmd, e)
 	rf.add(cmd)
+	rec.add(cmd)
 	cmd.Flags().StringVar(&name, "name", "", "the GameDay to run, when the files hold several")
 	cmd.Flags().StringVar(&listen, "listen", defaultGameDayAddr, "address of the responder API that 'slolab gameday ack|mitigate|note' report to")
 	cmd.Flags().StringVar(&token, "token", e.getenv("SLOLAB_GAMEDAY_TOKEN"), "token responders must send (default $SLOLAB_GAMEDAY_TOKEN); required beyond loopback")

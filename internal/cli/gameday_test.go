@@ -46,7 +46,7 @@ spec:
 	var code int
 	var out, errOut string
 	wg.Go(func() {
-		code, out, errOut = runCLI(t, nil, "gameday", "run", file, "--admin", adminURL, "--listen", addr, "--report-dir", filepath.Join(dir, "reports"))
+		code, out, errOut = runCLI(t, nil, "gameday", "run", file, "--admin", adminURL, "--listen", addr, "--report-dir", filepath.Join(dir, "reports"), "--store", filepath.Join(dir, "slolab.db"))
 	})
 	// Report until the GameDay answers (bounded), then mitigate.
 	var ack string
@@ -74,6 +74,10 @@ spec:
 	files, _ := filepath.Glob(filepath.Join(dir, "reports", "*"))
 	if len(files) != 5 { // retrospective md+json, the experiment's md+html+json
 		t.Errorf("reports: %v", files)
+	}
+	code, out, _ = runCLI(t, nil, "experiment", "history", "--store", filepath.Join(dir, "slolab.db"))
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); code != ExitOK || len(lines) != 3 || !strings.Contains(out, "gameday     drill-day  held") || !strings.Contains(out, "experiment  drill      held") {
+		t.Errorf("history: exit %d\n%s", code, out)
 	}
 	c, _, e := runCLI(t, nil, "gameday", "note", "late", "--gameday", addr)
 	if c != ExitFailure || !strings.Contains(e, "no GameDay answers at http://"+addr) {

@@ -25,8 +25,8 @@ import (
 	"slolab.dev/slolab/proxy/admin"
 	"slolab.dev/slolab/sli"
 	"slolab.dev/slolab/spec"
-	"slolab.dev/slolab/tcpproxy"
 	"slolab.dev/slolab/store/sqlite"
+	"slolab.dev/slolab/tcpproxy"
 )
 
 // proxyOptions are the flags of `slolab proxy`, also used by `slolab lab`.

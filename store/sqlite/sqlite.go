@@ -109,6 +109,20 @@ var migrations = []string{
 		key   TEXT PRIMARY KEY,
 		value INTEGER NOT NULL
 	);`,
+	// 2: the record of experiments and GameDays, scheduled runs' skips included.
+	`CREATE TABLE experiment_run (
+		id      INTEGER PRIMARY KEY,
+		kind    TEXT NOT NULL,    -- experiment or gameday
+		name    TEXT NOT NULL,
+		service TEXT NOT NULL,
+		verdict TEXT NOT NULL,    -- held, failed, aborted, refused, interrupted, skipped
+		reason  TEXT NOT NULL,
+		due     INTEGER,          -- Unix nanoseconds; scheduled runs only
+		started INTEGER NOT NULL, -- Unix nanoseconds (the due time for a skip)
+		ended   INTEGER NOT NULL,
+		report  BLOB              -- the JSON report; NULL for a skip
+	);
+	CREATE INDEX experiment_run_by_name ON experiment_run (name, started);`,
 }
 
 // SchemaVersion is the schema version this slolab writes.

@@ -295,7 +295,7 @@ func TestSchemaVersions(t *testing.T) {
 	}
 	db.Close()
 	_, err = sqlite.Open(context.Background(), sqlite.Config{Path: path})
-	if err == nil || !strings.Contains(err.Error(), "has schema version 99, newer than this slolab's 1: upgrade slolab") {
+	if err == nil || !strings.Contains(err.Error(), "has schema version 99, newer than this slolab's 2: upgrade slolab") {
 		t.Errorf("opening a newer store: %v", err)
 	}
 }
