@@ -63,6 +63,10 @@ func splitmix64(x uint64) uint64 {
 	return x ^ (x >> 31)
 }
 
+// Uniform returns a reproducible value in [0, 1) for the k-th injection of a
+// rule with seed: the same draw the HTTP delays use, for other fault kinds.
+func Uniform(seed, k uint64) float64 { return unit(seed, k) }
+
 // unit returns a reproducible value in [0, 1) for the k-th injection of a rule with seed.
 func unit(seed, k uint64) float64 {
 	return float64(splitmix64(seed^splitmix64(k))>>11) / (1 << 53)

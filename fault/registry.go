@@ -34,6 +34,9 @@ type Config struct {
 	// Retention is how long an expired or finished rule stays listed before it
 	// is forgotten (default 1h).
 	Retention time.Duration
+	// TCP names the proxy's TCP listeners (`slolab proxy --tcp NAME=...`);
+	// a TCP fault rule must select one of them.
+	TCP []string
 	// Now is the clock (default time.Now).
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -175,6 +178,13 @@ func (r *Registry) compile(s *spec.FaultRule, now time.Time) (*Rule, error) {
 	if s.Match.Group != "" {
 		rule.group, _ = match.ParseGroup(s.Match.Group)
 	}
+	if s.Match.TCP != "" && !slices.Contains(r.cfg.TCP, s.Match.TCP) {
+		have := "none: start one with slolab proxy --tcp NAME=LISTEN,UPSTREAM"
+		if len(r.cfg.TCP) > 0 {
+			have = strings.Join(r.cfg.TCP, ", ")
+		}
+		problems = append(problems, fmt.Sprintf("match.tcp: the proxy has no TCP listener %q (it has %s)", s.Match.TCP, have))
+	}
 	if s.TTL > r.cfg.MaxTTL {
 		problems = append(problems, fmt.Sprintf("ttl: %s exceeds the proxy's maximum lease of %s", spec.FormatDuration(s.TTL), spec.FormatDuration(r.cfg.MaxTTL)))
 	}
@@ -206,6 +216,9 @@ func (r *Registry) Put(s *spec.FaultRule) (st Status, created bool, err error) {
 		return Status{}, false, err
 	}
 	e := &entry{rule: rule, created: now, renewed: now}
+	if exists {
+		old.rule.state.removed.Store(true)
+	}
 	r.rules[s.Name] = e
 	r.publish()
 	r.cfg.Logger.Info("fault rule set", "fault", s.Name, "match", s.Match.String(), "actions", s.Actions(), "rate", s.Rate.String(), "ttl", spec.FormatDuration(s.TTL))
@@ -257,6 +270,7 @@ func (r *Registry) Delete(name string) (Status, error) {
 		return Status{}, slolab.Errorf(slolab.NotFound, "no fault rule %q", name)
 	}
 	delete(r.rules, name)
+	e.rule.state.removed.Store(true)
 	r.publish()
 	r.cfg.Logger.Info("fault rule removed", "fault", name, "matched", e.rule.state.counter.Matched(), "injected", e.rule.state.counter.Injected())
 	return r.status(e, r.cfg.Now()), nil
@@ -271,6 +285,7 @@ func (r *Registry) DeleteAll() []Status {
 	for name, e := range r.rules {
 		out = append(out, r.status(e, now))
 		delete(r.rules, name)
+		e.rule.state.removed.Store(true)
 	}
 	r.grouping = nil
 	r.publish()

@@ -24,6 +24,7 @@ type Rule struct {
 type state struct {
 	counter *Counter
 	expires atomic.Int64 // lease end, Unix nanoseconds
+	removed atomic.Bool  // deleted or replaced: holders of the rule (open TCP connections) stop applying it
 }
 
 // Counter returns the rule's matched/injected counter.
@@ -34,7 +35,7 @@ func (r *Rule) Expires() time.Time { return time.Unix(0, r.state.expires.Load())
 
 // active reports whether the rule applies at now: started, not stopped, lease held.
 func (r *Rule) active(now time.Time) bool {
-	if now.UnixNano() >= r.state.expires.Load() {
+	if now.UnixNano() >= r.state.expires.Load() || r.state.removed.Load() {
 		return false
 	}
 	s := r.Spec
@@ -67,6 +68,7 @@ func (r *Rule) matches(req *http.Request, route *match.Route, group match.Group)
 type Table struct {
 	rules   []*Rule
 	byCUJ   [][]*Rule
+	tcp     map[string][]*Rule // TCP rules by listener
 	grouper *match.Grouper
 	groupTo int64 // grouping lease end, Unix nanoseconds
 }
@@ -78,11 +80,15 @@ func newTable(numCUJs int, rules []*Rule, grouper *match.Grouper, groupTo time.T
 		}
 		return strings.Compare(a.Spec.Name, b.Spec.Name)
 	})
-	t := &Table{rules: rules, byCUJ: make([][]*Rule, numCUJs), grouper: grouper}
+	t := &Table{rules: rules, byCUJ: make([][]*Rule, numCUJs), grouper: grouper, tcp: map[string][]*Rule{}}
 	if grouper != nil {
 		t.groupTo = groupTo.UnixNano()
 	}
 	for _, r := range rules {
+		if l := r.Spec.Match.TCP; l != "" {
+			t.tcp[l] = append(t.tcp[l], r)
+			continue
+		}
 		for c := range t.byCUJ {
 			if r.cuj < 0 || r.cuj == c {
 				t.byCUJ[c] = append(t.byCUJ[c], r)
@@ -91,6 +97,14 @@ func newTable(numCUJs int, rules []*Rule, grouper *match.Grouper, groupTo time.T
 	}
 	return t
 }
+
+// TCP returns the TCP rules of a listener in evaluation order.
+func (t *Table) TCP(listener string) []*Rule { return t.tcp[listener] }
+
+// Active reports whether the rule applies at now: started, not stopped, and
+// its lease held. Long-lived users (a TCP connection) check it as they go,
+// so a rule that ends or lapses stops acting on connections already open.
+func (r *Rule) Active(now time.Time) bool { return r.active(now) }
 
 // Rules returns the rules in evaluation order.
 func (t *Table) Rules() []*Rule { return t.rules }

@@ -123,6 +123,9 @@ func New(cfg Config) *Recorder {
 // Bounds returns the latency histogram's upper bounds (the last bucket, +Inf, is implicit).
 func (r *Recorder) Bounds() []time.Duration { return r.bounds }
 
+// Keep returns how much history the recorder holds: the longest window it can answer.
+func (r *Recorder) Keep() time.Duration { return r.cfg.Keep }
+
 // Interval returns the length of a time bucket.
 func (r *Recorder) Interval() time.Duration { return r.cfg.Interval }
 

@@ -41,6 +41,10 @@ type FaultRule struct {
 	Replace *Replace
 	Patch   *Patch
 
+	// TCP degrades connections through the TCP listener named by Match.TCP;
+	// a TCP rule has no HTTP action.
+	TCP *TCPAction
+
 	TTL   time.Duration // the lease; renew to extend it
 	Start time.Time     // optional: not before
 	Stop  time.Time     // optional: not after
@@ -55,6 +59,7 @@ type Selector struct {
 	Method  string            // an HTTP method
 	Headers map[string]string // header name → exact value, or "*" for "present"
 	Group   string            // "experiment" or "control" (needs an active grouping)
+	TCP     string            // a TCP listener (`slolab proxy --tcp NAME=...`): the rule is a TCP fault
 }
 
 // StatusAction answers with Code (and Body, Headers) without calling the upstream.
@@ -319,8 +324,14 @@ func (d *Delay) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
 // Terminal reports whether the rule answers without calling the upstream.
 func (r *FaultRule) Terminal() bool { return r.Abort || r.Status != nil }
 
+// IsTCP reports whether the rule degrades a TCP listener rather than HTTP requests.
+func (r *FaultRule) IsTCP() bool { return r.Match.TCP != "" }
+
 // Actions names the rule's actions, for tables: "status 500 + delay 1s".
 func (r *FaultRule) Actions() string {
+	if r.TCP != nil {
+		return "tcp " + r.TCP.String()
+	}
 	var parts []string
 	if r.Abort {
 		parts = append(parts, "abort")
@@ -362,6 +373,9 @@ func (s Selector) String() string {
 	}
 	if s.Group != "" {
 		parts = append(parts, "group="+s.Group)
+	}
+	if s.TCP != "" {
+		parts = append(parts, "tcp="+s.TCP)
 	}
 	if len(parts) == 0 {
 		return "all requests"
@@ -438,6 +452,7 @@ func (d *decoder) faultRule(n *Node, path, defaultName string) *FaultRule {
 		},
 		"replace": func(v *Node, p string) { r.Replace = d.replace(v, p) },
 		"patch":   func(v *Node, p string) { r.Patch = d.patch(v, p) },
+		"tcp":     func(v *Node, p string) { r.TCP = d.tcpAction(v, p) },
 		"ttl":     func(v *Node, p string) { r.TTL = d.duration(v, p) },
 		"start":   func(v *Node, p string) { r.Start = d.timestamp(v, p) },
 		"stop":    func(v *Node, p string) { r.Stop = d.timestamp(v, p) },
@@ -449,7 +464,12 @@ func (d *decoder) faultRule(n *Node, path, defaultName string) *FaultRule {
 	for _, k := range []string{"abort", "status", "delay", "replace", "patch"} {
 		hasAction = hasAction || n.Get(k) != nil
 	}
-	if !hasAction {
+	switch {
+	case r.Match.TCP != "":
+		d.tcpRule(n, path, r, hasAction)
+	case n.Get("tcp") != nil:
+		d.errorf(n.Get("tcp"), join(path, "tcp"), "a TCP fault needs the listener it applies to: match.tcp")
+	case !hasAction:
 		d.errorf(n, path, "a fault rule needs an action: abort, status, delay, replace or patch")
 	}
 	if r.Abort && r.Status != nil {
@@ -482,6 +502,7 @@ func (d *decoder) selector(n *Node, path string) Selector {
 				d.errorf(v, p, "want %s or %s, got %q", GroupExperiment, GroupControl, s.Group)
 			}
 		},
+		"tcp": func(v *Node, p string) { s.TCP = d.name(v, p) },
 	})
 	if s.Route != "" && s.CUJ == "" {
 		d.errorf(n.Get("route"), join(path, "route"), "a route selector needs the CUJ it belongs to (match.cuj)")
@@ -492,6 +513,19 @@ func (d *decoder) selector(n *Node, path string) Selector {
 		}
 	}
 	return s
+}
+
+// tcpRule checks a rule that selects a TCP listener: only TCP selectors and a TCP action.
+func (d *decoder) tcpRule(n *Node, path string, r *FaultRule, hasHTTPAction bool) {
+	if r.TCP == nil {
+		d.errorf(n, path, "a rule with match.tcp needs a tcp action: latency, bandwidth, reset, blackhole or slowClose")
+	}
+	if hasHTTPAction {
+		d.errorf(n, path, "a TCP fault (match.tcp) cannot have HTTP actions (abort, status, delay, replace, patch): a TCP stream has no requests")
+	}
+	if m := r.Match; m.CUJ != "" || m.Route != "" || m.Method != "" || len(m.Headers) > 0 || m.Group != "" {
+		d.errorf(n.Get("match"), join(path, "match"), "a TCP fault selects only its listener (match.tcp): a connection carries no CUJ, route, method, header or client group")
+	}
 }
 
 // headers decodes a header map, canonicalising names.
@@ -594,6 +628,18 @@ func (r *FaultRule) MarshalJSON() ([]byte, error) {
 		Method  string            `json:"method,omitempty"`
 		Headers map[string]string `json:"headers,omitempty"`
 		Group   string            `json:"group,omitempty"`
+		TCP     string            `json:"tcp,omitempty"`
+	}
+	type tcp struct {
+		Per       string    `json:"per"`
+		Direction string    `json:"direction"`
+		Latency   *Duration `json:"latency,omitempty"`
+		Jitter    *Duration `json:"jitter,omitempty"`
+		Bandwidth string    `json:"bandwidth,omitempty"`
+		Reset     bool      `json:"reset,omitempty"`
+		Blackhole bool      `json:"blackhole,omitempty"`
+		Timeout   *Duration `json:"timeout,omitempty"`
+		SlowClose *Duration `json:"slowClose,omitempty"`
 	}
 	type reqReplace struct {
 		Method  string            `json:"method,omitempty"`
@@ -636,6 +682,7 @@ func (r *FaultRule) MarshalJSON() ([]byte, error) {
 		Delay       *Delay     `json:"delay,omitempty"`
 		Replace     *replace   `json:"replace,omitempty"`
 		Patch       *patch     `json:"patch,omitempty"`
+		TCP         *tcp       `json:"tcp,omitempty"`
 		TTL         Duration   `json:"ttl"`
 		Start       *time.Time `json:"start,omitempty"`
 		Stop        *time.Time `json:"stop,omitempty"`
@@ -643,8 +690,22 @@ func (r *FaultRule) MarshalJSON() ([]byte, error) {
 		Name: r.Name, Description: r.Description, Priority: r.Priority, Rate: r.Rate, Seed: r.Seed,
 		Abort: r.Abort, Delay: r.Delay, TTL: Duration(r.TTL),
 	}
-	if m := r.Match; m.CUJ != "" || m.Route != "" || m.Method != "" || len(m.Headers) > 0 || m.Group != "" {
-		out.Match = &selector{m.CUJ, m.Route, m.Method, m.Headers, m.Group}
+	if m := r.Match; m.CUJ != "" || m.Route != "" || m.Method != "" || len(m.Headers) > 0 || m.Group != "" || m.TCP != "" {
+		out.Match = &selector{m.CUJ, m.Route, m.Method, m.Headers, m.Group, m.TCP}
+	}
+	if t := r.TCP; t != nil {
+		opt := func(d time.Duration) *Duration {
+			if d == 0 {
+				return nil
+			}
+			v := Duration(d)
+			return &v
+		}
+		out.TCP = &tcp{Per: t.Per, Direction: t.Direction, Latency: opt(t.Latency), Jitter: opt(t.Jitter),
+			Reset: t.Reset, Blackhole: t.Blackhole, Timeout: opt(t.Timeout), SlowClose: opt(t.SlowClose)}
+		if t.Bandwidth > 0 {
+			out.TCP.Bandwidth = FormatBandwidth(t.Bandwidth)
+		}
 	}
 	if s := r.Status; s != nil {
 		out.Status = &status{s.Code, s.Body, s.Headers}

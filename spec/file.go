@@ -9,8 +9,10 @@ import (
 
 // File is every document of one spec file.
 type File struct {
-	Path     string
-	Services []*Service
+	Path        string
+	Services    []*Service
+	Experiments []*Experiment
+	GameDays    []*GameDay
 }
 
 // LoadFile reads a YAML or JSON spec file. CUE files are read by package cuespec.
@@ -51,6 +53,7 @@ func Decode(docs []*Node) (*File, error) {
 	for _, doc := range docs {
 		d.document(doc, f)
 	}
+	d.crossCheck(f)
 	if err := d.errs.err(); err != nil {
 		return nil, err
 	}
@@ -58,7 +61,7 @@ func Decode(docs []*Node) (*File, error) {
 }
 
 // Kinds lists the document kinds this version reads.
-var Kinds = []string{"Service"}
+var Kinds = []string{"Service", "Experiment", "GameDay"}
 
 func (d *decoder) document(n *Node, f *File) {
 	var (
@@ -95,7 +98,56 @@ func (d *decoder) document(n *Node, f *File) {
 		svc := &Service{Name: name, Labels: labels, Pos: n.Pos}
 		d.service(specVal, "spec", svc)
 		f.Services = append(f.Services, svc)
+	case "Experiment":
+		x := &Experiment{Name: name, Labels: labels, Pos: n.Pos}
+		d.experiment(specVal, "spec", x)
+		f.Experiments = append(f.Experiments, x)
+	case "GameDay":
+		g := &GameDay{Name: name, Labels: labels, Pos: n.Pos}
+		d.gameDay(specVal, "spec", g)
+		f.GameDays = append(f.GameDays, g)
 	}
+}
+
+// crossCheck reports what documents of one file say about each other:
+// duplicate names, and experiments that name a Service the file does not hold
+// when they give no serviceFile.
+func (d *decoder) crossCheck(f *File) {
+	seen := map[string]Pos{}
+	dup := func(kind, name string, pos Pos) {
+		key := kind + "/" + name
+		if prev, ok := seen[key]; ok && name != "" {
+			d.errs = append(d.errs, &Error{Pos: pos, Path: "metadata.name", Msg: fmt.Sprintf("another %s is named %q (%s)", kind, name, prev)})
+		}
+		seen[key] = pos
+	}
+	for _, s := range f.Services {
+		dup("Service", s.Name, s.Pos)
+	}
+	for _, x := range f.Experiments {
+		dup("Experiment", x.Name, x.Pos)
+		if x.ServiceFile != "" || x.Service == "" || len(f.Services) == 0 {
+			continue
+		}
+		found := false
+		for _, s := range f.Services {
+			found = found || s.Name == x.Service
+		}
+		if !found {
+			d.errs = append(d.errs, &Error{Pos: x.ServicePos, Path: "spec.service", Msg: fmt.Sprintf("no Service %q in this file (it has %s); name one of them or set serviceFile", x.Service, serviceNames(f.Services))})
+		}
+	}
+	for _, g := range f.GameDays {
+		dup("GameDay", g.Name, g.Pos)
+	}
+}
+
+func serviceNames(ss []*Service) string {
+	names := make([]string, len(ss))
+	for i, s := range ss {
+		names[i] = s.Name
+	}
+	return strings.Join(names, ", ")
 }
 
 // Service returns the file's only Service, or an error saying why there is not exactly one.

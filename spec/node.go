@@ -7,6 +7,7 @@ import (
 	"io"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -36,8 +37,28 @@ type Node struct {
 	Keys   []*Node // mapping keys (scalars), parallel to Items
 	Items  []*Node // mapping values or list items
 
+	// Style is how a scalar was written, and Content where its text begins
+	// (after an opening quote, or on the first line of a block scalar), so
+	// that a message about a character inside the text (a CEL expression)
+	// can point at it. Front ends that do not know leave them zero.
+	Style   ScalarStyle
+	Content Pos
+
 	merged bool // a mapping key that came from a YAML merge key (<<); an explicit key overrides it
 }
+
+// ScalarStyle is how a YAML scalar was written.
+type ScalarStyle uint8
+
+// The scalar styles. StyleUnknown is any front end that does not say.
+const (
+	StyleUnknown ScalarStyle = iota
+	StylePlain
+	StyleSingleQuoted
+	StyleDoubleQuoted
+	StyleLiteral // |
+	StyleFolded  // >
+)
 
 // Get returns the value of key in a mapping, or nil.
 func (n *Node) Get(key string) *Node {
@@ -70,7 +91,7 @@ func ParseYAML(name string, data []byte) ([]*Node, error) {
 		if len(doc.Content) == 0 {
 			continue
 		}
-		c := converter{file: name}
+		c := converter{file: name, data: data}
 		n := c.convert(doc.Content[0], 0)
 		if len(c.errs) > 0 {
 			return nil, c.errs.err()
@@ -107,8 +128,10 @@ func trimYAMLPrefix(s string) string {
 const maxAliasDepth = 32
 
 type converter struct {
-	file string
-	errs Errors
+	file  string
+	data  []byte
+	lines []string // data split into lines, made on first need
+	errs  Errors
 	// expanded counts nodes produced, to stop exponential alias expansion.
 	expanded int
 }
@@ -138,7 +161,22 @@ func (c *converter) convert(y *yaml.Node, depth int) *Node {
 			return &Node{Kind: NullNode, Pos: c.pos(y)}
 		}
 		quoted := y.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) != 0
-		return &Node{Kind: ScalarNode, Pos: c.pos(y), Value: y.Value, Quoted: quoted}
+		n := &Node{Kind: ScalarNode, Pos: c.pos(y), Value: y.Value, Quoted: quoted, Style: StylePlain, Content: c.pos(y)}
+		switch {
+		case y.Style&yaml.SingleQuotedStyle != 0:
+			n.Style = StyleSingleQuoted
+			n.Content.Col++
+		case y.Style&yaml.DoubleQuotedStyle != 0:
+			n.Style = StyleDoubleQuoted
+			n.Content.Col++
+		case y.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0:
+			n.Style = StyleLiteral
+			if y.Style&yaml.FoldedStyle != 0 {
+				n.Style = StyleFolded
+			}
+			n.Content = c.blockContent(y.Line)
+		}
+		return n
 	case yaml.SequenceNode:
 		n := &Node{Kind: ListNode, Pos: c.pos(y)}
 		for _, item := range y.Content {
@@ -173,6 +211,22 @@ func (c *converter) convert(y *yaml.Node, depth int) *Node {
 		}
 	}
 	return &Node{Kind: NullNode, Pos: c.pos(y)}
+}
+
+// blockContent returns where the text of a block scalar whose indicator (| or
+// >) is on line begins: the first non-blank line after it, at its indentation.
+func (c *converter) blockContent(line int) Pos {
+	if c.lines == nil {
+		c.lines = strings.Split(string(c.data), "\n")
+	}
+	for l := line; l < len(c.lines); l++ { // c.lines[l] is line l+1
+		text := strings.TrimRight(c.lines[l], "\r")
+		if strings.TrimSpace(text) == "" {
+			continue
+		}
+		return Pos{File: c.file, Line: l + 1, Col: len(text) - len(strings.TrimLeft(text, " ")) + 1}
+	}
+	return Pos{File: c.file, Line: line + 1, Col: 1}
 }
 
 // mergedKey returns the index of key in n if it came from a merge key, else -1.

@@ -87,6 +87,8 @@ func commands(e *env) []*cobra.Command {
 		loadCmd(e),
 		canaryCmd(e),
 		rolloutCmd(e),
+		experimentCmd(e),
+		gamedayCmd(e),
 		demoAppCmd(e),
 		labCmd(e),
 		serveCmd(e),

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,6 +27,7 @@ import (
 	"slolab.dev/slolab/spec"
 	"slolab.dev/slolab/split"
 	"slolab.dev/slolab/store/sqlite"
+	"slolab.dev/slolab/tcpproxy"
 )
 
 // proxyOptions are the flags of `slolab proxy`, also used by `slolab lab`.
@@ -48,6 +50,7 @@ type proxyOptions struct {
 	faultHeader       string
 	h2c               bool
 	logLevel          string
+	tcp               []string // NAME=LISTEN,UPSTREAM
 	store             string
 }
 
@@ -68,6 +71,7 @@ func (o *proxyOptions) flags(cmd *cobra.Command, e *env) {
 	fs.StringVar(&o.faultHeader, "fault-header", proxy.DefaultFaultHeader, `response header naming the faults that changed a response ("-" for none)`)
 	fs.BoolVar(&o.h2c, "h2c", true, "also accept HTTP/2 without TLS (prior knowledge) from clients")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringArrayVar(&o.tcp, "tcp", nil, "also proxy a TCP dependency as NAME=LISTEN,UPSTREAM, for TCP fault rules (match.tcp: NAME); repeatable")
 	fs.StringVar(&o.store, "store", DefaultStore, `embedded store the proxy writes minute buckets to every 10s and on shutdown, for 'slolab slo' ("-" for none)`)
 }
 
@@ -90,6 +94,17 @@ func (o *proxyOptions) check() (*url.URL, error) {
 	}
 	if o.maxTTL <= 0 {
 		return nil, usageErrorf("--max-ttl must be positive")
+	}
+	seen := map[string]bool{}
+	for _, t := range o.tcp {
+		name, _, _, err := tcpproxy.ParseListener(t)
+		if err != nil {
+			return nil, usageErrorf("--tcp %v", err)
+		}
+		if seen[name] {
+			return nil, usageErrorf("--tcp: two listeners are named %q", name)
+		}
+		seen[name] = true
 	}
 	return u, nil
 }
@@ -185,6 +200,7 @@ type proxyStack struct {
 	audit    *admin.Audit
 	proxyLn  net.Listener
 	adminLn  net.Listener
+	tcp      []*tcpListener
 	proxy    http.Handler
 	admin    http.Handler
 	opts     *proxyOptions
@@ -193,12 +209,24 @@ type proxyStack struct {
 	flusher  *sqlite.Flusher // nil without a store
 }
 
+// tcpListener is one --tcp dependency.
+type tcpListener struct {
+	proxy    *tcpproxy.Proxy
+	ln       net.Listener
+	upstream string
+}
+
 func newProxyStack(svc *spec.Service, upstream *url.URL, o *proxyOptions, log *slog.Logger) (*proxyStack, error) {
 	routes, err := match.Compile(svc)
 	if err != nil {
 		return nil, err
 	}
-	faults, err := fault.NewRegistry(fault.Config{Service: svc, Routes: routes, MaxTTL: o.maxTTL, Logger: log})
+	var tcpNames []string
+	for _, t := range o.tcp {
+		name, _, _, _ := tcpproxy.ParseListener(t)
+		tcpNames = append(tcpNames, name)
+	}
+	faults, err := fault.NewRegistry(fault.Config{Service: svc, Routes: routes, MaxTTL: o.maxTTL, Logger: log, TCP: tcpNames})
 	if err != nil {
 		return nil, err
 	}
@@ -230,6 +258,22 @@ func newProxyStack(svc *spec.Service, upstream *url.URL, o *proxyOptions, log *s
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(rec, fault.Collector{Registry: faults}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, t := range o.tcp {
+		name, listen, up, _ := tcpproxy.ParseListener(t)
+		tp, err := tcpproxy.New(tcpproxy.Config{Name: name, Upstream: up, Faults: faults, Logger: log})
+		if err != nil {
+			s.close()
+			return nil, err
+		}
+		ln, err := net.Listen("tcp", listen)
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("tcp listener %s: %w", name, err)
+		}
+		s.closers = append(s.closers, func() error { ln.Close(); return nil })
+		s.tcp = append(s.tcp, &tcpListener{proxy: tp, ln: ln, upstream: up})
+		reg.MustRegister(tp)
+	}
 	s.admin = admin.NewHandler(admin.Config{
 		Service: svc, Routes: routes, Faults: faults, Recorder: rec, Split: sp, Audit: s.audit, Token: o.adminToken, Logger: log,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}),
@@ -292,6 +336,14 @@ func (s *proxyStack) run(ctx context.Context) error {
 	go func() {
 		adminDone <- httpserve.Serve(adminCtx, s.adminLn, s.admin, httpserve.Options{Drain: 5 * time.Second})
 	}()
+	var tcpWG sync.WaitGroup
+	for _, t := range s.tcp {
+		tcpWG.Go(func() {
+			if err := t.proxy.Serve(proxyCtx, t.ln); err != nil {
+				s.log.Warn("tcp listener stopped", "listener", t.proxy.Name(), "err", err)
+			}
+		})
+	}
 
 	var proxyErr, adminErr error
 	adminStopped := false
@@ -305,6 +357,7 @@ func (s *proxyStack) run(ctx context.Context) error {
 		stopProxy()
 		proxyErr = <-proxyDone
 	}
+	tcpWG.Wait()
 	stopFlushing()
 	<-flushing
 	if s.flusher != nil { // requests have drained: store the last, still open interval too
@@ -352,12 +405,19 @@ header it sets on the canary's requests or responses. SLIs are then recorded
 per revision: the metrics' revision label, /api/v1/counts?window=5m, the
 store, and 'slolab canary judge'.
 
+--tcp NAME=LISTEN,UPSTREAM also forwards a TCP dependency (a database, a
+cache); point the app at LISTEN. Fault rules with match.tcp: NAME and a tcp
+action (latency, jitter, bandwidth, reset, blackhole, slowClose, per
+connection or per chunk) degrade it, with the same leases and admin API.
+
 The admin API listens on --admin: /api/v1/faults, /api/v1/cujs, /api/v1/canary,
-/api/v1/counts, /metrics, /healthz. Minute buckets per CUJ go to the embedded
+/api/v1/counts, /api/v1/sli, /metrics, /healthz. Minute buckets per CUJ go to the embedded
 store (--store) every 10 seconds and on shutdown, for 'slolab slo
 status|report|backtest'. Mutations need the bearer token when one is set; a
 non-loopback admin address requires one.`,
 		Example: `  slolab proxy --spec examples/chat.yaml --upstream http://127.0.0.1:3000
+  slolab proxy --spec chat.yaml --upstream http://127.0.0.1:3000 \
+      --tcp postgres=127.0.0.1:15432,127.0.0.1:5432 --tcp redis=127.0.0.1:16379,127.0.0.1:6379
   slolab proxy --spec chat.yaml --upstream stable=http://127.0.0.1:3000 \
       --upstream canary=http://127.0.0.1:3001 --canary-weight 10
   slolab proxy --spec chat.yaml --upstream http://istio-ingress:80 --revision-header X-Canary
@@ -384,6 +444,9 @@ non-loopback admin address requires one.`,
 			sum := svc.Summary()
 			fmt.Fprintf(e.stderr, "slolab proxy: %s → %s (service %s: %d CUJs, %d routes)\n", stack.proxyURL(), o.upstreamNote(upstream), svc.Name, sum.CUJs, sum.Routes)
 			fmt.Fprintf(e.stderr, "slolab proxy: admin API %s/api/v1/ · metrics %s/metrics%s%s\n", stack.adminURL(), stack.adminURL(), tokenNote(o.adminToken), storeNote(o.store))
+			for _, t := range stack.tcp {
+				fmt.Fprintf(e.stderr, "slolab proxy: tcp %s: %s → %s (fault rules select it with match.tcp: %s)\n", t.proxy.Name(), t.ln.Addr(), t.upstream, t.proxy.Name())
+			}
 			err = stack.run(e.ctx)
 			fmt.Fprintln(e.stderr, "slolab proxy: stopped; no fault rule remains")
 			return err

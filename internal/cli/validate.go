@@ -34,6 +34,7 @@ Exit status: 0 when every file is valid, 3 when any is not.`,
 				File    string         `json:"file"`
 				Valid   bool           `json:"valid"`
 				Summary []spec.Summary `json:"services,omitempty"`
+				Plans   []string       `json:"experiments,omitempty"`
 				Errors  []string       `json:"errors,omitempty"`
 			}
 			var results []result
@@ -41,6 +42,11 @@ Exit status: 0 when every file is valid, 3 when any is not.`,
 			for _, path := range args {
 				r := result{File: path}
 				f, err := loadSpecFile(path)
+				if err == nil {
+					// Experiments compile against their services; a file's
+					// GameDays may name experiments of the other files given.
+					r.Plans, err = checkExperiments(path, args, f)
+				}
 				if err == nil {
 					r.Valid = true
 					for _, s := range f.Services {
@@ -74,6 +80,9 @@ Exit status: 0 when every file is valid, 3 when any is not.`,
 					for _, s := range r.Summary {
 						fmt.Fprintf(e.stdout, "%s: ok: service %s: %d %s, %d %s, %d %s\n", r.File, s.Service,
 							s.CUJs, plural(s.CUJs, "CUJ", "CUJs"), s.Routes, plural(s.Routes, "route", "routes"), s.SLOs, plural(s.SLOs, "SLO", "SLOs"))
+					}
+					for _, p := range r.Plans {
+						fmt.Fprintf(e.stdout, "%s: ok: %s\n", r.File, p)
 					}
 				}
 			}

@@ -100,6 +100,7 @@ func NewHandler(cfg Config) http.Handler {
 	h.mux.HandleFunc("GET /api/v1/counts", h.api(h.counts))
 	h.mux.HandleFunc("GET /api/v1/canary", h.api(h.getCanary))
 	h.mux.HandleFunc("PUT /api/v1/canary", h.mutation(h.putCanary))
+	h.mux.HandleFunc("GET /api/v1/sli", h.api(h.sli))
 	h.mux.HandleFunc("GET /api/v1/audit", h.api(h.audit))
 	h.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, slolab.Errorf(slolab.NotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))

@@ -41,6 +41,10 @@ func NewClient(baseURL, token string) (*Client, error) {
 	return &Client{base: strings.TrimSuffix(u.String(), "/"), token: token, actor: actor, http: &http.Client{Timeout: 30 * time.Second}}, nil
 }
 
+// SetTransport replaces the HTTP transport, for tests that serve the admin
+// API in memory.
+func (c *Client) SetTransport(rt http.RoundTripper) { c.http.Transport = rt }
+
 // SetActor sets what the audit log records as the client ("simulate", "experiment foo").
 func (c *Client) SetActor(actor string) { c.actor = actor }
 
@@ -151,6 +155,36 @@ func (c *Client) CUJs(ctx context.Context) (*CUJsResponse, error) {
 		return nil, err
 	}
 	return &out, nil
+}
+
+// SLI returns what a CUJ's clients (group "all", "experiment", "control" or
+// "none") saw over the last window.
+func (c *Client) SLI(ctx context.Context, cuj, group string, window time.Duration) (*SLIResponse, error) {
+	return c.sli(ctx, url.Values{"cuj": {cuj}, "window": {spec.FormatDuration(window)}}, group)
+}
+
+// SLISince returns what a CUJ's clients saw since t: every recorder interval
+// that overlaps [t, now].
+func (c *Client) SLISince(ctx context.Context, cuj, group string, t time.Time) (*SLIResponse, error) {
+	return c.sli(ctx, url.Values{"cuj": {cuj}, "since": {t.UTC().Format(time.RFC3339Nano)}}, group)
+}
+
+func (c *Client) sli(ctx context.Context, v url.Values, group string) (*SLIResponse, error) {
+	if group != "" {
+		v.Set("group", group)
+	}
+	var out SLIResponse
+	if err := c.do(ctx, http.MethodGet, "/api/v1/sli?"+v.Encode(), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Grouping returns the active grouping; NotFound when there is none.
+func (c *Client) Grouping(ctx context.Context) (fault.GroupingStatus, error) {
+	var st fault.GroupingStatus
+	err := c.do(ctx, http.MethodGet, "/api/v1/grouping", nil, &st)
+	return st, err
 }
 
 // SetGrouping installs the experiment/control grouping.

@@ -144,7 +144,7 @@ func SnapshotSplit(svc *spec.Service, routes *match.Table, faults *fault.Registr
 			}
 		}
 		for _, f := range statuses {
-			if f.Rule.Match.CUJ == "" || f.Rule.Match.CUJ == name {
+			if !f.Rule.IsTCP() && (f.Rule.Match.CUJ == "" || f.Rule.Match.CUJ == name) {
 				st.Faults = append(st.Faults, FaultRef{Name: f.Rule.Name, State: f.State, Rate: f.Rule.Rate, Actions: f.Rule.Actions(), Matched: f.Matched, Injected: f.Injected})
 			}
 		}

@@ -34,6 +34,7 @@ var layers = map[string]int{
 	"notify":             4,
 	"proxy":              5,
 	"proxy/admin":        5,
+	"tcpproxy":           5, // TCP faults for dependencies that are not HTTP
 	"experiment":         6,
 	"canary":             6,
 	"split":              4, // the stable/canary traffic split: proxy and admin share it

@@ -125,6 +125,20 @@ var migrations = []string{
 	INSERT INTO series_v2 (id, cuj, grp) SELECT id, cuj, grp FROM series;
 	DROP TABLE series;
 	ALTER TABLE series_v2 RENAME TO series;`,
+	// 3: the record of experiments and GameDays, scheduled runs' skips included.
+	`CREATE TABLE experiment_run (
+		id      INTEGER PRIMARY KEY,
+		kind    TEXT NOT NULL,    -- experiment or gameday
+		name    TEXT NOT NULL,
+		service TEXT NOT NULL,
+		verdict TEXT NOT NULL,    -- held, failed, aborted, refused, interrupted, skipped
+		reason  TEXT NOT NULL,
+		due     INTEGER,          -- Unix nanoseconds; scheduled runs only
+		started INTEGER NOT NULL, -- Unix nanoseconds (the due time for a skip)
+		ended   INTEGER NOT NULL,
+		report  BLOB              -- the JSON report; NULL for a skip
+	);
+	CREATE INDEX experiment_run_by_name ON experiment_run (name, started);`,
 }
 
 // SchemaVersion is the schema version this slolab writes.

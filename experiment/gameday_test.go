@@ -1,0 +1,95 @@
+package experiment
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"slolab.dev/slolab/spec"
+)
+
+// An unannounced GameDay on a service with six hours of clean history: half
+// of the edits fail until a responder mitigates. The page alert fires when
+// 2% of the budget is gone, the responders' actions land on the timeline,
+// and the retrospective gives detection, acknowledgement, mitigation and
+// recovery times.
+func TestAGameDayProducesATimelineWithDetectionAndRecoveryTimes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, labService)
+		time.Sleep(time.Millisecond) // requests never coincide with interval boundaries
+		l.traffic(time.Second, 50, "POST /update", "POST /login")
+		// Start 2.5s off the recorder's 10s boundaries, so no evaluation
+		// coincides with an interval closing: the run is deterministic.
+		time.Sleep(6*time.Hour + 2500*time.Millisecond - time.Millisecond)
+		f, err := spec.Parse("g.yaml", []byte(`apiVersion: slolab.dev/v1
+kind: Experiment
+metadata: {name: edits-fail}
+spec:
+  steadyState: ['availability("login", "5m") >= 99']
+  method:
+    - duration: 30m
+      faults: [{name: update-500, match: {cuj: update}, status: 500, rate: 50%}]
+  expect: ['recovers_within("update", 1m)']
+---
+apiVersion: slolab.dev/v1
+kind: GameDay
+metadata: {name: edits-failing}
+spec:
+  facilitator: dana
+  responders: [alex, sam]
+  wrapUp: 40m
+  scenario: [{experiment: edits-fail}]
+`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := Compile(f.Experiments[0], l.svc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		responses := make(chan Response)
+		go func() {
+			time.Sleep(3 * time.Minute)
+			responses <- Response{Kind: ResponseAck, Who: "alex", Text: "edits failing, looking", At: time.Now()}
+			time.Sleep(2 * time.Minute)
+			responses <- Response{Kind: ResponseMitigate, Who: "alex", Text: "rolled back release 42", At: time.Now()}
+			time.Sleep(time.Minute)
+			responses <- Response{Kind: ResponseNote, Who: "sam", Text: "the rollback runbook was out of date", At: time.Now()}
+		}()
+		rep, err := RunGameDay(context.Background(), GameDayConfig{
+			GameDay: f.GameDays[0], Set: &Set{Experiments: []*Compiled{c}, GameDays: f.GameDays},
+			Proxy: l.admin, View: AdminView{Client: l.admin}, Responses: responses,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := rep.Figures
+		if got.TimeToDetect != spec.Duration(105*time.Second) || !strings.HasPrefix(got.DetectedBy, "alert: update availability page: burn rate ≥ 14.4 over 1h and 5m") ||
+			got.TimeToAcknowledge != spec.Duration(3*time.Minute) || got.TimeToMitigate != spec.Duration(5*time.Minute) || got.TimeToRecover != spec.Duration(5*time.Minute+10*time.Second) {
+			t.Errorf("figures = %+v", got)
+		}
+		x := rep.Experiments[0]
+		if x.Verdict != Held || x.MethodEnded.Sub(x.MethodStarted) != 5*time.Minute {
+			t.Errorf("experiment %s after %v: %s", x.Verdict, x.MethodEnded.Sub(x.MethodStarted), x.Reason)
+		}
+		var alerts []string
+		for _, a := range rep.Alerts {
+			alerts = append(alerts, a.String()+" fired +"+a.Fired.Sub(got.FaultStart).String()+" resolved +"+a.Resolved.Sub(got.FaultStart).String())
+		}
+		want := "update availability page: burn rate ≥ 14.4 over 1h and 5m fired +1m45s resolved +9m50s\nupdate availability page: burn rate ≥ 6 over 6h and 30m fired +4m20s resolved +34m40s"
+		if strings.Join(alerts, "\n") != want {
+			t.Errorf("alerts:\n%s\nwant:\n%s", strings.Join(alerts, "\n"), want)
+		}
+		if left := l.leftovers(); len(left) != 0 {
+			t.Errorf("left behind: %v", left)
+		}
+		var md bytes.Buffer
+		if err := rep.WriteMarkdown(&md); err != nil {
+			t.Fatal(err)
+		}
+		golden(t, "gameday.md", md.Bytes())
+	})
+}
