@@ -68,13 +68,13 @@ type ruleCounts struct {
 // client observed with what was intended.
 func runDelay(s *session, cfg delayConfig) (string, error) {
 	started, loadAvgBefore := time.Now(), loadAvg()
-	var g group
+	g := s.group()
 	defer g.stop()
-	up, err := s.upstream(&g)
+	up, err := s.upstream(g)
 	if err != nil {
 		return "", err
 	}
-	listen, admin, _, err := s.slolabProxy(&g, proxySpec, up)
+	listen, admin, _, err := s.slolabProxy(g, proxySpec, up)
 	if err != nil {
 		return "", err
 	}

@@ -41,20 +41,34 @@ func newSession(ctx context.Context) (*session, error) {
 		return nil, err
 	}
 	s := &session{ctx: ctx, dir: dir}
+	if err := os.Mkdir(filepath.Join(dir, "logs"), 0o755); err != nil {
+		return nil, err
+	}
 	for _, b := range []struct {
 		out *string
 		pkg string
 	}{{&s.slolab, "./cmd/slolab"}, {&s.server, "./bench/load/server"}, {&s.plain, "./bench/proxy/plain"}} {
 		*b.out = filepath.Join(dir, filepath.Base(b.pkg))
 		if out, err := exec.CommandContext(ctx, "go", "build", "-o", *b.out, b.pkg).CombinedOutput(); err != nil {
-			s.close()
+			s.close(false)
 			return nil, fmt.Errorf("go build %s: %w\n%s", b.pkg, err, out)
 		}
 	}
 	return s, nil
 }
 
-func (s *session) close() { _ = os.RemoveAll(s.dir) }
+// close removes the scratch directory, unless keep: then it stays, with the
+// logs of the processes the benchmarks started, for a look after a failure.
+func (s *session) close(keep bool) {
+	if keep {
+		fmt.Fprintf(os.Stderr, "bench: the started processes' logs are in %s\n", filepath.Join(s.dir, "logs"))
+		return
+	}
+	_ = os.RemoveAll(s.dir)
+}
+
+// group returns an empty process group logging into the session's directory.
+func (s *session) group() *group { return &group{logDir: filepath.Join(s.dir, "logs")} }
 
 // findPeers locates every peer; a missing one is an error naming the
 // command that installs it (bench/run.sh does, which `make bench` runs).
@@ -150,14 +164,26 @@ func firstMatch(ctx context.Context, re, name string, args ...string) string {
 }
 
 // group is a set of long-running processes a benchmark started; stop ends
-// exactly those, by PID.
-type group struct{ cmds []*exec.Cmd }
+// exactly those, by PID. Their stderr goes to a log file in logDir (Toxiproxy
+// logs every connection), kept when a section fails.
+type group struct {
+	cmds   []*exec.Cmd
+	logDir string
+}
 
 // start runs a long-lived process. With firstLine it returns the first line
 // the process prints (the servers print their address).
 func (g *group) start(firstLine bool, name string, args ...string) (*exec.Cmd, string, error) {
 	cmd := exec.Command(name, args...)
 	cmd.Stderr = os.Stderr
+	if g.logDir != "" {
+		f, err := os.CreateTemp(g.logDir, filepath.Base(name)+"-*.log")
+		if err != nil {
+			return nil, "", err
+		}
+		defer f.Close() // the child holds its own descriptor
+		cmd.Stderr = f
+	}
 	var out io.ReadCloser
 	if firstLine {
 		var err error

@@ -44,9 +44,9 @@ var generators = []string{"slolab", "vegeta"}
 // stays under the bar with every request sent.
 func runLoadgen(s *session, cfg loadgenConfig) (string, error) {
 	started, loadBefore := time.Now(), loadAvg()
-	var g group
+	g := s.group()
 	defer g.stop()
-	up, err := s.upstream(&g)
+	up, err := s.upstream(g)
 	if err != nil {
 		return "", err
 	}

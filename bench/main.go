@@ -172,7 +172,8 @@ func run(ctx context.Context, args []string) int {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1
 	}
-	defer s.close()
+	var failed []string
+	defer func() { s.close(len(failed) > 0) }()
 	needPeers := slices.ContainsFunc(cfg.only, func(x string) bool { return x == "proxy" || x == "load" || x == "memory" })
 	if s.peers, err = findPeers(ctx); err != nil && needPeers {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -180,7 +181,6 @@ func run(ctx context.Context, args []string) int {
 	}
 
 	fresh := map[string]string{}
-	var failed []string
 	for _, name := range cfg.only {
 		if ctx.Err() != nil {
 			break

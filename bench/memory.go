@@ -84,13 +84,13 @@ func runMemory(s *session, cfg memoryConfig) (string, error) {
 
 func measureMemory(s *session, cfg memoryConfig, name string, start func(*group, string) (*exec.Cmd, string, error)) (memSample, error) {
 	smp := memSample{name: name}
-	var g group
+	g := s.group()
 	defer g.stop()
-	up, err := s.upstream(&g)
+	up, err := s.upstream(g)
 	if err != nil {
 		return smp, err
 	}
-	cmd, addr, err := start(&g, up)
+	cmd, addr, err := start(g, up)
 	if err != nil {
 		return smp, err
 	}

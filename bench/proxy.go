@@ -53,15 +53,15 @@ const proxySpec = "bench/proxy/bench.yaml"
 // rounds with the order rotated, and renders the medians as ratios.
 func runProxy(s *session, cfg proxyConfig) (string, error) {
 	started, load := time.Now(), loadAvg()
-	var g group
+	g := s.group()
 	defer g.stop()
-	up, err := s.upstream(&g)
+	up, err := s.upstream(g)
 	if err != nil {
 		return "", err
 	}
 	targets := []proxyTarget{{name: "direct", addr: up, note: "the upstream itself"}}
 
-	nginxAddr, err := startNginx(s, &g, "proxy", up, 4096)
+	nginxAddr, err := startNginx(s, g, "proxy", up, 4096)
 	if err != nil {
 		return "", err
 	}
@@ -73,7 +73,7 @@ func runProxy(s *session, cfg proxyConfig) (string, error) {
 	}
 	targets = append(targets, proxyTarget{"httputil", plainAddr, "httputil.NewSingleHostReverseProxy, default transport"})
 
-	toxAddr, err := startToxiproxy(s, &g, up)
+	toxAddr, err := startToxiproxy(s, g, up)
 	if err != nil {
 		return "", err
 	}
@@ -87,7 +87,7 @@ func runProxy(s *session, cfg proxyConfig) (string, error) {
 		{"slolab-20-idle", "20 rules on another CUJ", idleRules},
 		{"slolab-1-active", "a 1 ms delay on every request of another route", activeRule},
 	} {
-		listen, admin, _, err := s.slolabProxy(&g, proxySpec, up)
+		listen, admin, _, err := s.slolabProxy(g, proxySpec, up)
 		if err != nil {
 			return "", err
 		}
