@@ -359,15 +359,34 @@ func parseProcField(text, name string) int64 {
 	return 0
 }
 
-// maxRSS returns the peak resident set of a finished process, in kB.
-func maxRSS(cmd *exec.Cmd) int64 {
-	if cmd.ProcessState == nil {
-		return 0
+// runPeakRSS runs cmd to completion and returns its peak resident set in kB:
+// VmHWM from /proc, sampled every 20 ms while it runs. (getrusage's maxrss
+// will not do: Go starts children with vfork, and Linux carries the
+// parent's high-water mark across the child's exec into its maxrss.)
+func runPeakRSS(cmd *exec.Cmd) (int64, error) {
+	if err := cmd.Start(); err != nil {
+		return 0, err
 	}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		return ru.Maxrss
-	}
-	return 0
+	status := fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)
+	done := make(chan struct{})
+	peak := make(chan int64)
+	go func() {
+		var hwm int64
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			hwm = max(hwm, procField(status, "VmHWM"))
+			select {
+			case <-done:
+				peak <- hwm
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	err := cmd.Wait()
+	close(done)
+	return <-peak, err
 }
 
 // raiseFileLimit lifts the soft limit on open files to the hard limit (and,

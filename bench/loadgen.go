@@ -109,11 +109,13 @@ func slolabRung(s *session, up string, rate int, step time.Duration) (rung, erro
 	x := rung{want: rate * int(step/time.Second)}
 	cmd := exec.CommandContext(s.ctx, s.slolab, "load", "--spec", loadSpec, "--target", "http://"+up, "--rate", fmt.Sprintf("%d/s", rate),
 		"--duration", step.String(), "--seed", "1", "--progress", "0", "-o", "json")
-	out, err := cmd.Output()
-	if err != nil {
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	var err error
+	if x.rssKB, err = runPeakRSS(cmd); err != nil {
 		return x, fmt.Errorf("slolab load: %w", err)
 	}
-	x.rssKB = maxRSS(cmd)
+	out := stdout.Bytes()
 	var rep struct {
 		Total struct {
 			Sent   int `json:"sent"`
@@ -147,10 +149,9 @@ func vegetaRung(s *session, up string, rate int, step time.Duration) (rung, erro
 	cmd.Stdout = f
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
+	if x.rssKB, err = runPeakRSS(cmd); err != nil {
 		return x, fmt.Errorf("vegeta attack: %w\n%s", err, stderr.Bytes())
 	}
-	x.rssKB = maxRSS(cmd)
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return x, err
 	}
@@ -220,7 +221,7 @@ func renderLoadgen(s *session, cfg loadgenConfig, runs map[string]map[int][]rung
 		"Each climbs the ladder %s req/s, %s per rung; the highest rate it **sustains** is the top of the unbroken run of rungs from the bottom where its **p99 schedule lag** (actual − intended send time) stayed under %s with every request sent. "+
 		"It climbs on past a miss, so that the table compares the tools rung by rung, and stops where it drops requests or lags 50 times the bar. "+
 		"slolab measures its lag itself (`scheduleLag` in `-o json`); vegeta's is derived from `vegeta encode --to csv` (hit k is due at began + (k+1)/rate; began, unrecorded, is taken from the least-lagged hit, so vegeta's figure is a lower bound). "+
-		"Peak RSS is the process's maximum resident set (getrusage). slolab also sends its three identity headers (user header, cookie, X-Forwarded-For) with each request.\n\n",
+		"Peak RSS is the process's VmHWM, sampled every 20 ms. slolab also sends its three identity headers (user header, cookie, X-Forwarded-For) with each request.\n\n",
 		s.peers.versions["vegeta"], cfg.Rounds, strings.Join(rates, ", "), cfg.Step, fmtMS(cfg.Bar))
 	b.WriteString("| rate | slolab p99 lag | sent | peak RSS | vegeta p99 lag | sent | peak RSS |\n|---:|---:|---:|---:|---:|---:|---:|\n")
 	cell := func(xs []rung) (string, string, string) {

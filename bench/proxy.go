@@ -450,7 +450,7 @@ func renderProxy(s *session, cfg proxyConfig, targets []proxyTarget, results map
 			cfg.OpenRate, fmtDur(lp), fmtDur(hp), fmtDur(openP99("nginx")))))
 	}
 	idle, active := med("slolab-20-idle", wrkRPS)/sl, med("slolab-1-active", wrkRPS)/sl
-	b.WriteString(reading(costVerdict(min(idle, active)), fmt.Sprintf("Rules cost little on routes they do not target: 20 idle rules keep %.0f%% of slolab's rule-free throughput, an active delay rule on another route %.0f%%.",
+	b.WriteString(reading(costVerdict(min(idle, active)), fmt.Sprintf("On routes they do not target, 20 idle rules keep %.0f%% of slolab's rule-free throughput and an active delay rule on another route %.0f%%.",
 		100*idle, 100*active)))
 	return b.String()
 }

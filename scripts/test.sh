@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 GOLANGCI_LINT_VERSION=v2.6.2
 export PATH="$(go env GOPATH)/bin:/usr/sbin:/sbin:$PATH"
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step prints the seconds since the gate began, to see where time goes.
+step() { printf '\n==> %s (at %ds)\n' "$*" "$SECONDS"; }
 
 step "installing test dependencies"
 need_apt=()
