@@ -1,6 +1,7 @@
 package main
 
 import (
+	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -332,5 +333,15 @@ func TestBadFlagsAreRefusedWithTheirName(t *testing.T) {
 	cfg, err := parseFlags(nil)
 	if err != nil || !slices.Equal(cfg.only, allSections) || cfg.exact.Rate != ratio(t, "0.1%") || cfg.memory.Conns != 10000 {
 		t.Errorf("defaults: %+v, %v", cfg, err)
+	}
+}
+
+func TestGoBenchmarkLinesGiveTheirMetricsByUnit(t *testing.T) {
+	out := "goos: linux\nBenchmarkStatus10kSLOs30Days-2   \t      20\t 129012345 ns/op\t     10000 SLOs\t 193000000 cpu-ns/op\t28512345 B/op\t   88608 allocs/op\nPASS\n"
+	got := parseBench(out)
+	want := []benchResult{{name: "BenchmarkStatus10kSLOs30Days", n: 20, metrics: map[string]float64{
+		"ns/op": 129012345, "SLOs": 10000, "cpu-ns/op": 193000000, "B/op": 28512345, "allocs/op": 88608}}}
+	if len(got) != 1 || got[0].name != want[0].name || got[0].n != want[0].n || !maps.Equal(got[0].metrics, want[0].metrics) {
+		t.Errorf("parseBench = %+v\nwant %+v", got, want)
 	}
 }

@@ -95,7 +95,7 @@ func fill(tmpl, old string, fresh map[string]string) (string, error) {
 	return doc, nil
 }
 
-var readingRe = regexp.MustCompile(`(?m)^- \*\*(leads|trails|on par)\*\*: (.*)$`)
+var readingRe = regexp.MustCompile(`(?m)^- \*\*(leads|trails|on par|meets goal|misses goal)\*\*: (.*)$`)
 
 // sectionTitles names sections in the summary.
 var sectionTitles = map[string]string{
@@ -124,7 +124,12 @@ func summarize(names []string, bodies map[string]string) string {
 		{"leads", "Where slolab leads"},
 		{"trails", "Where slolab trails"},
 		{"on par", "Where it is on par (within the noise of a shared machine: 5% for throughput, 20% or 1 ms for latency)"},
+		{"meets goal", "Goals without a peer to compare with, met"},
+		{"misses goal", "Goals without a peer to compare with, missed"},
 	} {
+		if len(groups[g.key]) == 0 && strings.HasSuffix(g.key, "goal") {
+			continue
+		}
 		fmt.Fprintf(&b, "%s:\n\n", g.head)
 		if len(groups[g.key]) == 0 {
 			b.WriteString("- nowhere in this run.\n\n")

@@ -13,8 +13,8 @@
 //   - load: the highest rate with p99 schedule lag under 1 ms, slolab's
 //     generator vs vegeta;
 //   - realtime: load's real-time accuracy tests (SLOLAB_REALTIME=1);
-//   - slo: status of 10,000 SLOs over 30 days of minute buckets (issue 3's
-//     benchmark, through a hook);
+//   - slo: status of 10,000 SLOs over 30 days of minute buckets (the
+//     benchmark in bench/slo);
 //   - memory: peak RSS of the proxies holding 10,000 connections.
 //
 // `make bench` runs bench/run.sh, which installs the peers and runs this.
@@ -58,6 +58,7 @@ type config struct {
 	delay         delayConfig
 	loadgen       loadgenConfig
 	memory        memoryConfig
+	slo           sloConfig
 	exactRate     string
 	delayShare    string
 	loadRates     string
@@ -97,6 +98,8 @@ func parseFlags(args []string) (*config, error) {
 	fs.DurationVar(&c.loadgen.Step, "load-step", 3*time.Second, "load: each rung's length (whole seconds)")
 	fs.StringVar(&c.loadRates, "load-rates", "500,1000,2000,3000,4000,6000,8000,12000,16000,24000", "load: the ladder of rates, ascending")
 	fs.DurationVar(&c.loadgen.Bar, "load-bar", time.Millisecond, "load: the p99 schedule lag a sustained rate stays under")
+
+	fs.IntVar(&c.slo.Iterations, "slo-iterations", 20, "slo: statuses timed")
 
 	fs.IntVar(&c.memory.Conns, "mem-conns", 10000, "memory: connections held at once")
 	fs.IntVar(&c.memory.Parallel, "mem-parallel", 200, "memory: connections opened at a time")
@@ -139,7 +142,7 @@ func parseFlags(args []string) (*config, error) {
 		c.loadgen.Rates = append(c.loadgen.Rates, n)
 	}
 	switch {
-	case c.proxy.Rounds < 1 || c.exact.Runs < 1 || c.delay.Rounds < 1 || c.loadgen.Rounds < 1:
+	case c.proxy.Rounds < 1 || c.exact.Runs < 1 || c.delay.Rounds < 1 || c.loadgen.Rounds < 1 || c.slo.Iterations < 1:
 		return nil, fmt.Errorf("rounds and runs must be at least 1")
 	case c.loadgen.Step < time.Second || c.loadgen.Step%time.Second != 0:
 		return nil, fmt.Errorf("-load-step: want whole seconds, got %s", c.loadgen.Step)
@@ -201,7 +204,7 @@ func run(ctx context.Context, args []string) int {
 		case "realtime":
 			body, err = runRealtime(s)
 		case "slo":
-			body, err = runSLO(s)
+			body, err = runSLO(s, cfg.slo)
 		case "memory":
 			body, err = runMemory(s, cfg.memory)
 		}

@@ -80,9 +80,9 @@ func runRealtime(s *session) (string, error) {
 	}
 	b.WriteString("\nReading:\n\n")
 	if failed == 0 {
-		b.WriteString(reading("on par", fmt.Sprintf("All %d of load's tests matching %q pass on the real clock of this machine, as they do in the gate's synctest bubble.", len(tests), realtimePattern)))
+		b.WriteString(reading("meets goal", fmt.Sprintf("All %d of load's tests matching %q pass on the real clock of this machine, as they do in the gate's synctest bubble.", len(tests), realtimePattern)))
 	} else {
-		b.WriteString(reading("trails", fmt.Sprintf("%d real-time accuracy test(s) failed on this run (load average %s before it); their messages are in the table.", failed, loadBefore)))
+		b.WriteString(reading("misses goal", fmt.Sprintf("%d real-time accuracy test(s) failed on this run (load average %s before it); their messages are in the table.", failed, loadBefore)))
 	}
 	return b.String(), nil
 }

@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"slolab.dev/slolab/slo"
+	"slolab.dev/slolab/store/sqlite"
 )
 
 // build compiles the real binary once per test run.
@@ -36,7 +40,8 @@ func TestProxyEndToEndThroughTheRealBinary(t *testing.T) {
 	defer app.Close()
 	dir := t.TempDir()
 	cmd := exec.Command(bin, "proxy", "--spec", "../../examples/chat.yaml", "--upstream", app.URL,
-		"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--audit-log", filepath.Join(dir, "audit.jsonl"))
+		"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--audit-log", filepath.Join(dir, "audit.jsonl"),
+		"--store", filepath.Join(dir, "slolab.db"))
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -87,6 +92,17 @@ func TestProxyEndToEndThroughTheRealBinary(t *testing.T) {
 	log := <-rest
 	if !strings.Contains(log, `msg="fault rule removed on shutdown" fault=always matched=1 injected=1`) || !strings.HasSuffix(log, "slolab proxy: stopped; no fault rule remains\n") {
 		t.Errorf("shutdown log:\n%s", log)
+	}
+	// The request, still in the recorder's open interval at SIGINT, was
+	// flushed to the store on the way out.
+	st, err := sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(dir, "slolab.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ev, err := st.Events(context.Background(), slo.Range{From: time.Now().Add(-time.Hour), To: time.Now().Add(time.Hour)})
+	if got := ev[slo.Key{CUJ: "update", Kind: slo.Availability}]; err != nil || got != (slo.Events{Total: 1, Bad: 1}) {
+		t.Errorf("stored update events %+v (%v), want the one failed request", got, err)
 	}
 	audit, _ := os.ReadFile(filepath.Join(dir, "audit.jsonl"))
 	if !strings.Contains(string(audit), `"action":"put","fault":"always"`) {

@@ -79,7 +79,12 @@ func commands(e *env) []*cobra.Command {
 		importCmd(e),
 		proxyCmd(e),
 		faultCmd(e),
+		sloCmd(e),
+		simulateCmd(e),
 		loadCmd(e),
+		demoAppCmd(e),
+		labCmd(e),
+		serveCmd(e),
 		versionCmd(e),
 	}
 }

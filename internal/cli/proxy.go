@@ -24,6 +24,7 @@ import (
 	"slolab.dev/slolab/proxy/admin"
 	"slolab.dev/slolab/sli"
 	"slolab.dev/slolab/spec"
+	"slolab.dev/slolab/store/sqlite"
 )
 
 // proxyOptions are the flags of `slolab proxy`, also used by `slolab lab`.
@@ -40,6 +41,7 @@ type proxyOptions struct {
 	faultHeader       string
 	h2c               bool
 	logLevel          string
+	store             string
 }
 
 func (o *proxyOptions) flags(cmd *cobra.Command, e *env) {
@@ -56,6 +58,7 @@ func (o *proxyOptions) flags(cmd *cobra.Command, e *env) {
 	fs.StringVar(&o.faultHeader, "fault-header", proxy.DefaultFaultHeader, `response header naming the faults that changed a response ("-" for none)`)
 	fs.BoolVar(&o.h2c, "h2c", true, "also accept HTTP/2 without TLS (prior knowledge) from clients")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&o.store, "store", DefaultStore, `embedded store the proxy writes minute buckets to every 10s and on shutdown, for 'slolab slo' ("-" for none)`)
 }
 
 func (o *proxyOptions) check() (*url.URL, error) {
@@ -101,6 +104,7 @@ type proxyStack struct {
 	opts     *proxyOptions
 	log      *slog.Logger
 	closers  []func() error
+	flusher  *sqlite.Flusher // nil without a store
 }
 
 func newProxyStack(svc *spec.Service, upstream *url.URL, o *proxyOptions, log *slog.Logger) (*proxyStack, error) {
@@ -140,6 +144,15 @@ func newProxyStack(svc *spec.Service, upstream *url.URL, o *proxyOptions, log *s
 		Service: svc, Routes: routes, Faults: faults, Recorder: rec, Audit: s.audit, Token: o.adminToken, Logger: log,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}),
 	})
+	if o.store != "" && o.store != "-" {
+		st, err := sqlite.Open(context.Background(), sqlite.Config{Path: o.store})
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("opening the store: %w", err)
+		}
+		s.closers = append(s.closers, st.Close)
+		s.flusher = sqlite.NewFlusher(st, rec, sqlite.FlusherConfig{Logger: log})
+	}
 	if s.proxyLn, err = net.Listen("tcp", o.listen); err != nil {
 		s.close()
 		return nil, fmt.Errorf("proxy listener: %w", err)
@@ -169,6 +182,13 @@ func (s *proxyStack) run(ctx context.Context) error {
 	defer stopBG()
 	go s.faults.Run(bg)
 	go s.recorder.Run(bg)
+	flushCtx, stopFlushing := context.WithCancel(bg)
+	flushing := make(chan struct{})
+	if s.flusher != nil {
+		go func() { s.flusher.Run(flushCtx); close(flushing) }()
+	} else {
+		close(flushing)
+	}
 
 	proxyCtx, stopProxy := context.WithCancel(ctx)
 	defer stopProxy()
@@ -194,6 +214,13 @@ func (s *proxyStack) run(ctx context.Context) error {
 		adminStopped = true
 		stopProxy()
 		proxyErr = <-proxyDone
+	}
+	stopFlushing()
+	<-flushing
+	if s.flusher != nil { // requests have drained: store the last, still open interval too
+		if err := s.flusher.Final(context.WithoutCancel(ctx)); err != nil {
+			s.log.Warn("storing the last buckets on shutdown", "err", err)
+		}
 	}
 	for _, st := range s.faults.DeleteAll() {
 		s.log.Info("fault rule removed on shutdown", "fault", st.Rule.Name, "matched", st.Matched, "injected", st.Injected)
@@ -227,7 +254,8 @@ Every rule holds a lease and stops by itself when nobody renews it. On
 shutdown (Ctrl-C, SIGTERM) in-flight requests drain and every rule is removed.
 
 The admin API listens on --admin: /api/v1/faults, /api/v1/cujs, /metrics,
-/healthz. Mutations need the bearer token when one is set; a non-loopback
+/healthz. Minute buckets per CUJ go to the embedded store (--store) every 10
+seconds and on shutdown, for 'slolab slo status|report|backtest'. Mutations need the bearer token when one is set; a non-loopback
 admin address requires one.`,
 		Example: `  slolab proxy --spec examples/chat.yaml --upstream http://127.0.0.1:3000
   SLOLAB_ADMIN_TOKEN=s3cret slolab proxy --spec chat.yaml --upstream http://app:3000 \
@@ -252,7 +280,7 @@ admin address requires one.`,
 			}
 			sum := svc.Summary()
 			fmt.Fprintf(e.stderr, "slolab proxy: %s → %s (service %s: %d CUJs, %d routes)\n", stack.proxyURL(), upstream, svc.Name, sum.CUJs, sum.Routes)
-			fmt.Fprintf(e.stderr, "slolab proxy: admin API %s/api/v1/ · metrics %s/metrics%s\n", stack.adminURL(), stack.adminURL(), tokenNote(o.adminToken))
+			fmt.Fprintf(e.stderr, "slolab proxy: admin API %s/api/v1/ · metrics %s/metrics%s%s\n", stack.adminURL(), stack.adminURL(), tokenNote(o.adminToken), storeNote(o.store))
 			err = stack.run(e.ctx)
 			fmt.Fprintln(e.stderr, "slolab proxy: stopped; no fault rule remains")
 			return err
@@ -260,6 +288,13 @@ admin address requires one.`,
 	}
 	o.flags(cmd, e)
 	return cmd
+}
+
+func storeNote(store string) string {
+	if store == "" || store == "-" {
+		return " · no store"
+	}
+	return " · store " + store
 }
 
 func tokenNote(token string) string {

@@ -21,6 +21,8 @@ var layers = map[string]int{
 	"spec":               1,
 	"spec/...":           2, // front ends producing the spec model (CUE, OpenSLO)
 	"match":              2,
+	"demoapp":            2, // the demo chat service; needs only spec
+	"examples":           0, // the embedded example specs
 	"slo":                2,
 	"fault":              3,
 	"sli":                3,
@@ -29,6 +31,7 @@ var layers = map[string]int{
 	"gen":                4, // what the generators share
 	"gen/...":            5, // generators: above gen, which reads sli and slo
 	"report":             4,
+	"notify":             4,
 	"proxy":              5,
 	"proxy/admin":        5,
 	"experiment":         6,
@@ -41,6 +44,7 @@ var layers = map[string]int{
 	"bench/...":          9,
 	"internal/testtool":  0, // test helpers: finding external tools
 	"internal/httpserve": 0, // serving with graceful drain
+	"internal/promtest":  1, // test helper: a real Prometheus on loopback
 }
 
 func layerOf(rel string) (int, bool) {

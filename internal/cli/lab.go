@@ -1,0 +1,387 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"slolab.dev/slolab/demoapp"
+	"slolab.dev/slolab/examples"
+	"slolab.dev/slolab/internal/httpserve"
+	"slolab.dev/slolab/load"
+	"slolab.dev/slolab/proxy"
+	"slolab.dev/slolab/proxy/admin"
+	"slolab.dev/slolab/spec"
+	"slolab.dev/slolab/web"
+)
+
+// labOptions are the flags of `slolab lab`.
+type labOptions struct {
+	specPath  string
+	upstream  string
+	listen    string
+	adminAddr string
+	dashboard string
+	app       string
+	rate      string
+	seed      uint64
+	token     string
+	poll      time.Duration
+	auditLog  string
+	logLevel  string
+	noLatency bool
+	// explicit records the address flags the user gave: those fail when
+	// taken; defaults fall back to a free port.
+	explicit map[string]bool
+}
+
+// Default lab addresses: fixed, so the URLs in the README work, with a free
+// port instead when one is taken and the flag was not given.
+const (
+	defaultLabProxy     = "127.0.0.1:8080"
+	defaultLabAdmin     = "127.0.0.1:9090"
+	defaultLabDashboard = "127.0.0.1:8070"
+	defaultLabApp       = "127.0.0.1:3000"
+	defaultLabRate      = "20/s"
+)
+
+func labCmd(e *env) *cobra.Command {
+	o := &labOptions{}
+	cmd := &cobra.Command{
+		Use:   "lab [--spec FILE] [--upstream URL]",
+		Short: "Run the whole product at once: a demo app, the proxy, steady load and the dashboard",
+		Long: `Start a complete SLO lab in one process and print its URLs.
+
+  the demo app    the chat service of examples/chat.yaml (or your app: --upstream)
+  the proxy       measures every CUJ and injects faults at exact rates
+  steady load     --rate requests per second with the spec's per-CUJ mix
+  the dashboard   CUJs with SLIs, budgets, burn rates and alerts, charts,
+                  a panel to simulate SLO states, faults and the audit log
+
+With no flags it runs examples/chat.yaml (built into slolab) on fixed
+loopback ports: the app through the proxy on 8080, the admin API on 9090,
+the dashboard on 8070. A default port that is taken falls back to a free
+one; a port you give must be free. Nothing needs installing and nothing
+leaves this machine.
+
+Changes (simulations, stopping faults) need the admin token: the lab uses
+$SLOLAB_ADMIN_TOKEN or makes one, and prints a dashboard URL that carries
+it. The same token works for 'slolab fault' against this lab.
+
+Ctrl-C stops the load, removes every fault rule, drains the proxy and stops
+the app: nothing stays injected.`,
+		Example: `  # the demo: open the dashboard URL it prints
+  slolab lab
+
+  # your own app and spec, heavier load
+  slolab lab --spec service.yaml --upstream http://127.0.0.1:3000 --rate 100/s
+
+  # from another terminal, against the running lab
+  SLOLAB_ADMIN_TOKEN=<printed token> slolab fault add slow-read --cuj read --delay 400ms --rate 5%`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.explicit = map[string]bool{}
+			for _, f := range []string{"listen", "admin", "dashboard", "app"} {
+				o.explicit[f] = cmd.Flags().Changed(f)
+			}
+			l, err := newLab(e.ctx, o, e.stderr)
+			if err != nil {
+				return err
+			}
+			l.printURLs(e.stderr)
+			err = l.run(e.ctx)
+			fmt.Fprintln(e.stderr, "slolab lab: stopped; no fault rule remains")
+			return err
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&o.specPath, "spec", "", "the service spec (default: examples/chat.yaml, built in)")
+	fs.StringVar(&o.upstream, "upstream", "", "your app's base URL (default: run the built-in demo app)")
+	fs.StringVar(&o.listen, "listen", defaultLabProxy, "address of the proxy, where the app is reached")
+	fs.StringVar(&o.adminAddr, "admin", defaultLabAdmin, "address of the proxy's admin API and /metrics")
+	fs.StringVar(&o.dashboard, "dashboard", defaultLabDashboard, "address of the dashboard")
+	fs.StringVar(&o.app, "app", defaultLabApp, "address of the demo app (without --upstream)")
+	fs.StringVar(&o.rate, "rate", defaultLabRate, `steady load through the proxy, e.g. 50/s ("0" for none)`)
+	fs.Uint64Var(&o.seed, "seed", 1, "seed of the load, the app's latencies and the faults' patterns")
+	fs.StringVar(&o.token, "admin-token", e.getenv("SLOLAB_ADMIN_TOKEN"), "admin token for changes (default $SLOLAB_ADMIN_TOKEN, else a new random one)")
+	fs.DurationVar(&o.poll, "poll", 2*time.Second, "how often the dashboard reads the proxy")
+	fs.StringVar(&o.auditLog, "audit-log", "-", `file the admin API appends every change to ("-": the dashboard's memory only)`)
+	fs.StringVar(&o.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
+	fs.BoolVar(&o.noLatency, "no-latency", false, "the demo app answers at once, without its baseline latencies")
+	return cmd
+}
+
+// lab is a running lab: every part, listening, not yet serving.
+type lab struct {
+	svc       *spec.Service
+	o         *labOptions
+	log       *slog.Logger
+	app       *demoapp.App
+	appLn     net.Listener
+	upstream  *url.URL
+	stack     *proxyStack
+	dash      *web.Dashboard
+	dashLn    net.Listener
+	gen       *load.Generator
+	rate      spec.Rate
+	fallbacks []string
+	stderr    io.Writer
+}
+
+func labService(path string) (*spec.Service, error) {
+	if path != "" {
+		return loadService(path)
+	}
+	f, err := spec.Parse(examples.ChatPath, examples.Chat)
+	if err != nil {
+		return nil, err
+	}
+	return f.Service()
+}
+
+// listenLab listens on addr; a default address that is taken falls back to
+// a free port on the same host.
+func (l *lab) listen(flag, addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err == nil || l.o.explicit[flag] {
+		if err != nil {
+			return nil, fmt.Errorf("--%s %s: %w (choose another address, or 127.0.0.1:0 for any free port)", flag, addr, err)
+		}
+		return ln, nil
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	ln, err2 := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err2 != nil {
+		return nil, fmt.Errorf("--%s %s: %w", flag, addr, err)
+	}
+	l.fallbacks = append(l.fallbacks, fmt.Sprintf("%s is taken: --%s uses %s instead", addr, flag, ln.Addr()))
+	return ln, nil
+}
+
+// freeAddr returns addr when it can be listened on, else (for a default) a
+// free port: for the proxy stack, which opens its own listeners.
+func (l *lab) freeAddr(flag, addr string) (string, error) {
+	ln, err := l.listen(flag, addr)
+	if err != nil {
+		return "", err
+	}
+	got := ln.Addr().String()
+	ln.Close()
+	return got, nil
+}
+
+func newLab(ctx context.Context, o *labOptions, stderr io.Writer) (_ *lab, err error) {
+	log, err := newLogger(stderr, o.logLevel)
+	if err != nil {
+		return nil, err
+	}
+	if o.rate == "" {
+		o.rate = "0"
+	}
+	var rate spec.Rate
+	if o.rate != "0" {
+		if rate, err = spec.ParseRate(o.rate); err != nil {
+			return nil, usageErrorf("--rate %q: %v", o.rate, err)
+		}
+	}
+	if o.poll <= 0 {
+		return nil, usageErrorf("--poll must be positive")
+	}
+	if o.explicit == nil {
+		o.explicit = map[string]bool{}
+	}
+	svc, err := labService(o.specPath)
+	if err != nil {
+		return nil, err
+	}
+	if o.token == "" {
+		o.token = rand.Text()
+	}
+	l := &lab{svc: svc, o: o, log: log, rate: rate, stderr: stderr}
+	defer func() {
+		if err != nil {
+			l.closeAll()
+		}
+	}()
+
+	if o.upstream != "" {
+		u, err := url.Parse(o.upstream)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, usageErrorf("--upstream %q: want an http:// or https:// URL with a host", o.upstream)
+		}
+		l.upstream = u
+	} else {
+		if l.appLn, err = l.listen("app", o.app); err != nil {
+			return nil, err
+		}
+		if l.app, err = demoapp.New(demoapp.Config{Seed: o.seed, NoLatency: o.noLatency, Logger: log}); err != nil {
+			return nil, err
+		}
+		l.upstream = &url.URL{Scheme: "http", Host: l.appLn.Addr().String()}
+	}
+
+	po := &proxyOptions{
+		specPath: o.specPath, upstream: l.upstream.String(), adminToken: o.token,
+		trustForwardedFor: true, maxTTL: 24 * time.Hour, drain: 5 * time.Second,
+		auditLog: o.auditLog, faultHeader: proxy.DefaultFaultHeader, h2c: true, logLevel: o.logLevel,
+	}
+	if po.listen, err = l.freeAddr("listen", o.listen); err != nil {
+		return nil, err
+	}
+	if po.adminAddr, err = l.freeAddr("admin", o.adminAddr); err != nil {
+		return nil, err
+	}
+	if err := admin.CheckListen(po.adminAddr, po.adminToken); err != nil {
+		return nil, usageErrorf("%v", err)
+	}
+	if l.stack, err = newProxyStack(svc, l.upstream, po, log); err != nil {
+		return nil, err
+	}
+
+	client, err := admin.NewClient(l.stack.adminURL(), o.token)
+	if err != nil {
+		return nil, err
+	}
+	client.SetActor("dashboard")
+	if l.dashLn, err = l.listen("dashboard", o.dashboard); err != nil {
+		return nil, err
+	}
+	l.dash, err = web.New(web.Config{
+		Service: svc, Admin: client, Token: o.token, Poll: o.poll, Seed: o.seed, Logger: log,
+		Links: l.links(),
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	if !rate.IsZero() {
+		plan, err := load.NewPlan(svc, load.PlanConfig{Stages: []load.Stage{{From: rate}}, Seed: o.seed})
+		if err != nil {
+			return nil, fmt.Errorf("the lab's load: %w", err)
+		}
+		if l.gen, err = load.New(load.Config{Plan: plan, Target: l.stack.proxyURL(), Timeout: 10 * time.Second, Drain: time.Second}); err != nil {
+			return nil, fmt.Errorf("the lab's load: %w", err)
+		}
+	}
+	return l, nil
+}
+
+func (l *lab) links() []web.Link {
+	var out []web.Link
+	if l.app != nil {
+		out = append(out, web.Link{Name: "the app (through the proxy)", URL: l.stack.proxyURL() + "/"})
+	}
+	return append(out,
+		web.Link{Name: "admin API", URL: l.stack.adminURL() + "/api/v1/cujs"},
+		web.Link{Name: "metrics", URL: l.stack.adminURL() + "/metrics"})
+}
+
+func (l *lab) dashboardURL() string { return "http://" + l.dashLn.Addr().String() + "/" }
+
+func (l *lab) printURLs(w io.Writer) {
+	for _, f := range l.fallbacks {
+		fmt.Fprintf(w, "slolab lab: %s\n", f)
+	}
+	sum := l.svc.Summary()
+	load := "no load"
+	if !l.rate.IsZero() {
+		load = fmt.Sprintf("load %s, seed %d", l.rate, l.o.seed)
+	}
+	fmt.Fprintf(w, "slolab lab: service %s, %d CUJs, %s\n\n", l.svc.Name, sum.CUJs, load)
+	fmt.Fprintf(w, "  dashboard  %s\n", tokenURL(l.dashboardURL(), l.o.token))
+	if l.app != nil {
+		fmt.Fprintf(w, "  app        %s/  (the demo app, through the proxy)\n", l.stack.proxyURL())
+	} else {
+		fmt.Fprintf(w, "  proxy      %s → %s\n", l.stack.proxyURL(), l.upstream)
+	}
+	fmt.Fprintf(w, "  admin API  %s/api/v1/  metrics %s/metrics\n", l.stack.adminURL(), l.stack.adminURL())
+	fmt.Fprintf(w, "  token      export SLOLAB_ADMIN_URL=%s SLOLAB_ADMIN_TOKEN=%s\n\n", l.stack.adminURL(), l.o.token)
+	fmt.Fprintln(w, "Ctrl-C stops everything and removes every fault.")
+}
+
+// run serves every part until ctx ends, then stops them in order: the load
+// first, then the dashboard and the proxy (which removes every fault rule
+// and drains), and the app last, once nothing can reach it.
+func (l *lab) run(ctx context.Context) error {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	fail := func(what string, err error) {
+		if err != nil {
+			mu.Lock()
+			errs = append(errs, fmt.Errorf("%s: %w", what, err))
+			mu.Unlock()
+		}
+	}
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	appCtx, stopApp := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopApp()
+	appDone := make(chan struct{})
+	if l.app != nil {
+		go func() {
+			defer close(appDone)
+			fail("demo app", runDemoApp(appCtx, l.app, l.appLn))
+		}()
+	} else {
+		close(appDone)
+	}
+	wg.Go(func() {
+		defer stop() // a proxy that fails stops the lab
+		fail("proxy", l.stack.run(ctx))
+	})
+	wg.Go(func() { l.dash.Run(ctx) })
+	wg.Go(func() {
+		fail("dashboard", httpserve.Serve(ctx, l.dashLn, l.dash.Handler(), httpserve.Options{Drain: 2 * time.Second}))
+	})
+	if l.gen != nil {
+		wg.Go(func() {
+			rep, err := l.gen.Run(ctx)
+			fail("load", err)
+			if rep != nil {
+				fmt.Fprintf(l.stderr, "slolab lab: the load sent %d requests in %s: %d answered 2xx, %d 4xx, %d failed (5xx, no answer or not sent)\n",
+					rep.Total.Sent, time.Duration(rep.Elapsed).Round(time.Second), rep.Total.Status.C2xx, rep.Total.Status.C4xx, rep.Total.Failed())
+			}
+		})
+	}
+	<-ctx.Done()
+	wg.Wait()
+	stopApp()
+	<-appDone
+	return errors.Join(errs...)
+}
+
+// closeAll releases what newLab opened when it fails half-way.
+func (l *lab) closeAll() {
+	if l.appLn != nil {
+		l.appLn.Close()
+	}
+	if l.app != nil {
+		l.app.Close() //nolint:errcheck // already failing; the first error is reported
+	}
+	if l.stack != nil {
+		l.stack.proxyLn.Close()
+		l.stack.adminLn.Close()
+		l.stack.close()
+	}
+	if l.dashLn != nil {
+		l.dashLn.Close()
+	}
+}
+
+// tokenURL is a dashboard URL that hands the browser the token.
+func tokenURL(base, token string) string {
+	return strings.TrimSuffix(base, "/") + "/#token=" + url.QueryEscape(token)
+}

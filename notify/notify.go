@@ -1,0 +1,235 @@
+// Package notify tells people and tools when an SLO alert fires or
+// resolves: a generic JSON webhook whose "text" field Slack (and anything
+// Slack-compatible) shows as is, and Alertmanager's v2 API, which then
+// routes, groups, silences and inhibits like any Prometheus alert.
+package notify
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"slolab.dev/slolab"
+	"slolab.dev/slolab/slo"
+	"slolab.dev/slolab/spec"
+)
+
+// Notice is what happened at one evaluation.
+type Notice struct {
+	Service string
+	At      time.Time
+	// Changes are the alerts that fired or resolved since the last notice.
+	Changes []slo.Transition
+	// Firing lists every alert firing now, for receivers that need firing
+	// alerts repeated (Alertmanager forgets alerts that are not).
+	Firing []slo.Transition
+}
+
+// Notifier delivers notices.
+type Notifier interface {
+	Notify(ctx context.Context, n Notice) error
+}
+
+var (
+	_ Notifier = (*Webhook)(nil)
+	_ Notifier = (*Alertmanager)(nil)
+)
+
+// AlertName is the alertname label of every slolab alert.
+const AlertName = "SLOErrorBudgetBurn"
+
+// Text describes a transition in one line: what fired or resolved, how
+// fast the budget burns, and whose it is.
+func Text(service string, t slo.Transition) string {
+	a := t.Alert
+	name := fmt.Sprintf("%s/%s %s SLO: %s alert %s ≥ %s", service, t.Key.CUJ, t.Key.Kind, a.Severity, a.Pair(), a.Factor)
+	if t.Firing {
+		return fmt.Sprintf("[FIRING] %s. The budget burns %s times as fast as allowed over %s and %s over %s. Owner: %s.",
+			name, burn(a.LongBurn), spec.FormatDuration(time.Duration(a.Long)), burn(a.ShortBurn), spec.FormatDuration(time.Duration(a.Short)), owner(t.Owner))
+	}
+	return fmt.Sprintf("[RESOLVED] %s, after %s. Burn rate now %s over %s and %s over %s. Owner: %s.",
+		name, span(t.At.Sub(t.Since)), burn(a.LongBurn), spec.FormatDuration(time.Duration(a.Long)),
+		burn(a.ShortBurn), spec.FormatDuration(time.Duration(a.Short)), owner(t.Owner))
+}
+
+// span writes a duration to the second below a minute, else to the minute.
+func span(d time.Duration) string {
+	if d < time.Minute {
+		return spec.FormatDuration(d.Round(time.Second))
+	}
+	return spec.FormatDuration(d.Round(time.Minute))
+}
+
+func burn(v *float64) string {
+	if v == nil {
+		return "n/a (no requests)"
+	}
+	return fmt.Sprintf("%.1f", *v)
+}
+
+func owner(o string) string {
+	if o == "" {
+		return "unknown"
+	}
+	return o
+}
+
+// Webhook posts each transition as JSON to a URL.
+type Webhook struct {
+	URL    string
+	Client *http.Client // default: 10-second timeout
+}
+
+// WebhookPayload is the JSON a webhook receives, one per transition.
+type WebhookPayload struct {
+	// Text is a one-line summary; Slack incoming webhooks show it as the message.
+	Text          string     `json:"text"`
+	Status        string     `json:"status"` // "firing" or "resolved"
+	Service       string     `json:"service"`
+	CUJ           string     `json:"cuj"`
+	SLO           slo.Kind   `json:"slo"`
+	Owner         string     `json:"owner,omitempty"`
+	Severity      string     `json:"severity"`
+	Windows       string     `json:"windows"`
+	BurnRate      string     `json:"burnRate"` // the threshold
+	LongBurnRate  *float64   `json:"longBurnRate"`
+	ShortBurnRate *float64   `json:"shortBurnRate"`
+	FiredAt       time.Time  `json:"firedAt"`
+	ResolvedAt    *time.Time `json:"resolvedAt,omitempty"`
+}
+
+// Payload builds the webhook body for a transition.
+func Payload(service string, t slo.Transition) WebhookPayload {
+	p := WebhookPayload{
+		Text: Text(service, t), Status: "firing", Service: service, CUJ: t.Key.CUJ, SLO: t.Key.Kind, Owner: t.Owner,
+		Severity: t.Alert.Severity, Windows: t.Alert.Pair(), BurnRate: t.Alert.Factor,
+		LongBurnRate: t.Alert.LongBurn, ShortBurnRate: t.Alert.ShortBurn, FiredAt: t.Since.UTC(),
+	}
+	if !t.Firing {
+		p.Status = "resolved"
+		at := t.At.UTC()
+		p.ResolvedAt = &at
+	}
+	return p
+}
+
+// Notify posts every change.
+func (w *Webhook) Notify(ctx context.Context, n Notice) error {
+	for _, t := range n.Changes {
+		if err := post(ctx, w.client(), w.URL, Payload(n.Service, t)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *Webhook) client() *http.Client {
+	if w.Client != nil {
+		return w.Client
+	}
+	return &http.Client{Timeout: 10 * time.Second}
+}
+
+func post(ctx context.Context, c *http.Client, url string, body any) error {
+	data, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(data))
+	if err != nil {
+		return slolab.Errorf(slolab.Invalid, "notification URL %q: %w", url, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		return slolab.Errorf(slolab.Unavailable, "notifying %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	if resp.StatusCode >= 300 {
+		return slolab.Errorf(slolab.Unavailable, "notifying %s: %s: %s", url, resp.Status, strings.TrimSpace(string(msg)))
+	}
+	return nil
+}
+
+// Alertmanager sends alerts to Alertmanager's v2 API.
+type Alertmanager struct {
+	// URL is Alertmanager's base URL, e.g. http://alertmanager:9093.
+	URL string
+	// Hold is how long Alertmanager keeps a firing alert without hearing of
+	// it again (default 5m); the watcher resends firing alerts every
+	// evaluation, well within it.
+	Hold time.Duration
+	// GeneratorURL links from the alert back to slolab (a dashboard).
+	GeneratorURL string
+	Client       *http.Client
+}
+
+// PostableAlert is Alertmanager's v2 alert.
+type PostableAlert struct {
+	Labels       map[string]string `json:"labels"`
+	Annotations  map[string]string `json:"annotations"`
+	StartsAt     time.Time         `json:"startsAt"`
+	EndsAt       time.Time         `json:"endsAt"`
+	GeneratorURL string            `json:"generatorURL,omitempty"`
+}
+
+// Alert builds the Alertmanager alert of a transition. A firing alert ends
+// at + hold unless sent again; a resolved one ends at the resolution.
+func Alert(service string, t slo.Transition, hold time.Duration, generator string) PostableAlert {
+	a := PostableAlert{
+		Labels: map[string]string{
+			"alertname": AlertName, "service": service, "cuj": t.Key.CUJ, "slo": string(t.Key.Kind),
+			"severity": t.Alert.Severity, "windows": t.Alert.Pair(),
+		},
+		Annotations: map[string]string{
+			"summary":  Text(service, t),
+			"burnRate": t.Alert.Factor,
+		},
+		StartsAt: t.Since.UTC(), EndsAt: t.At.Add(hold).UTC(), GeneratorURL: generator,
+	}
+	if t.Owner != "" {
+		a.Labels["owner"] = t.Owner
+	}
+	if t.Alert.LongBurn != nil {
+		a.Annotations["longBurnRate"] = fmt.Sprintf("%.3f", *t.Alert.LongBurn)
+	}
+	if t.Alert.ShortBurn != nil {
+		a.Annotations["shortBurnRate"] = fmt.Sprintf("%.3f", *t.Alert.ShortBurn)
+	}
+	if !t.Firing {
+		a.EndsAt = t.At.UTC()
+	}
+	return a
+}
+
+// Notify sends every firing alert (again) and every resolution.
+func (am *Alertmanager) Notify(ctx context.Context, n Notice) error {
+	hold := am.Hold
+	if hold == 0 {
+		hold = 5 * time.Minute
+	}
+	alerts := []PostableAlert{}
+	for _, t := range n.Firing {
+		t.At = n.At
+		alerts = append(alerts, Alert(n.Service, t, hold, am.GeneratorURL))
+	}
+	for _, t := range n.Changes {
+		if !t.Firing {
+			alerts = append(alerts, Alert(n.Service, t, hold, am.GeneratorURL))
+		}
+	}
+	if len(alerts) == 0 {
+		return nil
+	}
+	c := am.Client
+	if c == nil {
+		c = &http.Client{Timeout: 10 * time.Second}
+	}
+	return post(ctx, c, strings.TrimSuffix(am.URL, "/")+"/api/v2/alerts", alerts)
+}

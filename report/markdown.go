@@ -1,0 +1,127 @@
+package report
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"slolab.dev/slolab/slo"
+	"slolab.dev/slolab/spec"
+)
+
+// Markdown writes the review as Markdown: a summary table, then per CUJ its
+// SLOs' budgets, burn-down, alerts and the policy's actions.
+func Markdown(out io.Writer, r *slo.Review) error {
+	w := bufio.NewWriter(out)
+	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
+	p("# SLO review: %s\n\n", r.Service)
+	p("Window: %s, %s → %s. Budgets and SLIs count every request in the window; the burn-down has a row per %s.\n\n",
+		spec.FormatDuration(time.Duration(r.Window)), Time(r.From), Time(r.To), stepName(r.Step))
+	p("| CUJ | Owner | SLO | SLI | Budget left | Alerts | Policy |\n|---|---|---|---|---|---|---|\n")
+	for _, c := range r.CUJs {
+		for _, s := range c.SLOs {
+			policy := "—"
+			if len(s.Policy) > 0 {
+				parts := make([]string, len(s.Policy))
+				for i, h := range s.Policy {
+					parts[i] = h.When
+				}
+				policy = strings.Join(parts, "; ")
+			}
+			p("| %s | %s | %s | %s | %s | %s | %s |\n", c.Name, c.Owner, SLOName(s.Kind, s.Objective, s.Threshold),
+				SLIPercent(s.SLIPercent), budgetLeft(s), alertSummary(s.Alerts), policy)
+		}
+	}
+	for _, c := range r.CUJs {
+		p("\n## %s (%s)\n\n", c.Name, c.Owner)
+		if c.Description != "" {
+			p("%s\n\n", c.Description)
+		}
+		for _, s := range c.SLOs {
+			p("### %s\n\n", capitalise(SLOName(s.Kind, s.Objective, s.Threshold)))
+			p("- SLI %s: %s requests, %s %s.", SLIPercent(s.SLIPercent), Count(s.Events.Total), Count(s.Events.Bad), badWord(s.Kind))
+			if s.Events.Total > 0 {
+				if s.Met {
+					p(" The objective is met.")
+				} else {
+					p(" **The objective is missed.**")
+				}
+			}
+			if s.TooFewToJudge {
+				p(" Too few requests to judge: at the objective, the window would hold fewer bad requests than the alerts' minimum.")
+			}
+			p("\n")
+			p("- Budget: %s bad requests allowed, %s spent (%s): %s.\n",
+				Allowed(s.Budget.Allowed), Count(s.Budget.Spent), Percent(s.Budget.ConsumedPercent, 1), budgetState(s))
+			p("- Burn-down (budget left after each %s): `%s`\n\n", stepName(r.Step), Sparkline(remaining(s.Trend)))
+			p("| %s | Requests | Bad | Spent | Left |\n|---|---|---|---|---|\n", capitalise(stepName(r.Step)))
+			for _, tp := range s.Trend {
+				p("| %s | %s | %s | %s | %s |\n", stepLabel(tp.End, time.Duration(r.Step)), Count(tp.Events.Total), Count(tp.Events.Bad),
+					Percent(tp.ConsumedPercent, 1), Percent(tp.RemainingPercent, 1))
+			}
+			p("\n")
+			if len(s.Alerts) == 0 {
+				p("No alert fired.\n\n")
+			} else {
+				p("| Alert | Windows | Fired | Resolved | Lasted | Peak burn rate |\n|---|---|---|---|---|---|\n")
+				for _, e := range s.Alerts {
+					p("| %s | %s ≥ %s | %s | %s | %s | %.1f |\n", e.Severity, e.Pair(), e.Factor, Time(e.Fired), resolvedAt(e), lasted(e, r.To), e.PeakBurn)
+				}
+				p("\n")
+			}
+		}
+		if len(c.Policy) > 0 {
+			p("**Error-budget policy:**\n\n")
+			for _, h := range c.Policy {
+				p("- %s: %s\n", h.When, h.Action)
+			}
+			p("\n")
+		}
+	}
+	return w.Flush()
+}
+
+func budgetLeft(s slo.SLOReview) string {
+	if s.Budget.Exhausted {
+		return "exhausted (" + Percent(s.Budget.RemainingPercent, 1) + ")"
+	}
+	return Percent(s.Budget.RemainingPercent, 1)
+}
+
+// budgetState says what is left in words.
+func budgetState(s slo.SLOReview) string {
+	if s.Budget.Exhausted {
+		return "exhausted, overspent by " + Percent(-s.Budget.RemainingPercent, 1)
+	}
+	return Percent(s.Budget.RemainingPercent, 1) + " left"
+}
+
+func badWord(k slo.Kind) string {
+	if k == slo.Latency {
+		return "slow"
+	}
+	return "failed"
+}
+
+func stepName(step spec.Duration) string {
+	if time.Duration(step) == spec.Day {
+		return "day"
+	}
+	return "hour"
+}
+
+func stepLabel(end time.Time, step time.Duration) string {
+	if step == spec.Day {
+		return end.Add(-step).UTC().Format("2006-01-02")
+	}
+	return end.Add(-step).UTC().Format("01-02 15:04")
+}
+
+func capitalise(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}

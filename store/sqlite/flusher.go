@@ -1,0 +1,137 @@
+package sqlite
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"slolab.dev/slolab/sli"
+)
+
+// Recorder is what a Flusher reads: closed intervals of the proxy's
+// recorder. *sli.Recorder implements it.
+type Recorder interface {
+	// Buckets returns closed intervals starting at or after since.
+	Buckets(since time.Time) []sli.Bucket
+	// Closed returns the end of the last closed interval.
+	Closed() time.Time
+	// Close closes every interval that ends by now.
+	Close(now time.Time)
+	Interval() time.Duration
+	Bounds() []time.Duration
+}
+
+var _ Recorder = (*sli.Recorder)(nil)
+
+// FlusherConfig configures a Flusher.
+type FlusherConfig struct {
+	// Every is how often closed intervals are written (default 10s): a
+	// crash loses at most this much plus the interval still open.
+	Every time.Duration
+	// CompactEvery is how often old minutes are rolled up (default 1h).
+	CompactEvery time.Duration
+	Now          func() time.Time
+	Logger       *slog.Logger
+}
+
+func (c *FlusherConfig) defaults() {
+	if c.Every == 0 {
+		c.Every = 10 * time.Second
+	}
+	if c.CompactEvery == 0 {
+		c.CompactEvery = time.Hour
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Flusher writes a recorder's closed intervals into a Store.
+//
+// Each flush takes the intervals closed since the previous one, so nothing
+// is written twice; an interval is only written once closed, so nothing is
+// written half. A flush that fails is retried with the same intervals at
+// the next tick (the recorder keeps hours of them). A restarted proxy has a
+// new, empty recorder: its flusher starts from nothing and adds to the
+// minutes already stored, so a restart continues where it stopped and
+// never counts a request twice.
+type Flusher struct {
+	cfg   FlusherConfig
+	store *Store
+	rec   Recorder
+
+	mu    sync.Mutex // serialises flushes: two at once would write the same intervals twice
+	since time.Time  // everything before this has been written
+}
+
+// NewFlusher returns a flusher of rec into s.
+func NewFlusher(s *Store, rec Recorder, cfg FlusherConfig) *Flusher {
+	cfg.defaults()
+	return &Flusher{cfg: cfg, store: s, rec: rec}
+}
+
+// Flush writes the intervals closed since the last flush. It is safe to
+// call while Run is flushing too.
+func (f *Flusher) Flush(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.flush(ctx)
+}
+
+func (f *Flusher) flush(ctx context.Context) error {
+	until := f.rec.Closed()
+	if !until.After(f.since) {
+		return nil
+	}
+	var keep []sli.Bucket
+	for _, b := range f.rec.Buckets(f.since) {
+		if b.Start.Before(until) { // intervals closed after Closed() wait for the next flush
+			keep = append(keep, b)
+		}
+	}
+	if err := f.store.Add(ctx, f.rec.Bounds(), keep, until); err != nil {
+		return err
+	}
+	f.since = until
+	return nil
+}
+
+// Final closes the interval still open and writes it with everything not yet
+// written. Call it once the proxy has stopped serving: requests observed
+// afterwards are not stored.
+func (f *Flusher) Final(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rec.Close(f.cfg.Now().Add(f.rec.Interval()))
+	return f.flush(ctx)
+}
+
+// Run flushes every cfg.Every and compacts every cfg.CompactEvery until ctx
+// ends. It does not flush at the end: call Final after the proxy stopped.
+func (f *Flusher) Run(ctx context.Context) {
+	flush := time.NewTicker(f.cfg.Every)
+	defer flush.Stop()
+	compact := time.NewTicker(f.cfg.CompactEvery)
+	defer compact.Stop()
+	if err := f.store.Compact(ctx); err != nil {
+		f.cfg.Logger.Warn("store compaction failed", "err", err)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-flush.C:
+			if err := f.Flush(ctx); err != nil && ctx.Err() == nil {
+				f.cfg.Logger.Warn("store flush failed; retrying at the next tick", "err", err)
+			}
+		case <-compact.C:
+			if err := f.store.Compact(ctx); err != nil && ctx.Err() == nil {
+				f.cfg.Logger.Warn("store compaction failed", "err", err)
+			}
+		}
+	}
+}

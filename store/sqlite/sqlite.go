@@ -1,0 +1,179 @@
+// Package sqlite is slolab's embedded store: per-minute buckets of every
+// CUJ × client group (requests, availability-bad, latency-bad and a compact
+// latency histogram) in a pure-Go SQLite database in WAL mode. Minute buckets
+// are kept for 35 days, then rolled up into hours kept for 400 days. The
+// store is a source for the SLO engine, and a Flusher writes a recorder's
+// closed intervals into it.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"slolab.dev/slolab"
+	"slolab.dev/slolab/spec"
+)
+
+// Config configures a Store.
+type Config struct {
+	// Path is the database file; it is created if missing.
+	Path string
+	// MinuteRetention is how long minute buckets are kept before they are
+	// rolled up into hours (default 35 days).
+	MinuteRetention time.Duration
+	// HourRetention is how long hourly rollups are kept (default 400 days).
+	HourRetention time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+func (c *Config) defaults() {
+	if c.MinuteRetention == 0 {
+		c.MinuteRetention = 35 * spec.Day
+	}
+	if c.HourRetention == 0 {
+		c.HourRetention = 400 * spec.Day
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.Path == "":
+		return slolab.Errorf(slolab.Invalid, "store: a database path is required")
+	case strings.ContainsRune(c.Path, '?'):
+		return slolab.Errorf(slolab.Invalid, "store: the database path %q contains '?', which SQLite reads as options", c.Path)
+	case c.MinuteRetention < time.Hour:
+		return slolab.Errorf(slolab.Invalid, "store: minute retention %s is under an hour", spec.FormatDuration(c.MinuteRetention))
+	case c.HourRetention < c.MinuteRetention:
+		return slolab.Errorf(slolab.Invalid, "store: hour retention %s is shorter than minute retention %s",
+			spec.FormatDuration(c.HourRetention), spec.FormatDuration(c.MinuteRetention))
+	}
+	return nil
+}
+
+// Store is the embedded SQLite store. It is safe for concurrent use.
+type Store struct {
+	cfg Config
+	db  *sql.DB
+}
+
+// migrations are the schema's versions, applied in order; the database's
+// user_version says how many have been applied. Append, never edit: a
+// database written by an older slolab is upgraded in place.
+var migrations = []string{
+	// 1: minute buckets and hourly rollups per CUJ × group.
+	`CREATE TABLE series (
+		id    INTEGER PRIMARY KEY,
+		cuj   TEXT NOT NULL,
+		grp   TEXT NOT NULL,
+		UNIQUE (cuj, grp)
+	);
+	-- bounds lists histogram upper bounds (nanoseconds, comma-separated; +Inf implied).
+	CREATE TABLE bounds (
+		id     INTEGER PRIMARY KEY,
+		bounds TEXT NOT NULL UNIQUE
+	);
+	-- minute: t is Unix minutes; hist is the compact histogram (see hist.go).
+	CREATE TABLE minute (
+		t      INTEGER NOT NULL,
+		series INTEGER NOT NULL REFERENCES series (id),
+		total  INTEGER NOT NULL,
+		bad    INTEGER NOT NULL,
+		slow   INTEGER NOT NULL,
+		bounds INTEGER NOT NULL REFERENCES bounds (id),
+		hist   BLOB NOT NULL,
+		PRIMARY KEY (t, series)
+	) WITHOUT ROWID;
+	-- hour: t is Unix hours.
+	CREATE TABLE hour (
+		t      INTEGER NOT NULL,
+		series INTEGER NOT NULL REFERENCES series (id),
+		total  INTEGER NOT NULL,
+		bad    INTEGER NOT NULL,
+		slow   INTEGER NOT NULL,
+		bounds INTEGER NOT NULL REFERENCES bounds (id),
+		hist   BLOB NOT NULL,
+		PRIMARY KEY (t, series)
+	) WITHOUT ROWID;
+	CREATE TABLE meta (
+		key   TEXT PRIMARY KEY,
+		value INTEGER NOT NULL
+	);`,
+}
+
+// SchemaVersion is the schema version this slolab writes.
+var SchemaVersion = len(migrations)
+
+// Open opens (creating if needed) the store at cfg.Path and brings its
+// schema up to date.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	cfg.defaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	q := url.Values{}
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(NORMAL)", "busy_timeout(10000)", "foreign_keys(ON)"} {
+		q.Add("_pragma", p)
+	}
+	q.Set("_txlock", "immediate") // writers queue at BEGIN instead of failing at their first write
+	db, err := sql.Open("sqlite", cfg.Path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("store %s: %w", cfg.Path, err)
+	}
+	s := &Store{cfg: cfg, db: db}
+	if err := s.migrate(ctx); err != nil {
+		return nil, errors.Join(err, db.Close())
+	}
+	return s, nil
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	var v int
+	if err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return slolab.Errorf(slolab.Unavailable, "store %s: %w", s.cfg.Path, err)
+	}
+	if v > len(migrations) {
+		return slolab.Errorf(slolab.Conflict, "store %s has schema version %d, newer than this slolab's %d: upgrade slolab", s.cfg.Path, v, len(migrations))
+	}
+	for ; v < len(migrations); v++ {
+		err := s.tx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v+1))
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("store %s: migrating to schema version %d: %w", s.cfg.Path, v+1, err)
+		}
+	}
+	return nil
+}
+
+// tx runs f in a transaction, committing when it returns nil.
+func (s *Store) tx(ctx context.Context, f func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := f(tx); err != nil {
+		return errors.Join(err, tx.Rollback())
+	}
+	return tx.Commit()
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Path returns the database file.
+func (s *Store) Path() string { return s.cfg.Path }

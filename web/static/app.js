@@ -1,0 +1,406 @@
+// slolab dashboard: polls the dashboard's JSON API, renders the CUJ table,
+// charts (uPlot, vendored), the simulate panel, faults and the audit log.
+"use strict";
+
+const POLL_MS = 2000;
+const $ = (sel) => document.querySelector(sel);
+
+// The admin token: from the URL the lab prints (#token=...), kept for this
+// tab only and removed from the address bar.
+const TOKEN_KEY = "slolab-token";
+(function takeToken() {
+  const m = location.hash.match(/token=([^&]+)/);
+  if (m) {
+    sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(m[1]));
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+})();
+const token = () => sessionStorage.getItem(TOKEN_KEY) || "";
+
+function el(tag, props, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props || {})) {
+    if (k === "dataset") Object.assign(e.dataset, v);
+    else if (k in e) e[k] = v;
+    else e.setAttribute(k, v);
+  }
+  for (const c of children) if (c !== null && c !== undefined) e.append(c);
+  return e;
+}
+
+function setStatus(text, bad) {
+  const s = $("#status");
+  s.textContent = text;
+  s.className = "status" + (bad ? " bad" : "");
+}
+
+async function api(method, path, body) {
+  const headers = { "X-Slolab-Dashboard": "1" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (token()) headers["Authorization"] = "Bearer " + token();
+  const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const data = await res.json().catch(() => ({ error: res.statusText }));
+  if (!res.ok) throw new Error(data.error || res.statusText);
+  return data;
+}
+
+const fmtPct = (v, digits) => (v === null || v === undefined) ? "—" : v.toFixed(digits === undefined ? 3 : digits).replace(/\.?0+$/, "") + "%";
+const fmtBurn = (v) => (v === null || v === undefined) ? "—" : (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
+function fmtSecs(s) {
+  s = Math.max(0, Math.round(s));
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+  return h ? `${h}h${String(m).padStart(2, "0")}m` : m ? `${m}m${String(r).padStart(2, "0")}s` : `${r}s`;
+}
+const fmtTime = (t) => new Date(t).toLocaleTimeString();
+
+let state = null;
+let stateAt = 0; // performance.now() when state arrived
+let selected = null; // the CUJ the charts show
+
+// ---- CUJ table -------------------------------------------------------------
+
+function sloCell(c) {
+  const td = el("td");
+  if (c.availability) td.append(el("div", {}, `${c.availability.objective} available`));
+  if (c.latency) td.append(el("div", {}, `${c.latency.objective} < ${c.latency.threshold}`));
+  if (!c.availability && !c.latency) td.append("—");
+  else td.append(el("span", { className: "desc" }, `over ${(c.availability || c.latency).window}`));
+  return td;
+}
+
+function sliClass(slo) {
+  if (!slo || slo.sli === null) return "muted";
+  const obj = parseFloat(slo.objective);
+  return slo.sli >= obj ? "good" : "bad";
+}
+
+function sliCell(c) {
+  const td = el("td");
+  for (const [name, slo] of [["avail", c.availability], ["latency", c.latency]]) {
+    if (!slo) continue;
+    td.append(el("div", { className: sliClass(slo), title: `${name} over ${slo.sliWindow}` }, `${name} ${fmtPct(slo.sli)}`));
+  }
+  return td;
+}
+
+function budgetCell(c) {
+  const td = el("td");
+  for (const [name, slo] of [["avail", c.availability], ["latency", c.latency]]) {
+    if (!slo) continue;
+    const v = slo.budgetRemaining;
+    const cls = v === null ? "muted" : v < 0 ? "bad" : v < 25 ? "warn" : "good";
+    td.append(el("div", { className: cls, title: `${name} budget left over ${slo.sliWindow}` }, `${name} ${fmtPct(v, 1)}`));
+  }
+  return td;
+}
+
+function burnCell(c) {
+  const td = el("td");
+  for (const [name, slo] of [["avail", c.availability], ["latency", c.latency]]) {
+    if (!slo) continue;
+    const rates = slo.burn.map((b) => {
+      const cls = b.rate === null ? "muted" : b.rate >= 14.4 ? "bad" : b.rate > 1 ? "warn" : "good";
+      return el("span", { className: cls, title: `${b.window}: ${b.bad} bad of ${b.total}` }, fmtBurn(b.rate));
+    });
+    const div = el("div", {}, `${name} `);
+    rates.forEach((r, i) => { if (i) div.append(" · "); div.append(r); });
+    td.append(div);
+  }
+  return td;
+}
+
+function alertsCell(c) {
+  const td = el("td");
+  const firing = c.alerts.filter((a) => a.state === "firing");
+  const judged = c.alerts.filter((a) => a.state !== "unknown");
+  for (const a of firing) td.append(el("span", { className: "pill firing" }, `${a.severity} ${a.slo} ${a.pair} ≥ ${a.burnRate}`));
+  if (!firing.length) {
+    td.append(el("span", { className: "pill ok", title: judged.map((a) => `${a.slo} ${a.pair} ≥ ${a.burnRate}`).join("\n") }, judged.length ? "none firing" : "—"));
+  }
+  return td;
+}
+
+function renderCUJs() {
+  const body = $("#cujs tbody");
+  body.replaceChildren(...state.cujs.map((c) => {
+    const tr = el("tr", { dataset: { cuj: c.name }, className: c.name === selected ? "selected" : "" },
+      el("td", { className: "cuj", title: c.description || "" },
+        el("button", { type: "button", textContent: c.name, title: `Show ${c.name}'s charts` }),
+        el("span", { className: "desc" }, c.owner || "")),
+      sloCell(c), sliCell(c), budgetCell(c), burnCell(c), alertsCell(c),
+      el("td", {}, `${c.rate.toFixed(1)}/s`, el("span", { className: "desc" }, c.p99 ? `p50 ${c.p50}` : "no requests"),
+        c.p99 ? el("span", { className: "desc" }, `p99 ${c.p99}`) : null),
+      el("td", {}, ...(c.faults.length ? c.faults.map((f) => el("span", { className: "pill fault" }, f)) : ["—"])));
+    tr.addEventListener("click", () => selectCUJ(c.name));
+    return tr;
+  }));
+}
+
+// ---- faults, simulations, audit --------------------------------------------
+
+function renderFaults() {
+  const body = $("#faults tbody");
+  $("#no-faults").hidden = state.faults.length > 0;
+  $("#faults").hidden = state.faults.length === 0;
+  body.replaceChildren(...state.faults.map((f) => {
+    const stop = el("button", { type: "button", className: "stop", textContent: "Stop", title: `Remove fault ${f.name}` });
+    stop.addEventListener("click", () => act(stop, () => api("DELETE", `api/faults/${encodeURIComponent(f.name)}`), `Stopped ${f.name}.`));
+    return el("tr", { dataset: { fault: f.name } },
+      el("td", { title: f.description || "" }, f.name),
+      el("td", {}, f.cuj || "every CUJ"),
+      el("td", {}, f.actions),
+      el("td", {}, f.rate),
+      el("td", {}, `${f.injected} / ${f.matched}`),
+      el("td", { className: "lease", dataset: { expiresIn: f.expiresIn } }, fmtSecs(f.expiresIn)),
+      el("td", {}, stop));
+  }));
+}
+
+function renderSims() {
+  const body = $("#sims tbody");
+  if (!state.simulations.length) {
+    body.replaceChildren(el("tr", {}, el("td", { colSpan: 8, className: "muted" }, "None yet: start one above.")));
+    return;
+  }
+  body.replaceChildren(...state.simulations.map((s) => {
+    const cells = [
+      el("td", {}, s.cuj),
+      el("td", { title: s.explanation }, s.state + (s.value ? ` ${s.value}` : "")),
+      el("td", { className: "intended" }, fmtPct(s.intendedPercent, 4)),
+      el("td", { className: "realised" }, fmtPct(s.realisedPercent, 4)),
+      el("td", {}, `${s.injected} of ${s.matched}`),
+      el("td", {}, fmtTime(s.started)),
+      el("td", {}, s.active ? "running" : (s.stoppedBy || "stopped")),
+    ];
+    let stop = "";
+    if (s.active) {
+      stop = el("button", { type: "button", className: "stop", textContent: "Stop", title: `Stop simulation ${s.id}` });
+      stop.addEventListener("click", () => act(stop, () => api("DELETE", `api/simulations/${s.id}`), `Stopped the simulation on ${s.cuj}.`));
+    }
+    return el("tr", { dataset: { sim: s.id, active: s.active, matched: s.matched, injected: s.injected } }, ...cells, el("td", {}, stop));
+  }));
+}
+
+function renderAudit() {
+  const list = $("#audit");
+  if (!state.audit.length) {
+    list.replaceChildren(el("li", { className: "muted" }, "No change yet."));
+    return;
+  }
+  list.replaceChildren(...state.audit.map((e) =>
+    el("li", {}, `${fmtTime(e.time)} · ${e.action}${e.fault ? " " + e.fault : ""} · ${e.who}`)));
+}
+
+async function act(button, fn, done) {
+  button.disabled = true;
+  try {
+    await fn();
+    setStatus(done);
+    await refresh();
+  } catch (e) {
+    setStatus(e.message, true);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// Lease countdowns tick between polls.
+setInterval(() => {
+  if (!state) return;
+  const gone = (performance.now() - stateAt) / 1000;
+  for (const td of document.querySelectorAll("#faults td.lease")) {
+    td.textContent = fmtSecs(parseFloat(td.dataset.expiresIn) - gone);
+  }
+}, 1000);
+
+// ---- simulate panel ---------------------------------------------------------
+
+function fillSelect(select, names) {
+  const cur = select.value;
+  if ([...select.options].map((o) => o.value).join() === names.join()) return;
+  select.replaceChildren(...names.map((n) => el("option", { value: n, textContent: n })));
+  if (names.includes(cur)) select.value = cur;
+}
+
+function simRequest() {
+  const state = $("#sim-state").value;
+  const req = { cuj: $("#sim-cuj").value, state, duration: $("#sim-duration").value };
+  if (state === "burn" || state === "availability") req.value = $("#sim-value").value.trim();
+  return req;
+}
+
+function syncValueBox() {
+  const s = $("#sim-state").value;
+  const box = $("#sim-value-box");
+  box.hidden = !(s === "burn" || s === "availability");
+  const label = $("#sim-value-label");
+  const input = $("#sim-value");
+  if (s === "burn" && label.textContent !== "Burn rate") { label.textContent = "Burn rate"; input.value = "14.4"; }
+  if (s === "availability" && label.textContent !== "Availability") { label.textContent = "Availability"; input.value = "99%"; }
+}
+
+let previewSeq = 0;
+async function preview() {
+  syncValueBox();
+  const seq = ++previewSeq;
+  const out = $("#sim-explanation");
+  try {
+    const plan = await api("POST", "api/plan", simRequest());
+    if (seq !== previewSeq) return;
+    out.className = "explanation";
+    out.textContent = plan.explanation;
+  } catch (e) {
+    if (seq !== previewSeq) return;
+    out.className = "explanation bad";
+    out.textContent = e.message;
+  }
+}
+
+$("#simulate").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const button = $("#sim-start");
+  await act(button, async () => {
+    const sim = await api("POST", "api/simulations", simRequest());
+    selectCUJ(sim.cuj);
+  }, `Simulation started on ${$("#sim-cuj").value}: it ends by itself after ${$("#sim-duration").value}.`);
+});
+for (const id of ["#sim-cuj", "#sim-state", "#sim-duration"]) $(id).addEventListener("change", preview);
+$("#sim-value").addEventListener("input", preview);
+
+$("#token-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  sessionStorage.setItem(TOKEN_KEY, $("#token").value.trim());
+  $("#token").value = "";
+  setStatus(token() ? "Token set for this tab." : "Token cleared.");
+});
+
+// ---- charts -----------------------------------------------------------------
+
+const charts = {};
+const COLORS = { a: "#1f4fa3", b: "#d9480f", c: "#2b8a3e", d: "#862e9c", ref: "#868e96", ref2: "#c92a2a" };
+
+function line(label, stroke, extra) {
+  return Object.assign({ label, stroke, width: 2, spanGaps: false }, extra || {});
+}
+const ref = (label, stroke) => line(label, stroke || COLORS.ref, { width: 1, dash: [6, 4], points: { show: false } });
+
+function chartSpecs(s) {
+  const n = s.t.length;
+  const flat = (v) => new Array(n).fill(v);
+  const specs = {
+    "chart-sli": {
+      series: [line("availability", COLORS.a), line("latency good", COLORS.c)],
+      data: [s.availability, s.latencyGood], unit: "%",
+    },
+    "chart-burn": {
+      series: [line("1m", COLORS.d, { width: 1 }), line("5m", COLORS.a), line("1h", COLORS.b), line("latency 5m", COLORS.c)],
+      data: [s.burn1m, s.burn5m, s.burn1h, s.latencyBurn5m], unit: "×",
+    },
+    "chart-latency": {
+      series: [line("p50", COLORS.c), line("p90", COLORS.a), line("p99", COLORS.b)],
+      data: [s.p50, s.p90, s.p99], unit: " ms",
+    },
+    "chart-sim": {
+      series: [line("intended", COLORS.ref2, { dash: [8, 4] }), line("realised (last 1m)", COLORS.a)],
+      data: [s.intended, s.realised], unit: "%",
+    },
+  };
+  if (s.objective !== null) { specs["chart-sli"].series.push(ref(`objective ${s.objective}%`)); specs["chart-sli"].data.push(flat(s.objective)); }
+  if (s.latencyObjective !== null) { specs["chart-sli"].series.push(ref(`latency objective ${s.latencyObjective}%`, COLORS.c)); specs["chart-sli"].data.push(flat(s.latencyObjective)); }
+  for (const f of s.alertFactors.slice(0, 2)) { specs["chart-burn"].series.push(ref(`alert ${f}`, COLORS.ref2)); specs["chart-burn"].data.push(flat(f)); }
+  specs["chart-burn"].series.push(ref("1 (at the SLO)")); specs["chart-burn"].data.push(flat(1));
+  if (s.thresholdMs !== null) { specs["chart-latency"].series.push(ref(`threshold ${s.thresholdMs} ms`, COLORS.ref2)); specs["chart-latency"].data.push(flat(s.thresholdMs)); }
+  return specs;
+}
+
+function drawCharts(s) {
+  if (typeof uPlot === "undefined") return;
+  const specs = chartSpecs(s);
+  for (const [id, spec] of Object.entries(specs)) {
+    const box = document.getElementById(id);
+    const key = `${s.cuj}|${spec.series.map((x) => x.label).join()}`;
+    const data = [s.t, ...spec.data];
+    const width = Math.max(200, box.clientWidth);
+    if (charts[id] && charts[id].key === key) {
+      charts[id].u.setData(data);
+      if (Math.abs(charts[id].u.width - width) > 2) charts[id].u.setSize({ width, height: 220 });
+      continue;
+    }
+    if (charts[id]) charts[id].u.destroy();
+    const u = new uPlot({
+      width, height: 220,
+      series: [{}, ...spec.series.map((x) => Object.assign({ value: (u, v) => v === null || v === undefined ? "—" : (Math.round(v * 1000) / 1000) + spec.unit }, x))],
+      axes: [{}, { size: 56 }],
+      scales: { x: { time: true } },
+      legend: { live: true },
+    }, data, box);
+    charts[id] = { u, key };
+  }
+}
+
+window.addEventListener("resize", () => {
+  for (const [id, c] of Object.entries(charts)) {
+    const w = Math.max(200, document.getElementById(id).clientWidth);
+    c.u.setSize({ width: w, height: 220 });
+  }
+});
+
+function selectCUJ(name) {
+  selected = name;
+  $("#chart-cuj").textContent = name;
+  $("#chart-select").value = name;
+  for (const tr of document.querySelectorAll("#cujs tbody tr")) tr.classList.toggle("selected", tr.dataset.cuj === name);
+  refreshSeries();
+}
+$("#chart-select").addEventListener("change", (ev) => selectCUJ(ev.target.value));
+
+async function refreshSeries() {
+  if (!selected) return;
+  try {
+    drawCharts(await api("GET", `api/series?cuj=${encodeURIComponent(selected)}`));
+  } catch (e) {
+    setStatus(e.message, true);
+  }
+}
+
+// ---- polling ----------------------------------------------------------------
+
+function renderHeader() {
+  $("#service").textContent = state.service;
+  document.title = `slolab · ${state.service} dashboard`;
+  $("#source").textContent = `SLIs from ${state.source}. Click a CUJ for its charts.`;
+  $("#links").replaceChildren(...state.links.map((l) => el("a", { href: l.url, textContent: l.name, target: "_blank", rel: "noopener" })));
+  $("#token-form").hidden = !state.tokenRequired;
+  $("#token").placeholder = token() ? "set for this tab" : "needed for changes";
+}
+
+let firstState = true;
+async function refresh() {
+  try {
+    state = await api("GET", "api/state");
+    stateAt = performance.now();
+  } catch (e) {
+    setStatus(`The dashboard cannot be read: ${e.message}`, true);
+    return;
+  }
+  renderHeader();
+  const names = state.cujs.map((c) => c.name);
+  fillSelect($("#sim-cuj"), names);
+  fillSelect($("#chart-select"), names);
+  if (!selected && names.length) selectCUJ(names[0]);
+  renderCUJs();
+  renderFaults();
+  renderSims();
+  renderAudit();
+  if (state.error) setStatus(`The proxy did not answer the last poll: ${state.error}`, true);
+  else if ($("#status").classList.contains("bad") && /poll|cannot be read/.test($("#status").textContent)) setStatus("");
+  else if (firstState) setStatus(`Live: ${names.length} CUJs, read every ${POLL_MS / 1000}s.`);
+  if (firstState) { firstState = false; preview(); }
+}
+
+async function tick() {
+  await refresh();
+  await refreshSeries();
+  setTimeout(tick, POLL_MS);
+}
+tick();

@@ -1,0 +1,479 @@
+// Package web is slolab's dashboard: a CUJ table with SLIs, budgets, burn
+// rates and alerts, charts over time, a panel that simulates SLO states,
+// the active faults with their leases, and the audit log, served with its
+// own JSON API from files embedded in the binary (no CDN, no npm at run
+// time).
+//
+// The dashboard reads a proxy through its admin API: one poller fetches the
+// live view every Config.Poll and keeps the history the charts draw, so any
+// number of browsers, however slow, cost the proxy one request per poll.
+// Changes (starting a simulation, stopping a fault) go through the
+// dashboard's API, which needs the admin token when one is set, and reach
+// the proxy with the dashboard's own admin client.
+package web
+
+import (
+	"context"
+	"crypto/subtle"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"slolab.dev/slolab"
+	"slolab.dev/slolab/fault"
+	"slolab.dev/slolab/proxy/admin"
+	"slolab.dev/slolab/spec"
+)
+
+// Admin is what the dashboard needs of a proxy's admin API.
+type Admin interface {
+	CUJs(ctx context.Context) (*admin.CUJsResponse, error)
+	ListFaults(ctx context.Context) ([]fault.Status, error)
+	PutFault(ctx context.Context, r *spec.FaultRule) (fault.Status, error)
+	DeleteFault(ctx context.Context, name string) (fault.Status, error)
+	Audit(ctx context.Context, limit int) ([]admin.AuditEntry, error)
+}
+
+var _ Admin = (*admin.Client)(nil)
+
+// Link is a URL the dashboard's header offers: the app, the admin API.
+type Link struct {
+	Name string `json:"name"`
+	URL  string `json:"url"`
+}
+
+// Config configures a dashboard.
+type Config struct {
+	// Service is the spec the proxy runs: the CUJs, their SLOs and alerts.
+	Service *spec.Service
+	Admin   Admin
+	// Token, when set, is required from the browser for every change
+	// (Authorization: Bearer TOKEN); the lab prints a URL that carries it.
+	Token string
+	Links []Link
+	// Poll is how often the dashboard reads the proxy (default 2s).
+	Poll time.Duration
+	// Keep is how much history the charts show (default 1h).
+	Keep time.Duration
+	// AuditEntries is how many audit entries the dashboard shows (default 30).
+	AuditEntries int
+	// Seed offsets the exact-rate pattern of simulated faults.
+	Seed   uint64
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.Poll == 0 {
+		c.Poll = 2 * time.Second
+	}
+	if c.Keep == 0 {
+		c.Keep = time.Hour
+	}
+	if c.AuditEntries == 0 {
+		c.AuditEntries = 30
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+//go:embed static
+var staticFiles embed.FS
+
+// Dashboard serves the dashboard. Create it with New, start its poller with
+// Run, and serve Handler.
+type Dashboard struct {
+	cfg     Config
+	mux     *http.ServeMux
+	latest  atomic.Pointer[snapshot]
+	history *history
+	polled  chan struct{} // closed after the first poll
+	once    sync.Once
+	pollMu  sync.Mutex // one poll at a time: the ticker's, or one after a change
+
+	mu   sync.Mutex // guards sims and seq
+	sims []*simulation
+	seq  int
+}
+
+// snapshot is what one poll read.
+type snapshot struct {
+	at     time.Time
+	cujs   *admin.CUJsResponse
+	faults []fault.Status
+	audit  []admin.AuditEntry
+	err    error
+}
+
+// New checks cfg and prepares a dashboard.
+func New(cfg Config) (*Dashboard, error) {
+	cfg.defaults()
+	if cfg.Service == nil {
+		return nil, errors.New("web: no service")
+	}
+	if cfg.Admin == nil {
+		return nil, errors.New("web: no admin API to read")
+	}
+	d := &Dashboard{
+		cfg:     cfg,
+		mux:     http.NewServeMux(),
+		history: newHistory(int(cfg.Keep/cfg.Poll) + 1),
+		polled:  make(chan struct{}),
+	}
+	static, err := fs.Sub(staticFiles, "static")
+	if err != nil {
+		return nil, err
+	}
+	files := http.FileServerFS(static)
+	d.mux.Handle("GET /static/", http.StripPrefix("/static/", cacheFor(files)))
+	d.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-cache")
+		http.ServeFileFS(w, r, static, "index.html")
+	})
+	d.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	d.mux.HandleFunc("GET /api/state", d.api(d.state))
+	d.mux.HandleFunc("GET /api/series", d.api(d.series))
+	d.mux.HandleFunc("POST /api/plan", d.api(d.plan))
+	d.mux.HandleFunc("POST /api/simulations", d.mutation(d.startSimulation))
+	d.mux.HandleFunc("DELETE /api/simulations/{id}", d.mutation(d.stopSimulation))
+	d.mux.HandleFunc("DELETE /api/faults/{name}", d.mutation(d.stopFault))
+	d.mux.HandleFunc("/api/", d.api(func(r *http.Request) (any, error) {
+		return nil, slolab.Errorf(slolab.NotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
+	}))
+	return d, nil
+}
+
+func cacheFor(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-cache")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// Handler returns the dashboard and its API.
+func (d *Dashboard) Handler() http.Handler { return d.mux }
+
+// Run polls the proxy every Config.Poll until ctx ends.
+func (d *Dashboard) Run(ctx context.Context) {
+	t := time.NewTicker(d.cfg.Poll)
+	defer t.Stop()
+	for {
+		d.poll(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Polled is closed once the first poll has finished.
+func (d *Dashboard) Polled() <-chan struct{} { return d.polled }
+
+func (d *Dashboard) poll(ctx context.Context) {
+	d.pollMu.Lock()
+	defer d.pollMu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, max(d.cfg.Poll, 2*time.Second))
+	defer cancel()
+	s := &snapshot{at: d.cfg.Now()}
+	s.cujs, s.err = d.cfg.Admin.CUJs(ctx)
+	if s.err == nil {
+		s.faults, s.err = d.cfg.Admin.ListFaults(ctx)
+	}
+	if s.err == nil {
+		s.audit, s.err = d.cfg.Admin.Audit(ctx, d.cfg.AuditEntries)
+	}
+	if s.err != nil {
+		if ctx.Err() != nil && errors.Is(s.err, context.Canceled) {
+			return
+		}
+		d.cfg.Logger.Warn("dashboard: reading the proxy", "err", s.err)
+		if prev := d.latest.Load(); prev != nil {
+			s.cujs, s.faults, s.audit = prev.cujs, prev.faults, prev.audit
+		}
+	} else {
+		d.history.add(sampleAll(d.cfg.Service, s, d.activeSims(s.faults)))
+	}
+	d.latest.Store(s)
+	d.once.Do(func() { close(d.polled) })
+}
+
+// errorBody is every error response of the API.
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+func status(err error) int {
+	switch slolab.KindOf(err) {
+	case slolab.Invalid:
+		return http.StatusBadRequest
+	case slolab.NotFound:
+		return http.StatusNotFound
+	case slolab.Conflict:
+		return http.StatusConflict
+	case slolab.Unauthorized:
+		return http.StatusUnauthorized
+	case slolab.Unavailable:
+		return http.StatusBadGateway
+	}
+	return http.StatusInternalServerError
+}
+
+func (d *Dashboard) api(fn func(*http.Request) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		v, err := fn(r)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		if err != nil {
+			w.WriteHeader(status(err))
+			v = errorBody{Error: err.Error()}
+		}
+		json.NewEncoder(w).Encode(v) //nolint:errcheck // the browser went away
+	}
+}
+
+// MutationHeader must accompany changes when the dashboard has no token:
+// browsers send no custom header cross-origin without a CORS preflight,
+// which the dashboard never grants, so another site cannot make changes.
+const MutationHeader = "X-Slolab-Dashboard"
+
+// mutation guards a change: the token when one is set; otherwise the custom
+// header and a Host that names this machine (against DNS rebinding).
+func (d *Dashboard) mutation(fn func(*http.Request) (any, error)) http.HandlerFunc {
+	return d.api(func(r *http.Request) (any, error) {
+		if d.cfg.Token != "" {
+			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(d.cfg.Token)) != 1 {
+				return nil, slolab.Errorf(slolab.Unauthorized, "this change needs the admin token: open the dashboard with the URL slolab printed, or enter the token")
+			}
+		} else if r.Header.Get(MutationHeader) == "" || !loopbackHost(r.Host) {
+			return nil, slolab.Errorf(slolab.Unauthorized, "changes need the %s header and a loopback host when the dashboard has no token", MutationHeader)
+		}
+		return fn(r)
+	})
+}
+
+func loopbackHost(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host = hostport
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
+
+func (d *Dashboard) snapshot() (*snapshot, error) {
+	s := d.latest.Load()
+	if s == nil || s.cujs == nil {
+		if s != nil && s.err != nil {
+			return nil, slolab.Errorf(slolab.Unavailable, "the proxy's admin API has not answered yet: %v", s.err)
+		}
+		return nil, slolab.Errorf(slolab.Unavailable, "the dashboard has not read the proxy yet")
+	}
+	return s, nil
+}
+
+func (d *Dashboard) state(*http.Request) (any, error) {
+	s, err := d.snapshot()
+	if err != nil {
+		return nil, err
+	}
+	return buildState(d.cfg, s, d.simulations(s.faults)), nil
+}
+
+func (d *Dashboard) series(r *http.Request) (any, error) {
+	name := r.URL.Query().Get("cuj")
+	if d.cfg.Service.CUJ(name) == nil {
+		return nil, slolab.Errorf(slolab.NotFound, "no CUJ %q (the CUJs are %s)", name, strings.Join(d.cfg.Service.CUJNames(), ", "))
+	}
+	return d.history.series(d.cfg.Service, d.cfg.Service.CUJ(name)), nil
+}
+
+// SimulationRequest is the body of POST /api/plan and /api/simulations.
+type SimulationRequest struct {
+	CUJ string `json:"cuj"`
+	// State: "objective" (exactly at the availability SLO), "burn" (Value
+	// is the burn rate), "availability" (Value is the availability),
+	// "latency" (exactly at the latency SLO's boundary), "page" or "ticket"
+	// (just at the threshold of that alert).
+	State string `json:"state"`
+	Value string `json:"value,omitempty"`
+	// Duration is the rules' lease (default 10m): the simulation ends by
+	// itself then.
+	Duration string `json:"duration,omitempty"`
+}
+
+// States lists the simulate panel's states.
+var States = []string{"objective", "burn", "availability", "latency", "page", "ticket"}
+
+func decodeRequest(r *http.Request) (*SimulationRequest, error) {
+	var req SimulationRequest
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return nil, slolab.Errorf(slolab.Invalid, "request body: %v", err)
+	}
+	return &req, nil
+}
+
+func (d *Dashboard) planFor(req *SimulationRequest) (*Plan, error) {
+	svc := d.cfg.Service
+	c := svc.CUJ(req.CUJ)
+	if c == nil {
+		return nil, slolab.Errorf(slolab.Invalid, "cuj: no CUJ %q (the CUJs are %s)", req.CUJ, strings.Join(svc.CUJNames(), ", "))
+	}
+	w := Want{Seed: d.cfg.Seed, TTL: spec.DefaultTTL}
+	if req.Duration != "" {
+		ttl, err := spec.ParseDuration(req.Duration)
+		if err != nil || ttl <= 0 || ttl > 24*time.Hour {
+			return nil, slolab.Errorf(slolab.Invalid, "duration: want a duration up to 24h such as 15m, got %q", req.Duration)
+		}
+		w.TTL = ttl
+	}
+	switch req.State {
+	case "objective":
+		one := spec.One
+		w.BurnRate = &one
+	case "burn":
+		b, err := spec.ParseRatio(req.Value)
+		if err != nil || b.IsZero() {
+			return nil, slolab.Errorf(slolab.Invalid, "value: want a positive burn rate such as 14.4, got %q", req.Value)
+		}
+		w.BurnRate = &b
+	case "availability":
+		a, err := spec.ParsePercent(req.Value)
+		if err != nil {
+			return nil, slolab.Errorf(slolab.Invalid, "value: want an availability such as 99%%, got %q", req.Value)
+		}
+		w.Availability = &a
+	case "latency":
+		if c.Latency == nil {
+			return nil, slolab.Errorf(slolab.Invalid, "CUJ %s has no latency SLO: its boundary cannot be simulated", c.Name)
+		}
+		w.Latency = &LatencyTarget{Threshold: c.Latency.Threshold, Objective: c.Latency.Objective}
+	case "page", "ticket":
+		w.Alert = req.State
+	default:
+		return nil, slolab.Errorf(slolab.Invalid, "state: want one of %s, got %q", strings.Join(States, ", "), req.State)
+	}
+	p, err := PlanFor(svc, c.Name, w)
+	if err != nil {
+		return nil, slolab.Errorf(slolab.Invalid, "%v", err)
+	}
+	return p, nil
+}
+
+func (d *Dashboard) plan(r *http.Request) (any, error) {
+	req, err := decodeRequest(r)
+	if err != nil {
+		return nil, err
+	}
+	return d.planFor(req)
+}
+
+func (d *Dashboard) startSimulation(r *http.Request) (any, error) {
+	req, err := decodeRequest(r)
+	if err != nil {
+		return nil, err
+	}
+	p, err := d.planFor(req)
+	if err != nil {
+		return nil, err
+	}
+	ctx := r.Context()
+	var names []string
+	for _, rule := range p.Rules {
+		if _, err := d.cfg.Admin.PutFault(ctx, rule); err != nil {
+			// Leave nothing half-applied.
+			for _, n := range names {
+				d.cfg.Admin.DeleteFault(context.WithoutCancel(ctx), n) //nolint:errcheck // the lease ends it anyway
+			}
+			return nil, fmt.Errorf("starting the simulation: %w", err)
+		}
+		names = append(names, rule.Name)
+	}
+	now := d.cfg.Now()
+	d.mu.Lock()
+	d.seq++
+	sim := &simulation{ID: fmt.Sprintf("sim%d", d.seq), Request: *req, Plan: p, Started: now, Rules: names}
+	for _, old := range d.sims {
+		if old.Stopped.IsZero() && overlaps(old.Rules, names) {
+			old.Stopped, old.StoppedBy = now, "replaced by "+sim.ID
+		}
+	}
+	d.sims = append(d.sims, sim)
+	if len(d.sims) > 20 {
+		d.sims = slices.Delete(d.sims, 0, len(d.sims)-20)
+	}
+	d.mu.Unlock()
+	d.cfg.Logger.Info("dashboard: simulation started", "id", sim.ID, "cuj", p.CUJ, "state", req.State, "rules", names)
+	d.poll(context.WithoutCancel(ctx))
+	return sim.view(), nil
+}
+
+func overlaps(a, b []string) bool {
+	for _, x := range a {
+		if slices.Contains(b, x) {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *Dashboard) stopSimulation(r *http.Request) (any, error) {
+	id := r.PathValue("id")
+	d.mu.Lock()
+	var sim *simulation
+	for _, s := range d.sims {
+		if s.ID == id {
+			sim = s
+		}
+	}
+	d.mu.Unlock()
+	if sim == nil {
+		return nil, slolab.Errorf(slolab.NotFound, "no simulation %q", id)
+	}
+	var errs []error
+	for _, n := range sim.Rules {
+		if _, err := d.cfg.Admin.DeleteFault(r.Context(), n); err != nil && slolab.KindOf(err) != slolab.NotFound {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("stopping %s: %w", id, err)
+	}
+	d.mu.Lock()
+	if sim.Stopped.IsZero() {
+		sim.Stopped, sim.StoppedBy = d.cfg.Now(), "stopped from the dashboard"
+	}
+	d.mu.Unlock()
+	d.poll(context.WithoutCancel(r.Context()))
+	return map[string]string{"stopped": id}, nil
+}
+
+func (d *Dashboard) stopFault(r *http.Request) (any, error) {
+	st, err := d.cfg.Admin.DeleteFault(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return nil, err
+	}
+	d.poll(context.WithoutCancel(r.Context()))
+	return st, nil
+}
