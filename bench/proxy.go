@@ -365,7 +365,7 @@ func renderProxy(s *session, cfg proxyConfig, targets []proxyTarget, results map
 		cfg.Rounds, cfg.WrkDuration, cfg.HeyDuration, cfg.OpenRate, cfg.OpenFor))
 	fmt.Fprintf(&b, "Closed loop: `wrk -t%d -c%d -d%s --latency` (wrk %s)", cfg.Threads, cfg.Conns, durSeconds(cfg.WrkDuration), s.peers.versions["wrk"])
 	if cfg.HeyDuration > 0 {
-		fmt.Fprintf(&b, " and `hey -z %s -c %d` (hey %s)", durSeconds(cfg.HeyDuration), cfg.Conns, s.peers.versions["hey"])
+		fmt.Fprintf(&b, " and `hey -z %s -c %d` (hey %s, which reports latencies to 0.1 ms)", durSeconds(cfg.HeyDuration), cfg.Conns, s.peers.versions["hey"])
 	}
 	fmt.Fprintf(&b, " against `GET /` of a raw HTTP/1.1 upstream (bench/load/server). Open model: `slolab load --rate %d/s` for %s, latency from intended send times. "+
 		"Medians of %d interleaved rounds, the order rotated each round. nginx %s, Toxiproxy %s. The clients, the proxies and the upstream share the machine's cores, so absolute figures are low and only ratios carry over.\n\n",
