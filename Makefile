@@ -8,8 +8,9 @@ lab:
 test:
 	./scripts/test.sh
 
+# make bench BENCH_FLAGS='-rounds 5' passes flags to go run ./bench.
 bench:
-	./bench/run.sh
+	./bench/run.sh $(BENCH_FLAGS)
 
 build:
 	go build -o bin/slolab ./cmd/slolab

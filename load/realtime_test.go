@@ -15,7 +15,7 @@ import (
 // These two tests run in real time against a loopback server: they check
 // what only a real clock and a real network can show, so they take ten
 // seconds each and need a quiet machine. They run with SLOLAB_REALTIME=1
-// (bench/load/run.sh sets it); the gate checks the same properties exactly
+// (make bench runs them); the gate checks the same properties exactly
 // in TestAOneSecondFreezeShowsInTheP99ExactlyAndNoSendIsLate and the pacer's
 // property tests.
 

@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 GOLANGCI_LINT_VERSION=v2.6.2
 export PATH="$(go env GOPATH)/bin:/usr/sbin:/sbin:$PATH"
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step prints the seconds since the gate began, to see where time goes.
+step() { printf '\n==> %s (at %ds)\n' "$*" "$SECONDS"; }
 
 step "installing test dependencies"
 need_apt=()
@@ -44,12 +45,13 @@ step "go vet"
 go vet ./...
 
 step "golangci-lint ${GOLANGCI_LINT_VERSION}"
-golangci-lint run ./...
+# Parallel runners are allowed: several checkouts on one machine may lint at once.
+golangci-lint run --allow-parallel-runners ./...
 
 step "imports flow one way"
 go run ./scripts/importcheck
 
-step "go test -race -shuffle=on"
+step "go test -race -shuffle=on (with every fuzz target's seed corpus)"
 go test -race -shuffle=on -count=1 -timeout 15m ./...
 
 fuzztime=${SLOLAB_FUZZTIME:-20s}
@@ -59,7 +61,11 @@ if [ "$fuzztime" != 0 ]; then
     dir=$(go list -f '{{.Dir}}' "$pkg")
     for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //'); do
       echo "   $pkg $target"
-      go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzztime" "$pkg" >/dev/null
+      if ! out=$(go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzztime" "$pkg" 2>&1); then
+        echo "$out"
+        echo "fuzz smoke failed: the failing input is under $dir/testdata/fuzz/$target; it now runs with go test" >&2
+        exit 1
+      fi
     done
   done
 fi

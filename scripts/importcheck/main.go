@@ -42,6 +42,7 @@ var layers = map[string]int{
 	"internal/cli":       8,
 	"cmd/slolab":         9,
 	"scripts/...":        9,
+	"bench":              9, // the benchmark driver
 	"bench/...":          9,
 	"internal/testtool":  0, // test helpers: finding external tools
 	"internal/httpserve": 0, // serving with graceful drain
