@@ -191,7 +191,7 @@ function renderFaults() {
     stop.addEventListener("click", () => act(stop, () => api("DELETE", `api/faults/${encodeURIComponent(f.name)}`), `Stopped ${f.name}.`));
     return el("tr", { dataset: { fault: f.name } },
       el("td", { title: f.description || "" }, f.name),
-      el("td", {}, f.cuj || "every CUJ"),
+      el("td", {}, f.tcp ? `TCP ${f.tcp}` : f.cuj || "every CUJ"),
       el("td", {}, f.actions),
       el("td", {}, f.rate),
       el("td", {}, `${f.injected} / ${f.matched}`),
