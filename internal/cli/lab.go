@@ -77,7 +77,8 @@ func labCmd(e *env) *cobra.Command {
                   --store' does), judging every SLO every 10 seconds
   the dashboard   CUJs with SLIs over their windows, budgets, burn rates and
                   alerts from the SLO engine, live charts, a panel to
-                  simulate SLO states, faults and the audit log
+                  simulate SLO states, faults, the experiments and GameDays
+                  recorded in the store, and the audit log
 
 With no flags it runs examples/chat.yaml (built into slolab) on fixed
 loopback ports: the app through the proxy on 8080, the admin API on 9090,
@@ -306,7 +307,8 @@ func newLab(ctx context.Context, o *labOptions, stderr io.Writer) (_ *lab, err e
 	flusher := l.stack.flusher
 	l.dash, err = web.New(web.Config{
 		Service: svc, Admin: client, Token: o.token, Poll: o.poll, Seed: o.seed, Logger: log,
-		Links: l.links(),
+		Links:   l.links(),
+		Records: &web.Records{Store: l.stack.store, Path: l.stack.opts.store},
 		Engine: &web.Engine{
 			Source:  flusher,
 			Instant: func(context.Context, time.Time) (time.Time, error) { return flusher.Instant(), nil },

@@ -356,6 +356,17 @@ func TestServeJudgesTheSLOsFromAStore(t *testing.T) {
 	if strings.Join(firing, ", ") != "update availability page 1h/5m" {
 		t.Errorf("firing: %v, want update availability page 1h/5m only", firing)
 	}
+	// The experiments section reads the same store.
+	resp, err := http.Get(base + "api/experiments")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var runs web.RunsView
+	err = json.NewDecoder(resp.Body).Decode(&runs)
+	resp.Body.Close()
+	if want := (web.RunsView{Store: db, Runs: []web.RunView{}, Empty: "None recorded yet: 'slolab experiment run --store " + db + "' and 'slolab gameday run --store " + db + "' keep their reports here."}); err != nil || !reflect.DeepEqual(runs, want) {
+		t.Errorf("GET /api/experiments: %+v (%v), want %+v", runs, err, want)
+	}
 	stopServe()
 	if code := <-served; code != ExitOK {
 		t.Errorf("serve exited %d: %s", code, stderr.String())

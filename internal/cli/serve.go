@@ -44,6 +44,13 @@ request per poll, however many browsers watch): live traffic and charts, a
 panel that simulates SLO states (planned as 'slolab simulate' plans them),
 the active faults with their leases, and the audit log.
 
+With the store (--store), the dashboard also lists the experiments and
+GameDays recorded there ('slolab experiment run', 'experiment schedule',
+'gameday run' with the same --store), newest first, each with its report: a
+GameDay's timeline and detection, acknowledgement and recovery times; an
+experiment's hypotheses with the values measured and the experiment group
+against the control group.
+
 Changes made from the dashboard reach the proxy with --admin-token; when a
 token is set the browser must present it too (open the URL printed at start,
 or type it in). Without a token, the dashboard serves loopback only.
@@ -91,7 +98,10 @@ own PromQL queries with --prometheus).`,
 					return err
 				}
 			}
-			var engine *web.Engine
+			var (
+				engine  *web.Engine
+				records *web.Records
+			)
 			if src.store != "-" || src.prometheus != "" {
 				s, err := src.openFor(e.ctx, svc)
 				if err != nil {
@@ -102,12 +112,15 @@ own PromQL queries with --prometheus).`,
 				}
 				defer s.Close()
 				engine = &web.Engine{Source: s, Instant: s.instant, Name: s.describe}
+				if s.store != nil {
+					records = &web.Records{Store: s.store, Path: src.store}
+				}
 			}
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
 				return fmt.Errorf("the dashboard cannot listen on %s: %w (choose another with --listen)", listen, err)
 			}
-			dash, err := web.New(web.Config{Service: svc, Admin: client, Engine: engine, Token: af.token, Poll: poll, Logger: log,
+			dash, err := web.New(web.Config{Service: svc, Admin: client, Engine: engine, Records: records, Token: af.token, Poll: poll, Logger: log,
 				Links: []web.Link{{Name: "admin API", URL: strings.TrimSuffix(af.url, "/") + "/api/v1/cujs"}}})
 			if err != nil {
 				ln.Close()

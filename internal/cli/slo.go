@@ -70,6 +70,7 @@ type source struct {
 	instant  func(ctx context.Context, now time.Time) (time.Time, error)
 	describe string
 	io.Closer
+	store *sqlite.Store // the store, when it is the source
 }
 
 type nopCloser struct{}
@@ -124,7 +125,7 @@ func (f *sourceFlags) openFor(ctx context.Context, svc *spec.Service) (*source, 
 		return nil, err
 	}
 	return &source{
-		Source: st, history: st.History, Closer: st,
+		Source: st, history: st.History, Closer: st, store: st,
 		describe: "store " + f.store,
 		instant: func(ctx context.Context, now time.Time) (time.Time, error) {
 			ext, err := st.Extent(ctx)
