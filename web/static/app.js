@@ -416,10 +416,10 @@ let runsJSON = "";
 let runs = null;
 
 function table(caption, headers, rows) {
-  return el("table", {},
+  return el("div", { className: "scroll" }, el("table", {},
     el("caption", {}, caption),
     el("thead", {}, el("tr", {}, ...headers.map((h) => el("th", { scope: "col" }, h)))),
-    el("tbody", {}, ...rows.map((cells) => el("tr", {}, ...cells.map((c) => c instanceof Node ? c : el("td", {}, c))))));
+    el("tbody", {}, ...rows.map((cells) => el("tr", {}, ...cells.map((c) => c instanceof Node ? c : el("td", {}, c)))))));
 }
 
 function timeline(label, events) {
@@ -452,13 +452,16 @@ function experimentDetail(r, x) {
       x.faults.map((f) => [f.fault, f.match, f.actions, f.intended, f.realised, `${fmtCount(f.injected)} / ${fmtCount(f.matched)}`])));
   }
   if (x.comparisons.length) {
-    const group = (g) => `${fmtCount(g.bad)} bad of ${fmtCount(g.total)} (${fmtPct(g.availability, 3)}), p99 ${g.p99}`;
+    const group = (g) => `${fmtCount(g.bad)} bad of ${fmtCount(g.total)} · ${fmtPct(g.availability, 3)} available · p99 ${g.p99}`;
+    // JSON has no infinity: a null odds ratio is infinite when only the control group never failed.
+    const odds = (c) => c.oddsRatio !== null ? c.oddsRatio.toPrecision(3)
+      : c.experiment.bad > 0 && c.control.total > c.control.bad ? "∞" : "undefined";
     const p = (v) => v < 0.001 ? v.toExponential(2) : v.toPrecision(3);
     box.push(el("h3", {}, "Experiment group against control"));
     box.push(table(`Per CUJ, the experiment group against the control group during the method: Fisher's exact test on failures, Mann-Whitney U on latency`,
       ["CUJ", "Experiment", "Control", "Errors: Fisher p", "Odds ratio", "Latency: Mann-Whitney p", "P(slower)", "Verdict"],
       x.comparisons.map((c) => [c.cuj + (c.targeted ? " (targeted)" : ""), group(c.experiment), group(c.control),
-        p(c.errorsP), c.oddsRatio === null ? "∞ or undefined" : c.oddsRatio.toPrecision(3), p(c.latencyP),
+        p(c.errorsP), odds(c), p(c.latencyP),
         c.superiority === null ? "—" : c.superiority.toFixed(3),
         el("td", { className: c.degraded ? "bad" : "good", title: c.summary }, c.degraded ? "degraded" : "no difference")])));
     for (const c of x.comparisons) box.push(el("p", { className: "note" }, `${c.cuj}: ${c.summary}.`));
