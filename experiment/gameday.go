@@ -52,7 +52,8 @@ type GameDayConfig struct {
 	Now     func() time.Time
 	// Responses carries what responders report while the GameDay runs.
 	Responses <-chan Response
-	// OnEntry sees every timeline entry as it is recorded.
+	// OnEntry sees every timeline entry as it is recorded, one at a time
+	// and in the timeline's order, whichever goroutine recorded it.
 	OnEntry func(TimelineEntry)
 }
 
@@ -109,6 +110,10 @@ type gameDay struct {
 	cfg GameDayConfig
 	mu  sync.Mutex
 	rep *GameDayReport
+	// recording serialises add: the runner, the alert watcher and the
+	// responders' listener all record, and OnEntry must see one entry at a
+	// time in the timeline's order.
+	recording sync.Mutex
 	// endMethod reaches the experiment running now, for mitigations.
 	endMethod chan string
 	current   string
@@ -217,6 +222,8 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 }
 
 func (gd *gameDay) add(e TimelineEntry) {
+	gd.recording.Lock()
+	defer gd.recording.Unlock()
 	if e.At.IsZero() {
 		e.At = gd.cfg.Now()
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"slolab.dev/slolab/experiment"
+	"slolab.dev/slolab/proxy/admin"
 	"slolab.dev/slolab/spec"
 	"slolab.dev/slolab/store/promql"
 	"slolab.dev/slolab/store/sqlite"
@@ -410,35 +411,13 @@ run under way (its faults are removed) and stops.
 				}
 				defer hist.Close()
 			}
-			pr := &progress{w: e.stderr, quiet: true}
-			s, err := experiment.NewScheduler(experiment.SchedulerConfig{
-				Experiments: set.Experiments,
-				Run: func(ctx context.Context, c *experiment.Compiled) (*experiment.Report, error) {
-					client.SetActor("scheduled experiment " + c.Experiment.Name)
-					rep, err := experiment.Run(ctx, experiment.Config{Compiled: c, Proxy: client, View: experiment.AdminView{Client: client}, OnEvent: pr.event})
-					if err != nil {
-						return nil, err
+			s, err := newExperimentScheduler(e, client, set, &rf, &st, func(en experiment.Entry) {
+				fmt.Fprintf(e.stdout, "%s  %-20s %-11s %s\n", en.Due.Local().Format("2006-01-02 15:04"), en.Experiment, en.Verdict, en.Reason)
+				if hist != nil {
+					if err := json.NewEncoder(hist).Encode(en); err != nil {
+						fmt.Fprintf(e.stderr, "slolab: --history: %v\n", err)
 					}
-					paths, werr := rf.write(rep.Experiment, rep.Started, experimentRenderers(rep))
-					for _, p := range paths {
-						fmt.Fprintf(e.stderr, "report: %s\n", p)
-					}
-					if werr != nil {
-						fmt.Fprintf(e.stderr, "slolab: %v\n", werr)
-					}
-					return rep, nil
-				},
-				OnEntry: func(en experiment.Entry) {
-					fmt.Fprintf(e.stdout, "%s  %-20s %-11s %s\n", en.Due.Local().Format("2006-01-02 15:04"), en.Experiment, en.Verdict, en.Reason)
-					if err := recordExperiment(e.ctx, st, set.Experiment(en.Experiment).Service.Name, en); err != nil {
-						fmt.Fprintf(e.stderr, "slolab: keeping the record: %v\n", err)
-					}
-					if hist != nil {
-						if err := json.NewEncoder(hist).Encode(en); err != nil {
-							fmt.Fprintf(e.stderr, "slolab: --history: %v\n", err)
-						}
-					}
-				},
+				}
 			})
 			if err != nil {
 				return usageErrorf("%v", err)
@@ -449,11 +428,7 @@ run under way (its faults are removed) and stops.
 			if st != nil {
 				defer closeStore(e, st)
 			}
-			t := newTable(e.stderr, "EXPERIMENT", "SCHEDULE", "NEXT")
-			for _, u := range s.Upcoming() {
-				t.row(u.Experiment, experiment.ScheduleSummary(set.Experiment(u.Experiment).Experiment), u.Due.Local().Format("Mon 2006-01-02 15:04 MST"))
-			}
-			if err := t.flush(); err != nil {
+			if err := printUpcoming(e.stderr, set, s); err != nil {
 				return err
 			}
 			return s.Run(e.ctx)
@@ -464,4 +439,47 @@ run under way (its faults are removed) and stops.
 	rec.add(cmd)
 	cmd.Flags().StringVar(&history, "history", "", "append every history entry to this file as a JSON line")
 	return cmd
+}
+
+// newExperimentScheduler is the scheduler of 'slolab experiment schedule' and
+// 'slolab serve --experiments': each due experiment runs through the proxy's
+// admin API as 'experiment run' runs it, its reports go to rf, and every
+// history entry is kept in *st (read when the entry comes, so the store may
+// be opened after the schedule is checked; nil keeps no record) and then
+// handed to onEntry.
+func newExperimentScheduler(e *env, client *admin.Client, set *experiment.Set, rf *reportFlags, st **sqlite.Store, onEntry func(experiment.Entry)) (*experiment.Scheduler, error) {
+	pr := &progress{w: e.stderr, quiet: true}
+	return experiment.NewScheduler(experiment.SchedulerConfig{
+		Experiments: set.Experiments,
+		Run: func(ctx context.Context, c *experiment.Compiled) (*experiment.Report, error) {
+			client.SetActor("scheduled experiment " + c.Experiment.Name)
+			rep, err := experiment.Run(ctx, experiment.Config{Compiled: c, Proxy: client, View: experiment.AdminView{Client: client}, OnEvent: pr.event})
+			if err != nil {
+				return nil, err
+			}
+			paths, werr := rf.write(rep.Experiment, rep.Started, experimentRenderers(rep))
+			for _, p := range paths {
+				fmt.Fprintf(e.stderr, "report: %s\n", p)
+			}
+			if werr != nil {
+				fmt.Fprintf(e.stderr, "slolab: %v\n", werr)
+			}
+			return rep, nil
+		},
+		OnEntry: func(en experiment.Entry) {
+			if err := recordExperiment(e.ctx, *st, set.Experiment(en.Experiment).Service.Name, en); err != nil {
+				fmt.Fprintf(e.stderr, "slolab: keeping the record: %v\n", err)
+			}
+			onEntry(en)
+		},
+	})
+}
+
+// printUpcoming prints each scheduled experiment's schedule and next due time.
+func printUpcoming(w io.Writer, set *experiment.Set, s *experiment.Scheduler) error {
+	t := newTable(w, "EXPERIMENT", "SCHEDULE", "NEXT")
+	for _, u := range s.Upcoming() {
+		t.row(u.Experiment, experiment.ScheduleSummary(set.Experiment(u.Experiment).Experiment), u.Due.Local().Format("Mon 2006-01-02 15:04 MST"))
+	}
+	return t.flush()
 }

@@ -385,3 +385,46 @@ func TestServeWithoutAStoreSaysHowToGoOn(t *testing.T) {
 		t.Errorf("exit %d, stderr %q; want 1 and %q", code, errOut, want)
 	}
 }
+
+func TestServeRunsScheduledExperimentsAndKeepsTheirRecord(t *testing.T) {
+	adminURL := startStack(t)
+	end := slo.Align(time.Now(), time.Minute)
+	db := seedStore(t, end, slo.Range{From: end.Add(-time.Minute), To: end})
+	dir := t.TempDir()
+	exp := experimentFile(t, dir, "tick", "true")
+	text, err := os.ReadFile(exp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dir, "tick.yaml", string(text)+"  schedule: \"@every 1s\"\n")
+
+	var stderr lockedBuffer
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	served := make(chan int, 1)
+	go func() {
+		served <- runCLICtx(ctx, io.Discard, &stderr, "serve", "--admin", adminURL, "--store", db, "--listen", "127.0.0.1:0",
+			"--experiments", exp, "--report-dir", "")
+	}()
+	// The first due time is a second after the start and the run takes one
+	// more: ten seconds is generous, and the loop is bounded by it.
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), "slolab serve: experiment tick due ") && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	}
+	stop()
+	if code := <-served; code != ExitOK {
+		t.Fatalf("serve exited %d: %s", code, stderr.String())
+	}
+	out := stderr.String()
+	if !strings.Contains(out, "slolab serve: scheduled experiments (runs kept in the store):\nEXPERIMENT") || !strings.Contains(out, "tick  ") {
+		t.Errorf("serve did not list the schedule:\n%s", out)
+	}
+	if !strings.Contains(out, ": held: ") {
+		t.Fatalf("no held run reported:\n%s", out)
+	}
+	code, hist, _ := runCLI(t, nil, "experiment", "history", "--store", db, "-o", "json")
+	var runs []struct{ Kind, Name, Verdict string }
+	if err := json.Unmarshal([]byte(hist), &runs); err != nil || code != ExitOK || len(runs) == 0 ||
+		runs[len(runs)-1] != (struct{ Kind, Name, Verdict string }{"experiment", "tick", "held"}) {
+		t.Errorf("history: exit %d %v %+v\n%s", code, err, runs, hist)
+	}
+}

@@ -11,9 +11,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"slolab.dev/slolab"
+	"slolab.dev/slolab/experiment"
 	"slolab.dev/slolab/internal/httpserve"
 	"slolab.dev/slolab/proxy/admin"
 	"slolab.dev/slolab/spec"
+	"slolab.dev/slolab/store/sqlite"
 	"slolab.dev/slolab/web"
 )
 
@@ -24,6 +26,8 @@ func serveCmd(e *env) *cobra.Command {
 		listen   string
 		poll     time.Duration
 		logLevel string
+		exps     []string
+		rf       reportFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "serve [--admin URL] [--store PATH | --prometheus URL] [--spec FILE] [--listen ADDR]",
@@ -57,10 +61,17 @@ or type it in). Without a token, the dashboard serves loopback only.
 
 Without --spec, the CUJs and their SLOs come from the proxy itself, with the
 SRE Workbook's alert table; give the spec to use its own alerting (and its
-own PromQL queries with --prometheus).`,
+own PromQL queries with --prometheus).
+
+--experiments FILE runs the experiments of FILE that have a spec.schedule on
+it, as 'slolab experiment schedule' does: one at a time, only inside their
+allowed windows, reports to --report-dir, and every run or skipped due time
+kept in the store (with --store; 'slolab experiment history' and the
+dashboard's Experiments and GameDays section list them). Ctrl-C interrupts a run under way and removes its faults.`,
 		Example: `  slolab proxy --spec examples/chat.yaml --upstream http://127.0.0.1:3000 --store chat.db &
   slolab serve --admin http://127.0.0.1:9090 --store chat.db
   slolab serve --spec chat.yaml --prometheus http://prometheus:9090 --prometheus-matchers 'job="chat-proxy"'
+  slolab serve --admin http://127.0.0.1:9090 --store chat.db --experiments examples/chat-experiments.yaml
   SLOLAB_ADMIN_TOKEN=s3cret slolab serve --admin http://proxy:9090 --listen 0.0.0.0:8070 --store -`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -100,6 +111,7 @@ own PromQL queries with --prometheus).`,
 			}
 			var (
 				engine  *web.Engine
+				store   *sqlite.Store // the embedded store judged, if any
 				records *web.Records
 			)
 			if src.store != "-" || src.prometheus != "" {
@@ -112,9 +124,14 @@ own PromQL queries with --prometheus).`,
 				}
 				defer s.Close()
 				engine = &web.Engine{Source: s, Instant: s.instant, Name: s.describe}
-				if s.store != nil {
-					records = &web.Records{Store: s.store, Path: src.store}
+				store = s.store
+				if store != nil {
+					records = &web.Records{Store: store, Path: src.store}
 				}
+			}
+			sched, err := serveSchedule(e, &af, exps, &rf, store)
+			if err != nil {
+				return err
 			}
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
@@ -137,6 +154,13 @@ own PromQL queries with --prometheus).`,
 			fmt.Fprintf(e.stderr, "slolab serve: dashboard %s for %s (service %s, %s)\n", u, af.url, svc.Name, judged)
 			var wg sync.WaitGroup
 			wg.Go(func() { dash.Run(e.ctx) })
+			if sched != nil {
+				wg.Go(func() {
+					if err := sched.Run(e.ctx); err != nil && e.ctx.Err() == nil {
+						log.Error("the experiment schedule stopped", "err", err)
+					}
+				})
+			}
 			err = httpserve.Serve(e.ctx, ln, dash.Handler(), httpserve.Options{Drain: 2 * time.Second})
 			wg.Wait()
 			return err
@@ -149,5 +173,40 @@ own PromQL queries with --prometheus).`,
 	fs.StringVar(&listen, "listen", "127.0.0.1:8070", "address the dashboard listens on")
 	fs.DurationVar(&poll, "poll", 2*time.Second, "how often the dashboard reads the proxy")
 	fs.StringVar(&logLevel, "log-level", "warn", "log level: debug, info, warn or error")
+	fs.StringArrayVar(&exps, "experiments", nil, "run the scheduled experiments of this spec file (repeatable)")
+	rf.add(cmd)
 	return cmd
+}
+
+// serveSchedule starts nothing yet: it loads the experiments of --experiments,
+// prints their next due times and returns their scheduler (nil without
+// --experiments). Runs are kept in the embedded store the dashboard judges,
+// if it judges one.
+func serveSchedule(e *env, af *adminFlags, files []string, rf *reportFlags, st *sqlite.Store) (*experiment.Scheduler, error) {
+	if len(files) == 0 {
+		return nil, nil
+	}
+	if err := rf.check(); err != nil {
+		return nil, err
+	}
+	set, err := experiment.Load(files, loadSpecFile)
+	if err != nil {
+		return nil, err
+	}
+	client, err := af.client() // its own: the scheduler names each run as the actor in the audit log
+	if err != nil {
+		return nil, err
+	}
+	s, err := newExperimentScheduler(e, client, set, rf, &st, func(en experiment.Entry) {
+		fmt.Fprintf(e.stderr, "slolab serve: experiment %s due %s: %s: %s\n", en.Experiment, en.Due.Local().Format("2006-01-02 15:04"), en.Verdict, en.Reason)
+	})
+	if err != nil {
+		return nil, usageErrorf("--experiments: %v", err)
+	}
+	kept := "kept in the store"
+	if st == nil {
+		kept = "not kept: serve from --store to keep a record"
+	}
+	fmt.Fprintf(e.stderr, "slolab serve: scheduled experiments (runs %s):\n", kept)
+	return s, printUpcoming(e.stderr, set, s)
 }

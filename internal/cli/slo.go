@@ -70,7 +70,7 @@ type source struct {
 	instant  func(ctx context.Context, now time.Time) (time.Time, error)
 	describe string
 	io.Closer
-	store *sqlite.Store // the store, when it is the source
+	store *sqlite.Store // the embedded store; nil when reading Prometheus
 }
 
 type nopCloser struct{}
