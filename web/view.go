@@ -118,6 +118,7 @@ type FaultView struct {
 	Name        string     `json:"name"`
 	Description string     `json:"description,omitempty"`
 	CUJ         string     `json:"cuj"`
+	TCP         string     `json:"tcp,omitempty"` // the TCP listener a TCP rule degrades
 	Actions     string     `json:"actions"`
 	Rate        spec.Ratio `json:"rate"`
 	State       string     `json:"state"`
@@ -183,7 +184,7 @@ func buildState(cfg Config, s *snapshot, sims []SimulationView) State {
 			continue
 		}
 		st.Faults = append(st.Faults, FaultView{
-			Name: f.Rule.Name, Description: f.Rule.Description, CUJ: f.Rule.Match.CUJ, Actions: f.Rule.Actions(),
+			Name: f.Rule.Name, Description: f.Rule.Description, CUJ: f.Rule.Match.CUJ, TCP: f.Rule.Match.TCP, Actions: f.Rule.Actions(),
 			Rate: f.Rule.Rate, State: f.State, Matched: f.Matched, Injected: f.Injected,
 			ExpiresAt: f.ExpiresAt.UTC(), ExpiresIn: max(f.ExpiresAt.Sub(st.Now).Seconds(), 0),
 		})

@@ -82,6 +82,9 @@ type Config struct {
 	// Engine judges the SLOs for the CUJ table; without one the table shows
 	// the SLOs and live traffic but no SLIs, budgets or alerts.
 	Engine *Engine
+	// Records lists the experiments and GameDays recorded in the store;
+	// without it the section says why it is empty.
+	Records *Records
 	// Token, when set, is required from the browser for every change
 	// (Authorization: Bearer TOKEN); the lab prints a URL that carries it.
 	Token string
@@ -181,6 +184,7 @@ func New(cfg Config) (*Dashboard, error) {
 	d.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	d.mux.HandleFunc("GET /api/state", d.api(d.state))
 	d.mux.HandleFunc("GET /api/series", d.api(d.series))
+	d.mux.HandleFunc("GET /api/experiments", d.api(func(r *http.Request) (any, error) { return d.runs(r.Context()) }))
 	d.mux.HandleFunc("POST /api/plan", d.api(d.plan))
 	d.mux.HandleFunc("POST /api/simulations", d.mutation(d.startSimulation))
 	d.mux.HandleFunc("DELETE /api/simulations/{id}", d.mutation(d.stopSimulation))

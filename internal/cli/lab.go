@@ -56,6 +56,9 @@ const (
 	defaultLabDashboard = "127.0.0.1:8070"
 	defaultLabApp       = "127.0.0.1:3000"
 	defaultLabRate      = "20/s"
+	// labBlobs names the TCP listener in front of the demo app's blob store:
+	// fault rules select it with match.tcp: blobs.
+	labBlobs = "blobs"
 )
 
 func labCmd(e *env) *cobra.Command {
@@ -65,14 +68,17 @@ func labCmd(e *env) *cobra.Command {
 		Short: "Run the whole product at once: a demo app, the proxy, steady load and the dashboard",
 		Long: `Start a complete SLO lab in one process and print its URLs.
 
-  the demo app    the chat service of examples/chat.yaml (or your app: --upstream)
+  the demo app    the chat service of examples/chat.yaml (or your app: --upstream),
+                  its uploads kept in a blob store reached over TCP through
+                  the proxy's TCP listener "blobs"
   the proxy       measures every CUJ and injects faults at exact rates
   steady load     --rate requests per second with the spec's per-CUJ mix
   the SLO engine  on the embedded store the proxy writes (as 'slolab proxy
                   --store' does), judging every SLO every 10 seconds
   the dashboard   CUJs with SLIs over their windows, budgets, burn rates and
                   alerts from the SLO engine, live charts, a panel to
-                  simulate SLO states, faults and the audit log
+                  simulate SLO states, faults, the experiments and GameDays
+                  recorded in the store, and the audit log
 
 With no flags it runs examples/chat.yaml (built into slolab) on fixed
 loopback ports: the app through the proxy on 8080, the admin API on 9090,
@@ -99,7 +105,11 @@ the app: nothing stays injected.`,
   slolab lab --spec service.yaml --upstream http://127.0.0.1:3000 --rate 100/s
 
   # from another terminal, against the running lab
-  SLOLAB_ADMIN_TOKEN=<printed token> slolab fault add slow-read --cuj read --delay 400ms --rate 5%`,
+  SLOLAB_ADMIN_TOKEN=<printed token> slolab fault add slow-read --cuj read --delay 400ms --rate 5%
+
+  # reset every second connection to the blob store: half the uploads answer 502
+  printf 'match: {tcp: blobs}\nrate: 50%%\ntcp: {reset: true}\n' > blobs.yaml
+  SLOLAB_ADMIN_TOKEN=<printed token> slolab fault add blobs-reset -f blobs.yaml`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.explicit = map[string]bool{}
@@ -141,6 +151,8 @@ type lab struct {
 	log       *slog.Logger
 	app       *demoapp.App
 	appLn     net.Listener
+	blobs     *demoapp.BlobServer // the demo app's dependency, behind the proxy's TCP listener labBlobs
+	blobsLn   net.Listener
 	upstream  *url.URL
 	stack     *proxyStack
 	dash      *web.Dashboard
@@ -241,10 +253,13 @@ func newLab(ctx context.Context, o *labOptions, stderr io.Writer) (_ *lab, err e
 		if l.appLn, err = l.listen("app", o.app); err != nil {
 			return nil, err
 		}
-		if l.app, err = demoapp.New(demoapp.Config{Seed: o.seed, NoLatency: o.noLatency, Logger: log}); err != nil {
-			return nil, err
-		}
 		l.upstream = &url.URL{Scheme: "http", Host: l.appLn.Addr().String()}
+		// The app's blob store, reached through the proxy's TCP listener
+		// (started with the proxy stack below), so TCP faults degrade uploads.
+		if l.blobsLn, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			return nil, fmt.Errorf("the demo app's blob store: %w", err)
+		}
+		l.blobs = demoapp.NewBlobServer(0)
 	}
 
 	po := &proxyOptions{
@@ -252,6 +267,9 @@ func newLab(ctx context.Context, o *labOptions, stderr io.Writer) (_ *lab, err e
 		trustForwardedFor: true, maxTTL: 24 * time.Hour, drain: 5 * time.Second,
 		auditLog: o.auditLog, faultHeader: proxy.DefaultFaultHeader, h2c: true, logLevel: o.logLevel,
 		store: o.store,
+	}
+	if l.blobsLn != nil {
+		po.tcp = []string{labBlobs + "=127.0.0.1:0," + l.blobsLn.Addr().String()}
 	}
 	if po.store == "" {
 		if l.tempDir, err = os.MkdirTemp("", "slolab-lab-"); err != nil {
@@ -271,6 +289,12 @@ func newLab(ctx context.Context, o *labOptions, stderr io.Writer) (_ *lab, err e
 	if l.stack, err = newProxyStack(svc, l.upstream, po, log); err != nil {
 		return nil, err
 	}
+	if l.blobs != nil {
+		cfg := demoapp.Config{Seed: o.seed, NoLatency: o.noLatency, Logger: log, Blobs: l.stack.tcp[0].ln.Addr().String()}
+		if l.app, err = demoapp.New(cfg); err != nil {
+			return nil, err
+		}
+	}
 
 	client, err := admin.NewClient(l.stack.adminURL(), o.token)
 	if err != nil {
@@ -283,7 +307,8 @@ func newLab(ctx context.Context, o *labOptions, stderr io.Writer) (_ *lab, err e
 	flusher := l.stack.flusher
 	l.dash, err = web.New(web.Config{
 		Service: svc, Admin: client, Token: o.token, Poll: o.poll, Seed: o.seed, Logger: log,
-		Links: l.links(),
+		Links:   l.links(),
+		Records: &web.Records{Store: l.stack.store, Path: l.stack.opts.store},
 		Engine: &web.Engine{
 			Source:  flusher,
 			Instant: func(context.Context, time.Time) (time.Time, error) { return flusher.Instant(), nil },
@@ -331,6 +356,8 @@ func (l *lab) printURLs(w io.Writer) {
 	fmt.Fprintf(w, "  dashboard  %s\n", tokenURL(l.dashboardURL(), l.o.token))
 	if l.app != nil {
 		fmt.Fprintf(w, "  app        %s/  (the demo app, through the proxy)\n", l.stack.proxyURL())
+		t := l.stack.tcp[0]
+		fmt.Fprintf(w, "  blobs      %s → %s  (the app's blob store, through the proxy: fault rules with match: {tcp: %s})\n", t.ln.Addr(), t.upstream, labBlobs)
 	} else {
 		fmt.Fprintf(w, "  proxy      %s → %s\n", l.stack.proxyURL(), l.upstream)
 	}
@@ -364,14 +391,23 @@ func (l *lab) run(ctx context.Context) error {
 	defer stop()
 	appCtx, stopApp := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopApp()
+	// The blob store stops after the app, once no upload can reach it.
+	blobsCtx, stopBlobs := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBlobs()
 	appDone := make(chan struct{})
+	blobsDone := make(chan struct{})
 	if l.app != nil {
 		go func() {
 			defer close(appDone)
 			fail("demo app", runDemoApp(appCtx, l.app, l.appLn))
 		}()
+		go func() {
+			defer close(blobsDone)
+			fail("blob store", l.blobs.Serve(blobsCtx, l.blobsLn))
+		}()
 	} else {
 		close(appDone)
+		close(blobsDone)
 	}
 	wg.Go(func() {
 		defer stop() // a proxy that fails stops the lab
@@ -395,6 +431,8 @@ func (l *lab) run(ctx context.Context) error {
 	wg.Wait()
 	stopApp()
 	<-appDone
+	stopBlobs()
+	<-blobsDone
 	l.removeTemp()
 	return errors.Join(errs...)
 }
@@ -416,6 +454,9 @@ func (l *lab) closeAll() {
 	}
 	if l.app != nil {
 		l.app.Close() //nolint:errcheck // already failing; the first error is reported
+	}
+	if l.blobsLn != nil {
+		l.blobsLn.Close()
 	}
 	if l.stack != nil {
 		l.stack.proxyLn.Close()

@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
@@ -12,8 +14,10 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"slolab.dev/slolab/experiment"
 	"slolab.dev/slolab/internal/testtool"
 	"slolab.dev/slolab/proxy/admin"
+	"slolab.dev/slolab/spec"
 )
 
 var updateScreenshot = flag.Bool("update-screenshot", false, "rewrite docs/dashboard.png from the end-to-end test")
@@ -170,6 +174,7 @@ func TestLabInChromium(t *testing.T) {
 	started := time.Now()
 	l := startLab(t, "40/s") // modest: under -race, on 2 shared cores, SQLite and the proxy must keep up
 	dash := l.dashboardURL()
+	recordRuns(t, l)
 
 	// The dashboard, with the token the lab prints.
 	b.do("opening the dashboard", chromedp.Navigate(tokenURL(dash, l.o.token)))
@@ -190,6 +195,32 @@ func TestLabInChromium(t *testing.T) {
 	if got, want := eval[string](b, "reading the burn-rate header", `document.querySelector("#burn-h").textContent`), "Burn rate 5m · 30m · 1h · 2h · 6h · 1d · 3d"; got != want {
 		t.Errorf("burn-rate header %q, want %q", got, want)
 	}
+
+	// The record of experiments and GameDays, newest first; the GameDay's
+	// report opens with its figures and timeline, the experiment's with its
+	// hypotheses and the experiment-vs-control statistics.
+	b.waitFor("the experiments section lists both runs", `document.querySelectorAll("#runs tbody tr[data-run]").length === 2`)
+	rows := eval[[]string](b, "reading the runs", `[...document.querySelectorAll("#runs tbody tr[data-run]")].map((r) => [...r.cells].slice(0, 4).map((c) => c.textContent).join(" | "))`)
+	if want := []string{
+		"GameDay | blobs-drill | failed | detected after 2m, recovered after 11m",
+		"experiment | x | held | the steady state held throughout and after the method, and every expectation held",
+	}; strings.Join(rows, "\n") != strings.Join(want, "\n") {
+		t.Errorf("the experiments section lists:\n%s\nwant:\n%s", strings.Join(rows, "\n"), strings.Join(want, "\n"))
+	}
+	b.do("opening the GameDay", chromedp.Click(chromedp.CSS(`#runs tr[data-kind="gameday"] button.open`)))
+	b.waitFor("the GameDay's figures and timeline show", `(() => {
+		const d = document.querySelector("#runs tr.detail .run-detail");
+		return !!d && d.querySelector('dd[data-figure="Time to detect"]').textContent === "2m (by alert)" &&
+			d.querySelectorAll(".timeline li").length === 3; })()`)
+	b.do("opening the experiment", chromedp.Click(chromedp.CSS(`#runs tr[data-kind="experiment"] button.open`)))
+	b.waitFor("the experiment's hypotheses and statistics show", `(() => {
+		const d = document.querySelectorAll("#runs tr.detail .run-detail")[1];
+		return !!d && d.querySelectorAll("table").length === 3 && [...d.querySelectorAll("caption")].every((c) => c.textContent.length > 0) &&
+			d.textContent.includes("Fisher p") && d.querySelector("code").textContent.startsWith("availability("); })()`)
+	b.do("closing both reports",
+		chromedp.Click(chromedp.CSS(`#runs tr[data-kind="gameday"] button.open`)),
+		chromedp.Click(chromedp.CSS(`#runs tr[data-kind="experiment"] button.open`)))
+	b.waitFor("both reports are closed", `!document.querySelector("#runs tr.detail") && [...document.querySelectorAll("#runs button.open")].every((b) => b.getAttribute("aria-expanded") === "false")`)
 
 	// Simulate: 90% availability on read, chosen in the panel.
 	b.do("choosing a simulation",
@@ -250,6 +281,9 @@ func TestLabInChromium(t *testing.T) {
 	// A narrow screen.
 	b.do("a narrow viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile), chromedp.Reload())
 	b.waitFor("the narrow dashboard lists every CUJ", `document.querySelectorAll("#cujs tbody tr[data-cuj]").length === 6 && !!document.querySelector("#chart-sli canvas")`)
+	b.waitFor("the narrow dashboard lists the runs", `document.querySelectorAll("#runs tbody tr[data-run]").length === 2`)
+	b.do("opening the GameDay on a narrow screen", chromedp.Click(chromedp.CSS(`#runs tr[data-kind="gameday"] button.open`)))
+	b.waitFor("the GameDay's detail shows", `!!document.querySelector("#runs tr.detail .timeline")`)
 	checkPage(b, "dashboard at 390×844", "slolab")
 	b.do("a wide viewport again", chromedp.ResetViewport())
 
@@ -264,6 +298,45 @@ func TestLabInChromium(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#send button`)),
 	)
 	b.waitFor("the message is listed as alice's", `[...document.querySelectorAll("#messages li")].some((li) => li.textContent.startsWith("alicehello from the e2e test"))`)
+}
+
+// recordRuns records an experiment (the runner's golden report) and a GameDay
+// in the lab's store the way 'slolab experiment run' and 'gameday run' do.
+func recordRuns(t testing.TB, l *lab) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(testtool.RepoRoot(t), "experiment", "testdata", "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The golden report ran in the first minutes of 2000: move it to two
+	// hours ago, so the page (and the screenshot) shows a recent run.
+	recent := time.Now().UTC().Add(-2 * time.Hour).Format("2006-01-02T15:")
+	data = bytes.ReplaceAll(data, []byte(`"2000-01-01T00:`), []byte(`"`+recent))
+	var rep experiment.Report
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := recordExperiment(ctx, l.stack.store, "chat", experiment.Entry{Experiment: rep.Experiment, Verdict: rep.Verdict, Reason: rep.Reason, Report: &rep}); err != nil {
+		t.Fatal(err)
+	}
+	t0 := rep.Ended.Add(time.Hour)
+	gd := &experiment.GameDayReport{
+		GameDay: "blobs-drill", Description: "The blob store resets every connection.", Facilitator: "ana", Responders: []string{"bo"},
+		Started: t0, Ended: t0.Add(20 * time.Minute),
+		Figures: experiment.Figures{FaultStart: t0.Add(time.Minute), Detected: t0.Add(3 * time.Minute), DetectedBy: "alert",
+			TimeToDetect: spec.Duration(2 * time.Minute), TimeToRecover: spec.Duration(11 * time.Minute)},
+		Alerts:      []*experiment.Alert{},
+		Experiments: []*experiment.Report{{Experiment: "blobs-reset", Verdict: experiment.Failed, Reason: "upload missed its SLO"}},
+		Timeline: []experiment.TimelineEntry{
+			{At: t0.Add(time.Minute), Kind: "fault-start", Text: "blobs-reset at 100%", Experiment: "blobs-reset"},
+			{At: t0.Add(3 * time.Minute), Kind: "alert", Text: "upload availability page fired"},
+			{At: t0.Add(12 * time.Minute), Kind: "recovered", Text: "upload met its SLOs again"},
+		},
+	}
+	if err := recordGameDay(ctx, l.stack.store, gd, "chat"); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func exists(path string) bool {

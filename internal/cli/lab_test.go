@@ -130,6 +130,7 @@ func TestTheLabPrintsWhereEverythingIs(t *testing.T) {
 		"",
 		"  dashboard  " + l.dashboardURL() + "#token=t0k",
 		"  app        " + l.stack.proxyURL() + "/  (the demo app, through the proxy)",
+		"  blobs      " + l.stack.tcp[0].ln.Addr().String() + " → " + l.blobsLn.Addr().String() + "  (the app's blob store, through the proxy: fault rules with match: {tcp: blobs})",
 		"  admin API  " + l.stack.adminURL() + "/api/v1/  metrics " + l.stack.adminURL() + "/metrics",
 		"  store      " + filepath.Join(l.tempDir, "slolab.db") + "  (removed on exit; --store PATH keeps one)",
 		"  token      export SLOLAB_ADMIN_URL=" + l.stack.adminURL() + " SLOLAB_ADMIN_TOKEN=t0k",
@@ -139,6 +140,74 @@ func TestTheLabPrintsWhereEverythingIs(t *testing.T) {
 	}, "\n")
 	if out.String() != want {
 		t.Errorf("got:\n%s\nwant:\n%s", out.String(), want)
+	}
+}
+
+// TestATCPFaultOnTheBlobStoreFailsUploads: the lab's demo app reaches its
+// blob store through the proxy's TCP listener "blobs", so a TCP rule there
+// degrades the upload CUJ: a reset at 100% makes every upload answer 502 (the
+// rule resetting each connection exactly once), and removing it restores them.
+func TestATCPFaultOnTheBlobStoreFailsUploads(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	o := freeOptions("0")
+	o.noLatency = true
+	l, err := newLab(ctx, o, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- l.run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("the lab stopped with %v", err)
+		}
+	}()
+	if got, want := l.app.BlobAddr(), l.stack.tcp[0].ln.Addr().String(); got != want || l.stack.tcp[0].proxy.Name() != "blobs" {
+		t.Fatalf("the app calls its blob store at %s, want the proxy's TCP listener blobs at %s", got, want)
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	upload := func() int {
+		t.Helper()
+		resp, err := client.Post(l.stack.proxyURL()+"/files?name=a.txt", "text/plain", strings.NewReader("hello"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body) //nolint:errcheck // only the status matters
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	c, err := admin.NewClient(l.stack.adminURL(), "t0k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rule, err := spec.ParseFaultRule("test", []byte(`{"match": {"tcp": "blobs"}, "rate": "100%", "tcp": {"reset": true}, "ttl": "1h"}`), "blobs-reset")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var got []int
+	got = append(got, upload())
+	if _, err := c.PutFault(ctx, rule); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		got = append(got, upload())
+	}
+	faults, err := c.ListFaults(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(faults) != 1 || faults[0].Matched != 3 || faults[0].Injected != 3 {
+		t.Errorf("the rule's counters: %+v, want one rule that matched and reset 3 connections", faults)
+	}
+	if _, err := c.DeleteFault(ctx, "blobs-reset"); err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, upload())
+	if want := []int{201, 502, 502, 502, 201}; !reflect.DeepEqual(got, want) {
+		t.Errorf("upload statuses %v, want %v (ok, three resets, ok again)", got, want)
 	}
 }
 
@@ -286,6 +355,17 @@ func TestServeJudgesTheSLOsFromAStore(t *testing.T) {
 	}
 	if strings.Join(firing, ", ") != "update availability page 1h/5m" {
 		t.Errorf("firing: %v, want update availability page 1h/5m only", firing)
+	}
+	// The experiments section reads the same store.
+	resp, err := http.Get(base + "api/experiments")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var runs web.RunsView
+	err = json.NewDecoder(resp.Body).Decode(&runs)
+	resp.Body.Close()
+	if want := (web.RunsView{Store: db, Runs: []web.RunView{}, Empty: "None recorded yet: 'slolab experiment run --store " + db + "' and 'slolab gameday run --store " + db + "' keep their reports here."}); err != nil || !reflect.DeepEqual(runs, want) {
+		t.Errorf("GET /api/experiments: %+v (%v), want %+v", runs, err, want)
 	}
 	stopServe()
 	if code := <-served; code != ExitOK {

@@ -207,6 +207,7 @@ type proxyStack struct {
 	log      *slog.Logger
 	closers  []func() error
 	flusher  *sqlite.Flusher // nil without a store
+	store    *sqlite.Store   // nil without a store
 }
 
 // tcpListener is one --tcp dependency.
@@ -285,6 +286,7 @@ func newProxyStack(svc *spec.Service, upstream *url.URL, o *proxyOptions, log *s
 			return nil, fmt.Errorf("opening the store: %w", err)
 		}
 		s.closers = append(s.closers, st.Close)
+		s.store = st
 		s.flusher = sqlite.NewFlusher(st, rec, sqlite.FlusherConfig{Logger: log})
 	}
 	if s.proxyLn, err = net.Listen("tcp", o.listen); err != nil {
@@ -336,10 +338,14 @@ func (s *proxyStack) run(ctx context.Context) error {
 	go func() {
 		adminDone <- httpserve.Serve(adminCtx, s.adminLn, s.admin, httpserve.Options{Drain: 5 * time.Second})
 	}()
+	// TCP listeners stop once the HTTP proxy has drained: requests still in
+	// flight may need the app's dependencies (the lab's uploads do).
+	tcpCtx, stopTCP := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopTCP()
 	var tcpWG sync.WaitGroup
 	for _, t := range s.tcp {
 		tcpWG.Go(func() {
-			if err := t.proxy.Serve(proxyCtx, t.ln); err != nil {
+			if err := t.proxy.Serve(tcpCtx, t.ln); err != nil {
 				s.log.Warn("tcp listener stopped", "listener", t.proxy.Name(), "err", err)
 			}
 		})
@@ -357,6 +363,7 @@ func (s *proxyStack) run(ctx context.Context) error {
 		stopProxy()
 		proxyErr = <-proxyDone
 	}
+	stopTCP()
 	tcpWG.Wait()
 	stopFlushing()
 	<-flushing

@@ -48,6 +48,13 @@ request per poll, however many browsers watch): live traffic and charts, a
 panel that simulates SLO states (planned as 'slolab simulate' plans them),
 the active faults with their leases, and the audit log.
 
+With the store (--store), the dashboard also lists the experiments and
+GameDays recorded there ('slolab experiment run', 'experiment schedule',
+'gameday run' with the same --store), newest first, each with its report: a
+GameDay's timeline and detection, acknowledgement and recovery times; an
+experiment's hypotheses with the values measured and the experiment group
+against the control group.
+
 Changes made from the dashboard reach the proxy with --admin-token; when a
 token is set the browser must present it too (open the URL printed at start,
 or type it in). Without a token, the dashboard serves loopback only.
@@ -59,8 +66,8 @@ own PromQL queries with --prometheus).
 --experiments FILE runs the experiments of FILE that have a spec.schedule on
 it, as 'slolab experiment schedule' does: one at a time, only inside their
 allowed windows, reports to --report-dir, and every run or skipped due time
-kept in the store (with --store; 'slolab experiment history' lists them).
-Ctrl-C interrupts a run under way and removes its faults.`,
+kept in the store (with --store; 'slolab experiment history' and the
+dashboard's Experiments and GameDays section list them). Ctrl-C interrupts a run under way and removes its faults.`,
 		Example: `  slolab proxy --spec examples/chat.yaml --upstream http://127.0.0.1:3000 --store chat.db &
   slolab serve --admin http://127.0.0.1:9090 --store chat.db
   slolab serve --spec chat.yaml --prometheus http://prometheus:9090 --prometheus-matchers 'job="chat-proxy"'
@@ -102,8 +109,11 @@ Ctrl-C interrupts a run under way and removes its faults.`,
 					return err
 				}
 			}
-			var engine *web.Engine
-			var store *sqlite.Store // the embedded store judged, if any
+			var (
+				engine  *web.Engine
+				store   *sqlite.Store // the embedded store judged, if any
+				records *web.Records
+			)
 			if src.store != "-" || src.prometheus != "" {
 				s, err := src.openFor(e.ctx, svc)
 				if err != nil {
@@ -115,6 +125,9 @@ Ctrl-C interrupts a run under way and removes its faults.`,
 				defer s.Close()
 				engine = &web.Engine{Source: s, Instant: s.instant, Name: s.describe}
 				store = s.store
+				if store != nil {
+					records = &web.Records{Store: store, Path: src.store}
+				}
 			}
 			sched, err := serveSchedule(e, &af, exps, &rf, store)
 			if err != nil {
@@ -124,7 +137,7 @@ Ctrl-C interrupts a run under way and removes its faults.`,
 			if err != nil {
 				return fmt.Errorf("the dashboard cannot listen on %s: %w (choose another with --listen)", listen, err)
 			}
-			dash, err := web.New(web.Config{Service: svc, Admin: client, Engine: engine, Token: af.token, Poll: poll, Logger: log,
+			dash, err := web.New(web.Config{Service: svc, Admin: client, Engine: engine, Records: records, Token: af.token, Poll: poll, Logger: log,
 				Links: []web.Link{{Name: "admin API", URL: strings.TrimSuffix(af.url, "/") + "/api/v1/cujs"}}})
 			if err != nil {
 				ln.Close()

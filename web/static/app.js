@@ -1,5 +1,6 @@
 // slolab dashboard: polls the dashboard's JSON API, renders the CUJ table,
-// charts (uPlot, vendored), the simulate panel, faults and the audit log.
+// charts (uPlot, vendored), the simulate panel, faults, the recorded
+// experiments and GameDays, and the audit log.
 "use strict";
 
 const POLL_MS = 2000;
@@ -191,7 +192,7 @@ function renderFaults() {
     stop.addEventListener("click", () => act(stop, () => api("DELETE", `api/faults/${encodeURIComponent(f.name)}`), `Stopped ${f.name}.`));
     return el("tr", { dataset: { fault: f.name } },
       el("td", { title: f.description || "" }, f.name),
-      el("td", {}, f.cuj || "every CUJ"),
+      el("td", {}, f.tcp ? `TCP ${f.tcp}` : f.cuj || "every CUJ"),
       el("td", {}, f.actions),
       el("td", {}, f.rate),
       el("td", {}, `${f.injected} / ${f.matched}`),
@@ -407,6 +408,146 @@ async function refreshSeries() {
   }
 }
 
+// ---- experiments and GameDays -------------------------------------------------
+
+const fmtWhen = (t) => new Date(t).toLocaleString();
+const openRuns = new Set(); // ids of the runs whose detail is open
+let runsJSON = "";
+let runs = null;
+
+function table(caption, headers, rows) {
+  return el("div", { className: "scroll" }, el("table", {},
+    el("caption", {}, caption),
+    el("thead", {}, el("tr", {}, ...headers.map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, ...rows.map((cells) => el("tr", {}, ...cells.map((c) => c instanceof Node ? c : el("td", {}, c)))))));
+}
+
+function timeline(label, events) {
+  if (!events.length) return el("p", { className: "muted" }, "No event recorded.");
+  return el("ol", { className: "timeline", "aria-label": label }, ...events.map((e) =>
+    el("li", {}, el("time", { dateTime: e.at }, fmtTime(e.at)), ` · ${e.kind}`, e.who ? ` · ${e.who}` : "",
+      e.experiment ? ` · ${e.experiment}` : "", ` · ${e.text}`)));
+}
+
+function hypothesisResult(h) {
+  if (h.error) return el("td", { className: "bad" }, `error: ${h.error}`);
+  if (h.phase === "guardrail") return el("td", { className: h.holds ? "bad" : "good" }, h.holds ? "tripped" : "not tripped");
+  return el("td", { className: h.holds ? "good" : "bad" }, h.holds ? "holds" : "fails");
+}
+
+function experimentDetail(r, x) {
+  const box = [];
+  if (x.description) box.push(el("p", {}, x.description));
+  box.push(el("h3", {}, "Hypotheses"));
+  box.push(x.hypotheses.length ? table(`The hypotheses of ${r.name} at their last evaluation, with the values measured`,
+    ["Phase", "Expression", "Result", "Measured", "At"],
+    x.hypotheses.map((h) => [h.phase, el("td", {}, el("code", {}, h.expr), h.description ? el("span", { className: "desc" }, h.description) : null),
+      hypothesisResult(h),
+      el("td", {}, ...(h.measures.length ? h.measures.map((m) => el("div", { title: m.detail || "" }, el("code", {}, m.call), ` = ${m.value}`)) : ["—"])),
+      fmtTime(h.at)])) : el("p", { className: "muted" }, "No hypothesis was evaluated."));
+  if (x.faults.length) {
+    box.push(el("h3", {}, "Faults: intended and realised"));
+    box.push(table(`The faults of ${r.name}: the rate intended against the share realised`,
+      ["Fault", "Selects", "Does", "Intended", "Realised", "Injected / matched"],
+      x.faults.map((f) => [f.fault, f.match, f.actions, f.intended, f.realised, `${fmtCount(f.injected)} / ${fmtCount(f.matched)}`])));
+  }
+  if (x.comparisons.length) {
+    const group = (g) => `${fmtCount(g.bad)} bad of ${fmtCount(g.total)} · ${fmtPct(g.availability, 3)} available · p99 ${g.p99}`;
+    // JSON has no infinity: a null odds ratio is infinite when only the control group never failed.
+    const odds = (c) => c.oddsRatio !== null ? c.oddsRatio.toPrecision(3)
+      : c.experiment.bad > 0 && c.control.total > c.control.bad ? "∞" : "undefined";
+    const p = (v) => v < 0.001 ? v.toExponential(2) : v.toPrecision(3);
+    box.push(el("h3", {}, "Experiment group against control"));
+    box.push(table(`Per CUJ, the experiment group against the control group during the method: Fisher's exact test on failures, Mann-Whitney U on latency`,
+      ["CUJ", "Experiment", "Control", "Errors: Fisher p", "Odds ratio", "Latency: Mann-Whitney p", "P(slower)", "Verdict"],
+      x.comparisons.map((c) => [c.cuj + (c.targeted ? " (targeted)" : ""), group(c.experiment), group(c.control),
+        p(c.errorsP), odds(c), p(c.latencyP),
+        c.superiority === null ? "—" : c.superiority.toFixed(3),
+        el("td", { className: c.degraded ? "bad" : "good", title: c.summary }, c.degraded ? "degraded" : "no difference")])));
+    for (const c of x.comparisons) box.push(el("p", { className: "note" }, `${c.cuj}: ${c.summary}.`));
+  }
+  box.push(el("h3", {}, "Timeline"));
+  box.push(timeline(`Timeline of ${r.name}`, x.timeline));
+  return box;
+}
+
+function gameDayDetail(r, g) {
+  const box = [];
+  if (g.description) box.push(el("p", {}, g.description));
+  const people = [g.facilitator ? `facilitated by ${g.facilitator}` : "", g.responders.length ? `responders ${g.responders.join(", ")}` : ""].filter(Boolean);
+  if (people.length) box.push(el("p", { className: "note" }, people.join("; ")));
+  const f = g.figures;
+  const figure = (label, d, extra) => [el("dt", {}, label), el("dd", { dataset: { figure: label } }, d ? d + (extra || "") : "not reached")];
+  box.push(el("h3", {}, "From the first fault"));
+  box.push(el("dl", { className: "figures" },
+    ...figure("Time to detect", f.timeToDetect, f.detectedBy ? ` (by ${f.detectedBy})` : ""),
+    ...figure("Time to acknowledge", f.timeToAcknowledge),
+    ...figure("Time to mitigate", f.timeToMitigate),
+    ...figure("Time to recover", f.timeToRecover)));
+  box.push(el("h3", {}, "Alerts"));
+  box.push(g.alerts.length ? el("ul", {}, ...g.alerts.map((a) => el("li", {}, `${a.alert}: fired ${fmtTime(a.fired)}`, a.resolved ? `, resolved ${fmtTime(a.resolved)}` : ", not resolved")))
+    : el("p", { className: "muted" }, "No alert fired."));
+  if (g.experiments.length) {
+    box.push(el("h3", {}, "Experiments"));
+    box.push(el("ul", {}, ...g.experiments.map((x) => el("li", {}, `${x.name}: `, el("span", { className: `pill verdict-${x.verdict}` }, x.verdict), x.reason ? ` ${x.reason}` : ""))));
+  }
+  box.push(el("h3", {}, "Timeline"));
+  box.push(timeline(`Timeline of GameDay ${r.name}`, g.timeline));
+  return box;
+}
+
+function runDetail(r) {
+  let parts;
+  if (r.reportError) parts = [el("p", { className: "bad" }, r.reportError)];
+  else if (r.experiment) parts = experimentDetail(r, r.experiment);
+  else if (r.gameday) parts = gameDayDetail(r, r.gameday);
+  else parts = [el("p", { className: "muted" }, r.due ? `Skipped at its due time ${fmtWhen(r.due)}: no report.` : "No report was recorded.")];
+  return el("div", { className: "run-detail", id: `run-${r.id}` }, ...parts);
+}
+
+function renderRuns() {
+  const note = $("#runs-note");
+  const body = $("#runs tbody");
+  $("#runs").hidden = !runs.runs.length;
+  note.textContent = runs.empty || `The latest ${runs.runs.length} runs recorded in ${runs.store}, newest first. Open one for its report.`;
+  const rows = [];
+  for (const r of runs.runs) {
+    const open = openRuns.has(r.id);
+    const button = el("button", { type: "button", className: "open", textContent: r.name, title: `Show the report of ${r.name}` });
+    button.setAttribute("aria-expanded", String(open));
+    button.setAttribute("aria-controls", `run-${r.id}`);
+    button.addEventListener("click", () => {
+      if (openRuns.has(r.id)) openRuns.delete(r.id); else openRuns.add(r.id);
+      renderRuns();
+    });
+    rows.push(el("tr", { dataset: { run: r.id, kind: r.kind, verdict: r.verdict } },
+      el("td", {}, r.kind === "gameday" ? "GameDay" : "experiment"),
+      el("td", {}, button),
+      el("td", {}, el("span", { className: `pill verdict-${r.verdict}` }, r.verdict)),
+      el("td", { className: "reason" }, r.reason || "—"),
+      el("td", {}, el("time", { dateTime: r.started }, fmtWhen(r.started))),
+      el("td", {}, r.duration)));
+    if (open) rows.push(el("tr", { className: "detail", dataset: { detail: r.id } }, el("td", { colSpan: 6 }, runDetail(r))));
+  }
+  body.replaceChildren(...rows);
+}
+
+async function refreshRuns() {
+  let text;
+  try {
+    const res = await fetch("api/experiments", { headers: { "X-Slolab-Dashboard": "1" } });
+    text = await res.text();
+    if (!res.ok) throw new Error(JSON.parse(text).error || res.statusText);
+  } catch (e) {
+    $("#runs-note").textContent = `The record of experiments cannot be read: ${e.message}`;
+    return;
+  }
+  if (text === runsJSON) return; // keep the page (and what is open) as it is
+  runsJSON = text;
+  runs = JSON.parse(text);
+  renderRuns();
+}
+
 // ---- polling ----------------------------------------------------------------
 
 function renderHeader() {
@@ -446,9 +587,13 @@ async function refresh() {
   if (firstState) { firstState = false; preview(); }
 }
 
+// The record of runs changes rarely: it is read every RUNS_EVERY polls.
+const RUNS_EVERY = 5;
+let ticks = 0;
 async function tick() {
   await refresh();
   await refreshSeries();
+  if (ticks++ % RUNS_EVERY === 0) await refreshRuns();
   setTimeout(tick, POLL_MS);
 }
 tick();
