@@ -249,7 +249,7 @@ interrupted); 2 usage; 3 invalid spec.`,
 	}
 	a.add(cmd, e)
 	rf.add(cmd)
-	rec.add(cmd)
+	rec.add(cmd, e)
 	cmd.Flags().StringVar(&name, "name", "", "the experiment to run, when the files hold several")
 	cmd.Flags().StringVar(&prometheus, "prometheus", "", "read SLIs from Prometheus at this URL (a fleet of proxies) instead of the proxy's admin API; no groups or percentiles then")
 	cmd.Flags().StringVar(&matchers, "prometheus-matchers", "", `extra label matchers for slolab's metrics, e.g. 'job="chat-proxy"'`)
@@ -436,7 +436,7 @@ run under way (its faults are removed) and stops.
 	}
 	a.add(cmd, e)
 	rf.add(cmd)
-	rec.add(cmd)
+	rec.add(cmd, e)
 	cmd.Flags().StringVar(&history, "history", "", "append every history entry to this file as a JSON line")
 	return cmd
 }

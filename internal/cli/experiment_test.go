@@ -106,6 +106,11 @@ func TestExperimentRunHoldsRefusesAndWritesReports(t *testing.T) {
 		runs[0].Name != "quiet" || runs[0].Verdict != "refused" || runs[1].Name != "calm" || runs[1].Report.Verdict != "held" {
 		t.Errorf("history: exit %d %v\n%s", code, err, out)
 	}
+	// $SLOLAB_STORE, which the lab prints, stands for --store.
+	code, envOut, _ := runCLI(t, map[string]string{"SLOLAB_STORE": store}, "experiment", "history", "-o", "json")
+	if code != ExitOK || envOut != out {
+		t.Errorf("history from $SLOLAB_STORE: exit %d\n%s\nwant\n%s", code, envOut, out)
+	}
 	code, out, _ = runCLI(t, nil, "experiment", "history", "--store", store, "--name", "calm")
 	if lines := strings.Split(strings.TrimSpace(out), "\n"); code != ExitOK || len(lines) != 2 || !strings.Contains(lines[1], "experiment  calm  held") {
 		t.Errorf("history of calm: exit %d\n%s", code, out)

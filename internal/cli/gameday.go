@@ -299,7 +299,7 @@ Exit status: 0 when every experiment's hypothesis held, 1 otherwise.`,
 	}
 	a.add(cmd, e)
 	rf.add(cmd)
-	rec.add(cmd)
+	rec.add(cmd, e)
 	cmd.Flags().StringVar(&name, "name", "", "the GameDay to run, when the files hold several")
 	cmd.Flags().StringVar(&listen, "listen", defaultGameDayAddr, "address of the responder API that 'slolab gameday ack|mitigate|note' report to")
 	cmd.Flags().StringVar(&token, "token", e.getenv("SLOLAB_GAMEDAY_TOKEN"), "token responders must send (default $SLOLAB_GAMEDAY_TOKEN); required beyond loopback")

@@ -367,7 +367,7 @@ func (l *lab) printURLs(w io.Writer) {
 	} else {
 		fmt.Fprintf(w, "  store      %s  (slolab slo status --store %s reads it too)\n", l.stack.opts.store, l.stack.opts.store)
 	}
-	fmt.Fprintf(w, "  token      export SLOLAB_ADMIN_URL=%s SLOLAB_ADMIN_TOKEN=%s\n\n", l.stack.adminURL(), l.o.token)
+	fmt.Fprintf(w, "  token      export SLOLAB_ADMIN_URL=%s SLOLAB_ADMIN_TOKEN=%s SLOLAB_STORE=%s\n\n", l.stack.adminURL(), l.o.token, l.stack.opts.store)
 	fmt.Fprintln(w, "Ctrl-C stops everything and removes every fault.")
 }
 

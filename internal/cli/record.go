@@ -17,8 +17,8 @@ type recordFlags struct {
 	store string
 }
 
-func (r *recordFlags) add(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&r.store, "store", DefaultStore, `embedded store to keep the record of runs in, the one 'slolab proxy' writes ("-" for none)`)
+func (r *recordFlags) add(cmd *cobra.Command, e *env) {
+	cmd.Flags().StringVar(&r.store, "store", defaultStore(e), `embedded store to keep the record of runs in, the one 'slolab proxy' writes ("-" for none; default $SLOLAB_STORE or slolab.db)`)
 }
 
 // open opens the store, or returns nil when recording is off.
@@ -127,7 +127,7 @@ schedule skipped. -o json includes each run's whole report.`,
 			return t.flush()
 		},
 	}
-	rf.add(cmd)
+	rf.add(cmd, e)
 	cmd.Flags().StringVar(&name, "name", "", "only this experiment or GameDay")
 	cmd.Flags().IntVar(&limit, "limit", 50, "at most this many runs, newest first")
 	outputFlag(cmd.Flags(), &output)

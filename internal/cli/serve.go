@@ -169,7 +169,7 @@ dashboard's Experiments and GameDays section list them). Ctrl-C interrupts a run
 	af.add(cmd, e)
 	fs := cmd.Flags()
 	fs.StringVar(&src.specPath, "spec", "", "the service spec (default: the CUJs the proxy reports)")
-	src.addSources(cmd, `the embedded store 'slolab proxy --store' writes, for the SLO engine ("-" for none)`)
+	src.addSources(cmd, e, `the embedded store 'slolab proxy --store' writes, for the SLO engine ("-" for none)`)
 	fs.StringVar(&listen, "listen", "127.0.0.1:8070", "address the dashboard listens on")
 	fs.DurationVar(&poll, "poll", 2*time.Second, "how often the dashboard reads the proxy")
 	fs.StringVar(&logLevel, "log-level", "warn", "log level: debug, info, warn or error")

@@ -22,6 +22,16 @@ import (
 // DefaultStore is the embedded store's file when --store is not given.
 const DefaultStore = "slolab.db"
 
+// defaultStore is the store that commands reading it (and recording runs)
+// use without --store: $SLOLAB_STORE, which 'slolab lab' prints, or
+// DefaultStore.
+func defaultStore(e *env) string {
+	if s := e.getenv("SLOLAB_STORE"); s != "" {
+		return s
+	}
+	return DefaultStore
+}
+
 func sloCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "slo",
@@ -50,15 +60,15 @@ type sourceFlags struct {
 	matchers   string
 }
 
-func (f *sourceFlags) add(cmd *cobra.Command) {
+func (f *sourceFlags) add(cmd *cobra.Command, e *env) {
 	cmd.Flags().StringVar(&f.specPath, "spec", "", "the service spec with the CUJs and their SLOs (required)")
-	f.addSources(cmd, "the embedded store 'slolab proxy --store' writes")
+	f.addSources(cmd, e, "the embedded store 'slolab proxy --store' writes")
 }
 
 // addSources adds the flags choosing the source, without --spec.
-func (f *sourceFlags) addSources(cmd *cobra.Command, storeUsage string) {
+func (f *sourceFlags) addSources(cmd *cobra.Command, e *env, storeUsage string) {
 	fs := cmd.Flags()
-	fs.StringVar(&f.store, "store", DefaultStore, storeUsage)
+	fs.StringVar(&f.store, "store", defaultStore(e), storeUsage+" (default $SLOLAB_STORE or slolab.db)")
 	fs.StringVar(&f.prometheus, "prometheus", "", "read slolab's metrics (or the spec's queries) from Prometheus at this URL instead of the store")
 	fs.StringVar(&f.matchers, "prometheus-matchers", "", `extra label matchers for slolab's metrics, e.g. 'job="chat-proxy"'`)
 }
@@ -304,7 +314,7 @@ alert's firing and resolution as JSON (Slack-compatible "text"), and
 			}
 		},
 	}
-	src.add(cmd)
+	src.add(cmd, e)
 	outputFlag(cmd.Flags(), &output)
 	fs := cmd.Flags()
 	fs.StringVar(&color, "color", "auto", "colour the table: auto (on a terminal, unless NO_COLOR is set), always or never")
@@ -398,7 +408,7 @@ From the store, minute history covers the last 35 days.`,
 			return rpt.BacktestTable(e.stdout, bt, rpt.StatusOptions{Colour: colour, Source: s.describe})
 		},
 	}
-	src.add(cmd)
+	src.add(cmd, e)
 	outputFlag(cmd.Flags(), &output)
 	fs := cmd.Flags()
 	fs.StringVar(&from, "from", "7d", "start of the replay (RFC 3339, a date, or a duration ago)")
@@ -478,7 +488,7 @@ and json.`,
 			return nil
 		},
 	}
-	src.add(cmd)
+	src.add(cmd, e)
 	fs := cmd.Flags()
 	fs.StringVar(&window, "window", "30d", "the review window")
 	fs.StringVar(&format, "format", "md", "md, html or json")
