@@ -267,6 +267,13 @@ func renderLoadgen(s *session, cfg loadgenConfig, runs map[string]map[int][]rung
 	case sl == 0 && vg == 0:
 		b.WriteString(reading(verdict(rsl/rvg), fmt.Sprintf("Neither generator held p99 schedule lag under %s on this machine during this run; under %s slolab's sustains %.0f req/s, %s× vegeta's %.0f req/s.",
 			fmtMS(cfg.Bar), fmtMS(relaxedBar*cfg.Bar), rsl, fmtRatio(rsl/rvg), rvg)))
+	case vg == 0:
+		relaxedText := fmt.Sprintf("under %s, slolab's sustains %.0f req/s and vegeta's %.0f req/s", fmtMS(relaxedBar*cfg.Bar), rsl, rvg)
+		if rvg > 0 {
+			relaxedText += fmt.Sprintf(" (%s×)", fmtRatio(rsl/rvg))
+		}
+		b.WriteString(reading("leads", fmt.Sprintf("slolab's generator sustains %.0f req/s with p99 schedule lag under %s; vegeta held that bar at no rate, not even %d req/s; %s.",
+			sl, fmtMS(cfg.Bar), cfg.Rates[0], relaxedText)))
 	default:
 		b.WriteString(reading(verdict(sl/vg), fmt.Sprintf("slolab's generator sustains %.0f req/s with p99 schedule lag under %s, %s× vegeta's %.0f req/s.", sl, fmtMS(cfg.Bar), fmtRatio(sl/vg), vg)))
 	}
