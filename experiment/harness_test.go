@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"slolab.dev/slolab/fault"
+	"slolab.dev/slolab/internal/testtool"
 	"slolab.dev/slolab/match"
 	"slolab.dev/slolab/proxy"
 	"slolab.dev/slolab/proxy/admin"
@@ -42,14 +43,7 @@ type lab struct {
 type handlerTransport struct{ h http.Handler }
 
 func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.Body == nil {
-		req.Body = http.NoBody
-	}
-	rec := httptest.NewRecorder()
-	t.h.ServeHTTP(rec, req)
-	resp := rec.Result()
-	resp.Request = req
-	return resp, nil
+	return testtool.ServeInMemory(t.h, req), nil
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)

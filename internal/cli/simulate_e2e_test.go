@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"slolab.dev/slolab/fault"
+	"slolab.dev/slolab/internal/testtool"
 	"slolab.dev/slolab/match"
 	"slolab.dev/slolab/proxy"
 	"slolab.dev/slolab/proxy/admin"
@@ -34,14 +35,7 @@ func (t inProcess) RoundTrip(r *http.Request) (*http.Response, error) {
 	if !ok {
 		return nil, &url.Error{Op: r.Method, URL: r.URL.String(), Err: io.ErrUnexpectedEOF}
 	}
-	if r.Body == nil { // a client request may have none; a server request always has one
-		r.Body = http.NoBody
-	}
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, r)
-	resp := rec.Result()
-	resp.Request = r
-	return resp, nil
+	return testtool.ServeInMemory(h, r), nil
 }
 
 // TestSimulatedBurnRatePagesWhenTheMathsSays is the end-to-end check of
