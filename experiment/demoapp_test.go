@@ -3,12 +3,14 @@ package experiment
 import (
 	"bytes"
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"slolab.dev/slolab/demoapp"
+	"slolab.dev/slolab/internal/testtool"
 	"slolab.dev/slolab/spec"
 )
 
@@ -106,6 +108,6 @@ spec:
 		if err := rep.WriteMarkdown(&md); err != nil {
 			t.Fatal(err)
 		}
-		golden(t, "gameday-demoapp.md", md.Bytes())
+		testtool.Golden(t, filepath.Join("testdata", "gameday-demoapp.md"), md.Bytes())
 	})
 }

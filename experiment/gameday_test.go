@@ -3,11 +3,13 @@ package experiment
 import (
 	"bytes"
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"slolab.dev/slolab/internal/testtool"
 	"slolab.dev/slolab/spec"
 )
 
@@ -90,6 +92,6 @@ spec:
 		if err := rep.WriteMarkdown(&md); err != nil {
 			t.Fatal(err)
 		}
-		golden(t, "gameday.md", md.Bytes())
+		testtool.Golden(t, filepath.Join("testdata", "gameday.md"), md.Bytes())
 	})
 }

@@ -3,36 +3,13 @@ package experiment
 import (
 	"bytes"
 	"context"
-	"flag"
-	"os"
 	"path/filepath"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"slolab.dev/slolab/internal/testtool"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file; run go test -update and review the diff\ngot:\n%s", name, got)
-	}
-}
 
 // A whole run in a synctest bubble is deterministic when nothing happens at
 // the same instant: requests arrive 1ms after every 50ms, the recorder closes
@@ -75,8 +52,8 @@ func TestReportsRenderAsGolden(t *testing.T) {
 		if err := rep.WriteHTML(&html); err != nil {
 			t.Fatal(err)
 		}
-		golden(t, "report.json", js.Bytes())
-		golden(t, "report.md", md.Bytes())
-		golden(t, "report.html", html.Bytes())
+		testtool.Golden(t, filepath.Join("testdata", "report.json"), js.Bytes())
+		testtool.Golden(t, filepath.Join("testdata", "report.md"), md.Bytes())
+		testtool.Golden(t, filepath.Join("testdata", "report.html"), html.Bytes())
 	})
 }
