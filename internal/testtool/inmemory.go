@@ -22,7 +22,7 @@ func ServeInMemory(h http.Handler, r *http.Request) *http.Response {
 	// Result's header is the snapshot taken when the handler first wrote, so
 	// the length is set on the response, not on the recorder.
 	resp := rec.Result()
-	if resp.ContentLength < 0 && len(resp.TransferEncoding) == 0 && resp.Header.Get("Transfer-Encoding") == "" {
+	if resp.ContentLength < 0 && resp.Header.Get("Transfer-Encoding") == "" {
 		resp.ContentLength = int64(rec.Body.Len())
 		resp.Header.Set("Content-Length", strconv.Itoa(rec.Body.Len()))
 	}
