@@ -142,6 +142,17 @@ var errSilentFailure = errors.New("failed")
 // inconclusive verdict.
 var errSilentInconclusive = errors.New("inconclusive")
 
+// minArgs is cobra.MinimumNArgs(1) with a message that says what is missing.
+func minArgs(what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			name := strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
+			return usageErrorf("%s needs %s\nRun '%s --help' for usage.", name, what, cmd.CommandPath())
+		}
+		return nil
+	}
+}
+
 // exactArgs is cobra.ExactArgs with a message that says what is missing.
 func exactArgs(n int, what string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {

@@ -184,12 +184,7 @@ interrupted); 2 usage; 3 invalid spec.`,
 		Example: `  slolab experiment run examples/chat-experiments.yaml --name update-errors
   slolab experiment run experiments.yaml service.yaml --admin http://127.0.0.1:9090 -o json
   slolab experiment run exp.yaml --report-dir reports --format md,json --quiet`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 0 {
-				return usageErrorf("experiment run needs the spec file holding the experiment\nRun 'slolab experiment run --help' for usage.")
-			}
-			return nil
-		},
+		Args: minArgs("the spec file holding the experiment"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
 				return err
@@ -385,12 +380,7 @@ run under way (its faults are removed) and stops.
 'slolab serve' runs the same scheduler next to its other duties.`,
 		Example: `  slolab experiment schedule examples/chat-experiments.yaml --admin http://127.0.0.1:9090
   slolab experiment schedule experiments/*.yaml --history schedule.jsonl`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 0 {
-				return usageErrorf("experiment schedule needs the spec files holding the experiments\nRun 'slolab experiment schedule --help' for usage.")
-			}
-			return nil
-		},
+		Args: minArgs("the spec files holding the experiments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := rf.check(); err != nil {
 				return err

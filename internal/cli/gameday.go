@@ -177,12 +177,7 @@ Exit status: 0 when every experiment's hypothesis held, 1 otherwise.`,
   SLOLAB_GAMEDAY_TOKEN=s3cret slolab gameday run drill.yaml --listen 0.0.0.0:9192
   # responders, elsewhere:
   slolab gameday ack "on it" --gameday http://gameday-host:9192`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 0 {
-				return usageErrorf("gameday run needs the spec file holding the GameDay\nRun 'slolab gameday run --help' for usage.")
-			}
-			return nil
-		},
+		Args: minArgs("the spec file holding the GameDay"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
 				return err

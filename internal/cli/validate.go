@@ -20,12 +20,7 @@ file:line:col: field.path: message, and each valid file gets a one-line summary.
 Exit status: 0 when every file is valid, 3 when any is not.`,
 		Example: `  slolab validate examples/chat.yaml
   slolab validate -o json specs/*.yaml`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 0 {
-				return usageErrorf("validate needs at least one spec file\nRun 'slolab validate --help' for usage.")
-			}
-			return nil
-		},
+		Args: minArgs("at least one spec file"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
 				return err
