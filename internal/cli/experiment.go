@@ -61,15 +61,14 @@ func (r *reportFlags) check() error {
 	return nil
 }
 
-// write writes one file per format named NAME-STAMP.EXT and returns their paths.
-func (r *reportFlags) write(name string, at time.Time, render map[string]func(io.Writer) error) ([]string, error) {
+// write writes one file per format named NAME-STAMP.EXT and logs each path.
+func (r *reportFlags) write(log io.Writer, name string, at time.Time, render map[string]func(io.Writer) error) error {
 	if r.dir == "" {
-		return nil, nil
+		return nil
 	}
 	if err := os.MkdirAll(r.dir, 0o755); err != nil {
-		return nil, fmt.Errorf("report directory: %w", err)
+		return fmt.Errorf("report directory: %w", err)
 	}
-	var paths []string
 	for _, f := range r.formats {
 		if render[f] == nil {
 			continue // a format this report does not have (a retrospective has no HTML)
@@ -77,18 +76,18 @@ func (r *reportFlags) write(name string, at time.Time, render map[string]func(io
 		p := filepath.Join(r.dir, fmt.Sprintf("%s-%s.%s", name, at.UTC().Format("20060102T150405Z"), f))
 		out, err := os.Create(p)
 		if err != nil {
-			return paths, err
+			return err
 		}
 		err = render[f](out)
 		if cerr := out.Close(); err == nil {
 			err = cerr
 		}
 		if err != nil {
-			return paths, fmt.Errorf("writing %s: %w", p, err)
+			return fmt.Errorf("writing %s: %w", p, err)
 		}
-		paths = append(paths, p)
+		fmt.Fprintf(log, "report: %s\n", p)
 	}
-	return paths, nil
+	return nil
 }
 
 func experimentRenderers(rep *experiment.Report) map[string]func(io.Writer) error {
@@ -136,12 +135,17 @@ func (p *progress) event(ev experiment.Event) {
 	if p.quiet && ev.Kind == experiment.EventEvaluation {
 		return
 	}
+	p.line(ev.At, ev.Text)
+}
+
+// line prints text at its wall-clock time and the time since the first line.
+func (p *progress) line(at time.Time, text string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.start.IsZero() {
-		p.start = ev.At
+		p.start = at
 	}
-	fmt.Fprintf(p.w, "%s %-7s %s\n", ev.At.Local().Format("15:04:05"), "+"+spec.FormatDuration(ev.At.Sub(p.start).Round(time.Second)), ev.Text)
+	fmt.Fprintf(p.w, "%s %-7s %s\n", at.Local().Format("15:04:05"), "+"+spec.FormatDuration(at.Sub(p.start).Round(time.Second)), text)
 }
 
 func experimentRunCmd(e *env) *cobra.Command {
@@ -224,10 +228,7 @@ interrupted); 2 usage; 3 invalid spec.`,
 			if err := recordExperiment(e.ctx, st, c.Service.Name, experiment.Entry{Experiment: rep.Experiment, Verdict: rep.Verdict, Reason: rep.Reason, Report: rep}); err != nil {
 				fmt.Fprintf(e.stderr, "slolab: keeping the record: %v\n", err)
 			}
-			paths, werr := rf.write(rep.Experiment, rep.Started, experimentRenderers(rep))
-			for _, p := range paths {
-				fmt.Fprintf(e.stderr, "report: %s\n", p)
-			}
+			werr := rf.write(e.stderr, rep.Experiment, rep.Started, experimentRenderers(rep))
 			if output == "json" {
 				err = rep.WriteJSON(e.stdout)
 			} else {
@@ -447,10 +448,7 @@ func newExperimentScheduler(e *env, client *admin.Client, set *experiment.Set, r
 			if err != nil {
 				return nil, err
 			}
-			paths, werr := rf.write(rep.Experiment, rep.Started, experimentRenderers(rep))
-			for _, p := range paths {
-				fmt.Fprintf(e.stderr, "report: %s\n", p)
-			}
+			werr := rf.write(e.stderr, rep.Experiment, rep.Started, experimentRenderers(rep))
 			if werr != nil {
 				fmt.Fprintf(e.stderr, "slolab: %v\n", werr)
 			}

@@ -234,21 +234,18 @@ Exit status: 0 when every experiment's hypothesis held, 1 otherwise.`,
 				defer closeStore(e, st)
 			}
 			client.SetActor("gameday " + g.Name)
-			start := time.Time{}
+			pr := &progress{w: e.stderr}
 			rep, err := experiment.RunGameDay(e.ctx, experiment.GameDayConfig{
 				GameDay: g, Set: set, Proxy: client, View: experiment.AdminView{Client: client}, Responses: responses,
 				OnEntry: func(en experiment.TimelineEntry) {
 					mu.Lock()
 					timeline = append(timeline, en)
-					if start.IsZero() {
-						start = en.At
-					}
 					mu.Unlock()
 					who := ""
 					if en.Who != "" {
 						who = en.Who + ": "
 					}
-					fmt.Fprintf(e.stderr, "%s %-7s %s%s\n", en.At.Local().Format("15:04:05"), "+"+spec.FormatDuration(en.At.Sub(start).Round(time.Second)), who, en.Text)
+					pr.line(en.At, who+en.Text)
 				},
 			})
 			stopSrv()
@@ -266,15 +263,9 @@ Exit status: 0 when every experiment's hypothesis held, 1 otherwise.`,
 			for _, x := range rep.Experiments {
 				werr = errors.Join(werr, recordExperiment(e.ctx, st, x.Service, experiment.Entry{Experiment: x.Experiment, Verdict: x.Verdict, Reason: x.Reason, Report: x}))
 			}
-			paths, err := rf.write(rep.GameDay, rep.Started, map[string]func(io.Writer) error{"md": rep.WriteMarkdown, "json": rep.WriteJSON})
-			werr = errors.Join(werr, err)
+			werr = errors.Join(werr, rf.write(e.stderr, rep.GameDay, rep.Started, map[string]func(io.Writer) error{"md": rep.WriteMarkdown, "json": rep.WriteJSON}))
 			for _, x := range rep.Experiments {
-				more, err := rf.write(x.Experiment, x.Started, experimentRenderers(x))
-				paths = append(paths, more...)
-				werr = errors.Join(werr, err)
-			}
-			for _, p := range paths {
-				fmt.Fprintf(e.stderr, "report: %s\n", p)
+				werr = errors.Join(werr, rf.write(e.stderr, x.Experiment, x.Started, experimentRenderers(x)))
 			}
 			if output == "json" {
 				err = rep.WriteJSON(e.stdout)
