@@ -96,24 +96,24 @@ func experimentRenderers(rep *experiment.Report) map[string]func(io.Writer) erro
 
 // loadExperiments reads spec files and picks one experiment: the one named,
 // or the only one.
-func loadExperiments(paths []string, name string) (*experiment.Set, *experiment.Compiled, error) {
+func loadExperiments(paths []string, name string) (*experiment.Compiled, error) {
 	set, err := experiment.Load(paths, loadSpecFile)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	switch {
 	case name != "":
 		c := set.Experiment(name)
 		if c == nil {
-			return nil, nil, usageErrorf("--name %s: no such experiment in %s (there are: %s)", name, strings.Join(paths, ", "), orNone(set.Names()))
+			return nil, usageErrorf("--name %s: no such experiment in %s (there are: %s)", name, strings.Join(paths, ", "), orNone(set.Names()))
 		}
-		return set, c, nil
+		return c, nil
 	case len(set.Experiments) == 1:
-		return set, set.Experiments[0], nil
+		return set.Experiments[0], nil
 	case len(set.Experiments) == 0:
-		return nil, nil, usageErrorf("%s holds no Experiment document", strings.Join(paths, ", "))
+		return nil, usageErrorf("%s holds no Experiment document", strings.Join(paths, ", "))
 	}
-	return nil, nil, usageErrorf("%s holds %d experiments; choose one with --name (%s)", strings.Join(paths, ", "), len(set.Experiments), strings.Join(set.Names(), ", "))
+	return nil, usageErrorf("%s holds %d experiments; choose one with --name (%s)", strings.Join(paths, ", "), len(set.Experiments), strings.Join(set.Names(), ", "))
 }
 
 func orNone(names []string) string {
@@ -200,7 +200,7 @@ interrupted); 2 usage; 3 invalid spec.`,
 			if err != nil {
 				return err
 			}
-			_, c, err := loadExperiments(args, name)
+			c, err := loadExperiments(args, name)
 			if err != nil {
 				return err
 			}
