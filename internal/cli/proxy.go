@@ -95,9 +95,20 @@ func (o *proxyOptions) check() (*url.URL, error) {
 	if o.maxTTL <= 0 {
 		return nil, usageErrorf("--max-ttl must be positive")
 	}
+	if _, err := o.tcpListeners(); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+type tcpFlag struct{ name, listen, upstream string }
+
+// tcpListeners parses the --tcp flags.
+func (o *proxyOptions) tcpListeners() ([]tcpFlag, error) {
+	var out []tcpFlag
 	seen := map[string]bool{}
 	for _, t := range o.tcp {
-		name, _, _, err := tcpproxy.ParseListener(t)
+		name, listen, up, err := tcpproxy.ParseListener(t)
 		if err != nil {
 			return nil, usageErrorf("--tcp %v", err)
 		}
@@ -105,8 +116,9 @@ func (o *proxyOptions) check() (*url.URL, error) {
 			return nil, usageErrorf("--tcp: two listeners are named %q", name)
 		}
 		seen[name] = true
+		out = append(out, tcpFlag{name, listen, up})
 	}
-	return u, nil
+	return out, nil
 }
 
 func parseUpstream(flag, s string) (*url.URL, error) {
@@ -222,10 +234,13 @@ func newProxyStack(svc *spec.Service, upstream *url.URL, o *proxyOptions, log *s
 	if err != nil {
 		return nil, err
 	}
+	tcps, err := o.tcpListeners()
+	if err != nil {
+		return nil, err
+	}
 	var tcpNames []string
-	for _, t := range o.tcp {
-		name, _, _, _ := tcpproxy.ParseListener(t)
-		tcpNames = append(tcpNames, name)
+	for _, t := range tcps {
+		tcpNames = append(tcpNames, t.name)
 	}
 	faults, err := fault.NewRegistry(fault.Config{Service: svc, Routes: routes, MaxTTL: o.maxTTL, Logger: log, TCP: tcpNames})
 	if err != nil {
@@ -259,20 +274,19 @@ func newProxyStack(svc *spec.Service, upstream *url.URL, o *proxyOptions, log *s
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(rec, fault.Collector{Registry: faults}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	for _, t := range o.tcp {
-		name, listen, up, _ := tcpproxy.ParseListener(t)
-		tp, err := tcpproxy.New(tcpproxy.Config{Name: name, Upstream: up, Faults: faults, Logger: log})
+	for _, t := range tcps {
+		tp, err := tcpproxy.New(tcpproxy.Config{Name: t.name, Upstream: t.upstream, Faults: faults, Logger: log})
 		if err != nil {
 			s.close()
 			return nil, err
 		}
-		ln, err := net.Listen("tcp", listen)
+		ln, err := net.Listen("tcp", t.listen)
 		if err != nil {
 			s.close()
-			return nil, fmt.Errorf("tcp listener %s: %w", name, err)
+			return nil, fmt.Errorf("tcp listener %s: %w", t.name, err)
 		}
 		s.closers = append(s.closers, func() error { ln.Close(); return nil })
-		s.tcp = append(s.tcp, &tcpListener{proxy: tp, ln: ln, upstream: up})
+		s.tcp = append(s.tcp, &tcpListener{proxy: tp, ln: ln, upstream: t.upstream})
 		reg.MustRegister(tp)
 	}
 	s.admin = admin.NewHandler(admin.Config{
