@@ -169,7 +169,10 @@ func (r *Recorder) Observe(o Observation) {
 	s := r.get(o.Route.ID, o.Revision, o.Group)
 	i := sort.Search(len(r.bounds), func(i int) bool { return r.bounds[i] >= o.Latency })
 	// The histogram is incremented before bad, and read after it, so a reader
-	// never sees more bad requests than requests.
+	// never sees more bad requests than requests in the cumulative counts.
+	// Split into intervals, a request observed during a close can still have
+	// its histogram count in one interval and its bad count in the next: see
+	// closeSeries.
 	s.hist[i].Add(1)
 	if Bad(o.Code) {
 		s.bad.Add(1)
@@ -262,12 +265,18 @@ func (r *Recorder) closeSeries(s *series, k int64, w int) {
 	}
 	slot := int((k - 1) % int64(r.slots))
 	row := s.ring[slot*w : (slot+1)*w]
-	bad := s.bad.Load()
-	row[0] = uint32(bad - s.last[0])
-	s.last[0] = bad
+	bad := s.bad.Load() - s.last[0] // before the histogram: see Observe
+	var n uint64
 	for i := range s.hist {
 		v := s.hist[i].Load()
 		row[1+i] = uint32(v - s.last[1+i])
+		n += v - s.last[1+i]
 		s.last[1+i] = v
 	}
+	// A bad count whose request went into the interval before is held back
+	// until an interval has a request to carry it, so no interval (and no
+	// window) ever holds more bad requests than requests, and none is lost.
+	bad = min(bad, n)
+	row[0] = uint32(bad)
+	s.last[0] += bad
 }

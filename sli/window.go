@@ -73,12 +73,14 @@ func (r *Recorder) WindowOf(cuj, group, revision int, d time.Duration) Counts {
 
 // addLive adds what a series counted since the last close.
 func (r *Recorder) addLive(s *series, c *Counts) {
-	// bad is read before the histogram: see Observe.
-	bad := s.bad.Load() - s.last[0]
-	c.Bad += bad
+	bad := s.bad.Load() - s.last[0] // before the histogram: see Observe
+	var n uint64
 	for i := range s.hist {
-		c.Hist[i] += s.hist[i].Load() - s.last[1+i]
+		d := s.hist[i].Load() - s.last[1+i]
+		c.Hist[i] += d
+		n += d
 	}
+	c.Bad += min(bad, n) // as closeSeries does
 }
 
 // addClosed adds the ring's intervals [from, to).
