@@ -28,7 +28,9 @@ func TestABadCountSplitByACloseNeverExceedsTheRequests(t *testing.T) {
 		rec := New(Config{Service: svc, Routes: routes})
 		cuj := routes.CUJIndex("update")
 		rt := routes.Routes()[rec.cujRoutes[cuj][0]]
-		observe := func(code int) { rec.Observe(Observation{Route: rt, Method: "POST", Code: code, Latency: time.Millisecond}) }
+		observe := func(code int) {
+			rec.Observe(Observation{Route: rt, Method: "POST", Code: code, Latency: time.Millisecond})
+		}
 		closeAfter := func(d time.Duration) { time.Sleep(d); rec.Close(time.Now()) }
 		check := func(when string, d time.Duration) Counts {
 			t.Helper()
