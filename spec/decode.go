@@ -192,6 +192,15 @@ func (d *decoder) duration(n *Node, path string) time.Duration {
 	return v
 }
 
+// durationIn decodes a duration that must lie in [lo, hi].
+func (d *decoder) durationIn(n *Node, path string, lo, hi time.Duration) time.Duration {
+	v := d.duration(n, path)
+	if v > 0 && (v < lo || v > hi) {
+		d.errorf(n, path, "must be between %s and %s, got %s", FormatDuration(lo), FormatDuration(hi), n.Value)
+	}
+	return v
+}
+
 // timestamp decodes an RFC 3339 time.
 func (d *decoder) timestamp(n *Node, path string) time.Time {
 	s, ok := d.scalar(n, path, "a time")

@@ -126,13 +126,6 @@ func (e *Experiment) Faults() []*FaultRule {
 	return out
 }
 
-// Exprs returns every expression of the experiment, in file order of sections.
-func (e *Experiment) Exprs() []Expr {
-	out := append([]Expr{}, e.SteadyState...)
-	out = append(out, e.Guardrails.AbortIf...)
-	return append(out, e.Expect...)
-}
-
 func (d *decoder) experiment(n *Node, path string, x *Experiment) {
 	x.Interval, x.Lease, x.Recovery, x.Significance = DefaultInterval, DefaultLease, DefaultRecovery, DefaultSignificance
 	var maxDuration *Node
@@ -140,19 +133,9 @@ func (d *decoder) experiment(n *Node, path string, x *Experiment) {
 		"service":     func(v *Node, p string) { x.Service, x.ServicePos = d.name(v, p), v.Pos },
 		"serviceFile": func(v *Node, p string) { x.ServiceFile = d.str(v, p) },
 		"description": func(v *Node, p string) { x.Description = d.str(v, p) },
-		"interval": func(v *Node, p string) {
-			x.Interval = d.duration(v, p)
-			if x.Interval > 0 && (x.Interval < time.Second || x.Interval > 10*time.Minute) {
-				d.errorf(v, p, "must be between 1s and 10m, got %s", v.Value)
-			}
-		},
-		"lease": func(v *Node, p string) {
-			x.Lease = d.duration(v, p)
-			if x.Lease > 0 && (x.Lease < time.Second || x.Lease > time.Hour) {
-				d.errorf(v, p, "must be between 1s and 1h, got %s", v.Value)
-			}
-		},
-		"recovery": func(v *Node, p string) { x.Recovery = d.duration(v, p) },
+		"interval":    func(v *Node, p string) { x.Interval = d.durationIn(v, p, time.Second, 10*time.Minute) },
+		"lease":       func(v *Node, p string) { x.Lease = d.durationIn(v, p, time.Second, time.Hour) },
+		"recovery":    func(v *Node, p string) { x.Recovery = d.duration(v, p) },
 		"significance": func(v *Node, p string) {
 			x.Significance = d.ratio(v, p)
 			if v.Kind == ScalarNode && (x.Significance.IsZero() || x.Significance.Cmp(NewRatio(1, 2)) > 0) {

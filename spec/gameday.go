@@ -45,12 +45,7 @@ func (d *decoder) gameDay(n *Node, path string, g *GameDay) {
 		"endOnMitigate": func(v *Node, p string) {
 			g.EndOnMitigate = d.boolean(v, p)
 		},
-		"interval": func(v *Node, p string) {
-			g.Interval = d.duration(v, p)
-			if g.Interval > 0 && (g.Interval < time.Second || g.Interval > 10*time.Minute) {
-				d.errorf(v, p, "must be between 1s and 10m, got %s", v.Value)
-			}
-		},
+		"interval": func(v *Node, p string) { g.Interval = d.durationIn(v, p, time.Second, 10*time.Minute) },
 		"wrapUp": func(v *Node, p string) {
 			g.WrapUp = d.duration(v, p)
 			if g.WrapUp > MaxExperimentLength {
