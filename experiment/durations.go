@@ -85,8 +85,7 @@ func rewriteDurations(src string) rewrite {
 			}
 			lit := string(rs[i:u])
 			if u > k {
-				if _, err := spec.ParseDuration(lit); err == nil && !isExponent(rs[k:u]) {
-					d, _ := spec.ParseDuration(lit)
+				if d, err := spec.ParseDuration(lit); err == nil && !isExponent(rs[k:u]) {
 					rep := []rune("duration(" + strconv.Quote(d.String()) + ")")
 					edits = append(edits, edit{from: i, to: u, at: len(out), n: len(rep)})
 					out = append(out, rep...)

@@ -16,6 +16,7 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"slolab.dev/slolab/sli"
+	"slolab.dev/slolab/slo"
 	"slolab.dev/slolab/spec"
 )
 
@@ -436,6 +437,9 @@ type Outcome struct {
 	At          time.Time `json:"at"`
 }
 
+// failed reports whether the expression was false or could not be evaluated.
+func (o Outcome) failed() bool { return !o.Holds || o.Error != "" }
+
 // Values returns the measures in one line: `availability("update", "1m") = 97.5`.
 func (o Outcome) Values() string {
 	parts := make([]string, len(o.Measures))
@@ -556,7 +560,15 @@ func ratFloat(r *big.Rat) float64 {
 	return f
 }
 
-var bigOne = big.NewRat(1, 1)
+// meetsSLOs reports whether s met every SLO of c.
+func meetsSLOs(c *spec.CUJ, s SLI) bool {
+	for _, p := range sloParts(c, s) {
+		if !slo.Met(slo.Events{Total: s.Total, Bad: p.bad}, p.objective) {
+			return false
+		}
+	}
+	return true
+}
 
 func percentGood(total, bad uint64) *big.Rat {
 	if total == 0 {
@@ -685,7 +697,7 @@ func (ev *evaluator) budgetConsumed(call, cuj string) ref.Val {
 	worst, which := new(big.Rat), ""
 	for _, p := range sloParts(c, s) {
 		r := burnOf(p.bad, s.Total, p.objective)
-		r.Mul(r, big.NewRat(int64(s.Span), int64(periodLength(p.window, ev.now))))
+		r.Mul(r, big.NewRat(int64(s.Span), int64(slo.PeriodLength(p.window, ev.now))))
 		r.Mul(r, big.NewRat(100, 1))
 		if which == "" || r.Cmp(worst) > 0 {
 			worst, which = r, p.name
@@ -694,17 +706,6 @@ func (ev *evaluator) budgetConsumed(call, cuj string) ref.Val {
 	v := ratFloat(worst)
 	ev.record(call, formatFloat(v), fmt.Sprintf("%s SLO; %d failed and %d slow of %d requests over the %s run", which, s.Bad, s.Slow, s.Total, spec.FormatDuration(s.Span.Round(time.Second))))
 	return types.Double(v)
-}
-
-// periodLength is the length of an SLO's window: the rolling length, or the
-// length of the calendar month (UTC) holding at.
-func periodLength(w spec.Window, at time.Time) time.Duration {
-	if w.Calendar == "month" {
-		u := at.UTC()
-		start := time.Date(u.Year(), u.Month(), 1, 0, 0, 0, 0, time.UTC)
-		return start.AddDate(0, 1, 0).Sub(start)
-	}
-	return w.Rolling
 }
 
 func (ev *evaluator) recoversWithin(call, cuj string, d time.Duration) ref.Val {

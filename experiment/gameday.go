@@ -339,10 +339,7 @@ func (gd *gameDay) watch(ctx context.Context, scenes []*Compiled) {
 					}
 					cache[q] = s
 				}
-				if w.slo.Kind == slo.Latency {
-					return slo.Events{Total: s.Total, Bad: s.Slow}
-				}
-				return slo.Events{Total: s.Total, Bad: s.Bad}
+				return slo.Counts{Total: s.Total, Bad: s.Bad, Slow: s.Slow}.Events(w.slo.Kind)
 			}
 			st := slo.Judge(&w.slo, now, events)
 			if failed {

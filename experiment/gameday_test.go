@@ -20,7 +20,7 @@ import (
 // recovery times.
 func TestAGameDayProducesATimelineWithDetectionAndRecoveryTimes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		l := newLab(t, labService)
+		l := newLab(t, testService)
 		time.Sleep(time.Millisecond) // requests never coincide with interval boundaries
 		l.traffic(time.Second, 50, "POST /update", "POST /login")
 		// Start 2.5s off the recorder's 10s boundaries, so no evaluation

@@ -187,19 +187,3 @@ func (l *lab) leftovers() []string {
 	}
 	return out
 }
-
-const labService = `apiVersion: slolab.dev/v1
-kind: Service
-metadata: {name: chat}
-spec:
-  cujs:
-    - name: update
-      owner: t
-      routes: ["POST /update"]
-      availability: {objective: 99.9%, window: 30d}
-      latency: {threshold: 1s, objective: 99%, window: 30d}
-    - name: login
-      owner: t
-      routes: ["POST /login"]
-      availability: {objective: 99.5%, window: 30d}
-`

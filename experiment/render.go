@@ -11,9 +11,9 @@ import (
 	"slolab.dev/slolab/spec"
 )
 
-// Report renderers live here rather than in package report: that package
-// (issue 3's SLO reviews) is not on main yet. They follow its formats, so the
-// two can merge.
+// Report renderers live here rather than in package report: an experiment's
+// timeline is read to the second, while report.Time and report.Span write SLO
+// reviews to the minute.
 
 // WriteJSON writes the report as indented JSON.
 func (r *Report) WriteJSON(w io.Writer) error {
@@ -62,7 +62,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		p("## %s\n\n| | expression | measured |\n|---|---|---|\n", title)
 		for _, o := range os {
 			mark := "✔"
-			if !o.Holds || o.Error != "" {
+			if o.failed() {
 				mark = "✘"
 			}
 			expr := "`" + o.Expr + "`"
@@ -193,7 +193,7 @@ func mdEscape(s string) string {
 var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 	"stamp": stamp, "offset": offset, "measured": measured, "percent": percent, "latencyGood": latencyGood,
 	"pValue": pValue, "odds": func(n Number) string { return odds(float64(n)) }, "superiority": func(n Number) string { return superiority(float64(n)) }, "yesNo": yesNo, "cujLabel": cujLabel,
-	"ok": func(o Outcome) bool { return o.Holds && o.Error == "" },
+	"ok": func(o Outcome) bool { return !o.failed() },
 }).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Experiment {{.Experiment}}: {{.Verdict}}</title>

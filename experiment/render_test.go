@@ -18,7 +18,7 @@ import (
 // renderings are compared with golden files.
 func TestReportsRenderAsGolden(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		l := newLab(t, labService)
+		l := newLab(t, testService)
 		time.Sleep(time.Millisecond)
 		l.traffic(50*time.Millisecond, 200, "POST /update", "POST /login")
 		time.Sleep(time.Minute + 499*time.Millisecond)

@@ -142,15 +142,7 @@ func (r *run) compare() {
 	if r.x.BlastRadius == nil || r.rep.MethodStarted.IsZero() {
 		return
 	}
-	targeted := map[string]bool{}
-	for _, f := range r.x.Faults() {
-		if f.Match.CUJ == "" && !f.IsTCP() {
-			for _, c := range r.c.Service.CUJNames() {
-				targeted[c] = true
-			}
-		}
-		targeted[f.Match.CUJ] = true
-	}
+	targeted := r.touchedCUJs()
 	alpha := r.x.Significance.Float()
 	for _, c := range r.c.Service.CUJs {
 		exp, ok1 := r.ev.frozen[[2]string{c.Name, GroupExperiment}]
@@ -175,7 +167,7 @@ func (r *run) compare() {
 }
 
 func groupSLI(c *spec.CUJ, s SLI) GroupSLI {
-	g := GroupSLI{Total: s.Total, Bad: s.Bad, Slow: s.Slow, Availability: ratFloat(percentGood(s.Total, s.Bad)), WithinSLO: true}
+	g := GroupSLI{Total: s.Total, Bad: s.Bad, Slow: s.Slow, Availability: ratFloat(percentGood(s.Total, s.Bad)), WithinSLO: meetsSLOs(c, s)}
 	if c.Latency != nil {
 		v := ratFloat(percentGood(s.Total, s.Slow))
 		g.LatencyGood = &v
@@ -183,11 +175,6 @@ func groupSLI(c *spec.CUJ, s SLI) GroupSLI {
 	if s.Total > 0 {
 		g.P50 = spec.Duration(sli.Quantile(s.Bounds, s.Hist, 0.5).Round(time.Millisecond))
 		g.P99 = spec.Duration(sli.Quantile(s.Bounds, s.Hist, 0.99).Round(time.Millisecond))
-	}
-	for _, p := range sloParts(c, s) {
-		if burnOf(p.bad, s.Total, p.objective).Cmp(bigOne) > 0 {
-			g.WithinSLO = false
-		}
 	}
 	return g
 }

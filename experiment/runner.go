@@ -88,7 +88,6 @@ type run struct {
 
 	evalTick, renewTick *time.Ticker
 	deadline            *time.Timer
-	evaluations         int
 }
 
 type activeRule struct {
@@ -217,15 +216,10 @@ func (r *run) preflight(ctx context.Context) *stop {
 		}
 	}
 	r.ev.round(ctx, now)
-	var failed *Outcome
 	for _, h := range r.c.SteadyState {
-		o := r.ev.eval(h)
-		r.rep.SteadyBefore = append(r.rep.SteadyBefore, o)
-		if (!o.Holds || o.Error != "") && failed == nil {
-			failed = &o
-		}
+		r.rep.SteadyBefore = append(r.rep.SteadyBefore, r.ev.eval(h))
 	}
-	if failed != nil {
+	if failed := firstFailure(r.rep.SteadyBefore); failed != nil {
 		return &stop{verdict: Refused, reason: "the system is not steady: " + describeFailure(*failed), outcome: failed}
 	}
 	r.event(EventSteady, "", fmt.Sprintf("steady: %d %s held", len(r.c.SteadyState), plural(len(r.c.SteadyState), "expression", "expressions")))
@@ -405,8 +399,7 @@ func (r *run) hold(ctx context.Context, d time.Duration) *stop {
 // evaluate checks the allowed window, the guardrails, then the hypothesis.
 func (r *run) evaluate(ctx context.Context) *stop {
 	now := r.now()
-	r.evaluations++
-	r.rep.Evaluations = r.evaluations
+	r.rep.Evaluations++
 	if ok, why := r.x.Guardrails.Allowed(now); !ok {
 		return r.trip(&stop{verdict: Aborted, reason: "guardrail: the allowed window closed: " + why})
 	}
@@ -423,12 +416,12 @@ func (r *run) evaluate(ctx context.Context) *stop {
 	}
 	for _, h := range r.c.SteadyState {
 		o := r.ev.eval(h)
-		if !o.Holds || o.Error != "" {
+		if o.failed() {
 			r.event(EventHypothesis, "", "the steady state broke: "+describeFailure(o))
 			return &stop{verdict: Failed, reason: "the steady state broke during the method: " + describeFailure(o), outcome: &o}
 		}
 	}
-	r.event(EventEvaluation, "", fmt.Sprintf("evaluation %d: %d %s and %d %s hold", r.evaluations,
+	r.event(EventEvaluation, "", fmt.Sprintf("evaluation %d: %d %s and %d %s hold", r.rep.Evaluations,
 		len(r.c.SteadyState), plural(len(r.c.SteadyState), "hypothesis", "hypotheses"), len(r.c.AbortIf), plural(len(r.c.AbortIf), "guardrail stays quiet", "guardrails stay quiet")))
 	return nil
 }
@@ -521,20 +514,9 @@ func (r *run) cleanup(ctx context.Context) {
 // recoveryCUJs are the CUJs whose recovery is watched: those the expectations
 // name and those the faults touched.
 func (r *run) recoveryCUJs() []string {
-	set := map[string]bool{}
+	set := r.touchedCUJs()
 	for cuj := range r.c.Recovery {
 		set[cuj] = true
-	}
-	for _, f := range r.x.Faults() {
-		switch {
-		case f.IsTCP():
-		case f.Match.CUJ != "":
-			set[f.Match.CUJ] = true
-		default:
-			for _, c := range r.c.Service.CUJNames() {
-				set[c] = true
-			}
-		}
 	}
 	var out []string
 	for _, c := range r.c.Service.CUJNames() {
@@ -585,7 +567,7 @@ func (r *run) recover(ctx context.Context) *stop {
 			r.ev.round(ctx, now)
 			var still []string
 			for _, cuj := range pending {
-				if r.meetsSLOs(cuj) {
+				if r.recovered(cuj) {
 					after := now.Sub(r.rep.MethodEnded)
 					r.ev.recovery[cuj] = recoveryMark{recovered: true, after: after}
 					r.rep.Recovery = append(r.rep.Recovery, Recovery{CUJ: cuj, Recovered: true, After: spec.Duration(after.Round(time.Second)), Waited: spec.Duration(after.Round(time.Second))})
@@ -609,17 +591,17 @@ func (r *run) recover(ctx context.Context) *stop {
 
 func firstFailure(os []Outcome) *Outcome {
 	for i := range os {
-		if !os[i].Holds || os[i].Error != "" {
+		if os[i].failed() {
 			return &os[i]
 		}
 	}
 	return nil
 }
 
-// meetsSLOs reports whether a CUJ's requests over the last interval (the
+// recovered reports whether a CUJ's requests over the last interval (the
 // experiment group's, with a blast radius) met every SLO of the CUJ. A window
 // without requests proves nothing and does not count.
-func (r *run) meetsSLOs(cuj string) bool {
+func (r *run) recovered(cuj string) bool {
 	group := GroupAll
 	if r.grouped {
 		group = GroupExperiment
@@ -628,12 +610,7 @@ func (r *run) meetsSLOs(cuj string) bool {
 	if err != nil || s.Total == 0 {
 		return false
 	}
-	for _, p := range sloParts(r.c.Service.CUJ(cuj), s) {
-		if burnOf(p.bad, s.Total, p.objective).Cmp(bigOne) > 0 {
-			return false
-		}
-	}
-	return true
+	return meetsSLOs(r.c.Service.CUJ(cuj), s)
 }
 
 // expect evaluates the expectations once, over the frozen run and the recovery marks.
@@ -642,8 +619,25 @@ func (r *run) expect(ctx context.Context) {
 	for _, h := range r.c.Expect {
 		o := r.ev.eval(h)
 		r.rep.Expect = append(r.rep.Expect, o)
-		if (!o.Holds || o.Error != "") && r.rep.Verdict == "" {
+		if o.failed() && r.rep.Verdict == "" {
 			r.finish(&stop{verdict: Failed, reason: "an expectation failed: " + describeFailure(o), outcome: &o})
 		}
 	}
+}
+
+// touchedCUJs are the CUJs the method's faults select; TCP faults select none.
+func (r *run) touchedCUJs() map[string]bool {
+	set := map[string]bool{}
+	for _, f := range r.x.Faults() {
+		switch {
+		case f.IsTCP():
+		case f.Match.CUJ != "":
+			set[f.Match.CUJ] = true
+		default:
+			for _, c := range r.c.Service.CUJNames() {
+				set[c] = true
+			}
+		}
+	}
+	return set
 }

@@ -15,7 +15,7 @@ import (
 // control group sees none of it, and the report says so with the tests.
 func TestAHypothesisThatHoldsExitsZeroAndTheControlGroupIsUnaffected(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		l := newLab(t, labService)
+		l := newLab(t, testService)
 		l.traffic(50*time.Millisecond, 200, "POST /update", "POST /login")
 		time.Sleep(time.Minute) // a minute of steady traffic before the experiment
 		c := l.compile(`  steadyState:
@@ -69,7 +69,7 @@ func TestAHypothesisThatHoldsExitsZeroAndTheControlGroupIsUnaffected(t *testing.
 // exit 1, with the expression and the value it measured.
 func TestAHypothesisThatBreaksExitsOneWithTheExpressionAndTheValue(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		l := newLab(t, labService)
+		l := newLab(t, testService)
 		l.traffic(50*time.Millisecond, 200, "POST /update")
 		time.Sleep(time.Minute)
 		c := l.compile(`  interval: 5s
@@ -105,7 +105,7 @@ func TestAHypothesisThatBreaksExitsOneWithTheExpressionAndTheValue(t *testing.T)
 // moment it becomes true, and nothing stays behind.
 func TestAGuardrailAbortsWithinOneIntervalAndLeavesNothing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		l := newLab(t, labService)
+		l := newLab(t, testService)
 		l.traffic(10*time.Millisecond, 200, "POST /update", "POST /login")
 		time.Sleep(time.Minute)
 		c := l.compile(`  interval: 5s
@@ -198,7 +198,7 @@ func TestARunRefusesOutsideItsWindowAndOnAnUnsteadySystem(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				l := newLab(t, labService)
+				l := newLab(t, testService)
 				if tt.before != nil {
 					tt.before(l)
 				}
@@ -220,7 +220,7 @@ func TestARunRefusesOutsideItsWindowAndOnAnUnsteadySystem(t *testing.T) {
 // a ramp's stages inject exactly their rates.
 func TestLeasesAreRenewedAndRampsAreExact(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		l := newLab(t, labService)
+		l := newLab(t, testService)
 		l.traffic(10*time.Millisecond, 50, "POST /update")
 		time.Sleep(10 * time.Second)
 		c := l.compile(`  lease: 3s
@@ -266,7 +266,7 @@ func TestLeasesAreRenewedAndRampsAreExact(t *testing.T) {
 // Ctrl-C during the method removes everything at once.
 func TestAnInterruptedRunLeavesNothing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		l := newLab(t, labService)
+		l := newLab(t, testService)
 		l.traffic(100*time.Millisecond, 50, "POST /update")
 		c := l.compile(`  steadyState: ["true"]
   blastRadius: {by: "header:X-User-ID", experiment: 50%}
@@ -287,7 +287,7 @@ func TestAnInterruptedRunLeavesNothing(t *testing.T) {
 // When the runner dies (here: it simply stops renewing), the lease ends the faults.
 func TestWithoutTheRunnerTheLeaseEndsTheFaults(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		l := newLab(t, labService)
+		l := newLab(t, testService)
 		g := &spec.Grouping{By: "header:X-User-ID", Experiment: spec.NewRatio(1, 2), TTL: 3 * time.Second}
 		l.admin.SetGrouping(context.Background(), g)
 		r, _ := spec.ParseFaultRule("r", []byte(`{"name": "x", "status": 500, "ttl": "3s"}`), "")
@@ -304,7 +304,7 @@ func TestWithoutTheRunnerTheLeaseEndsTheFaults(t *testing.T) {
 
 func TestTheMaximumDurationBoundsTheRecoveryWait(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		l := newLab(t, labService)
+		l := newLab(t, testService)
 		l.traffic(100*time.Millisecond, 50, "POST /update")
 		time.Sleep(10 * time.Second)
 		// The app breaks for good as the method ends: update never recovers.
@@ -329,7 +329,7 @@ func TestTheMaximumDurationBoundsTheRecoveryWait(t *testing.T) {
 
 func TestAMitigationEndsTheMethodEarly(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		l := newLab(t, labService)
+		l := newLab(t, testService)
 		l.traffic(100*time.Millisecond, 50, "POST /update")
 		time.Sleep(10 * time.Second)
 		end := make(chan string, 1)
