@@ -133,6 +133,9 @@ func (d *decoder) str(n *Node, path string) string {
 	return s
 }
 
+// ValidName reports whether s is a valid name: lower-case letters, digits, '-' and '_', at most 63.
+func ValidName(s string) bool { return namePattern.MatchString(s) }
+
 var namePattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?$`)
 
 // name decodes an identifier: lower-case letters, digits, '-' and '_', at most 63 characters.

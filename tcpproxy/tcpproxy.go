@@ -47,7 +47,6 @@ type Proxy struct {
 	cfg Config
 
 	conns      atomic.Uint64
-	active     atomic.Int64
 	bytes      [2]atomic.Uint64 // by direction: upstream, downstream
 	resets     atomic.Uint64
 	blackholed atomic.Uint64
@@ -127,7 +126,7 @@ type conn struct {
 	rules   []*fault.Rule // connection-level rules that injected this connection
 	chunks  [2]atomic.Uint64
 	mu      sync.Mutex
-	holes   [2]*fault.Rule // chunk-level blackholes, sticky per direction
+	holes   [2]atomic.Pointer[fault.Rule] // chunk-level blackholes, sticky per direction
 	timeout atomic.Pointer[time.Timer]
 	closed  atomic.Bool
 	done    chan struct{} // closed when the connection closes
@@ -136,8 +135,6 @@ type conn struct {
 // Handle forwards one client connection.
 func (p *Proxy) Handle(ctx context.Context, client net.Conn) {
 	c := &conn{p: p, client: client, index: p.conns.Add(1), done: make(chan struct{})}
-	p.active.Add(1)
-	defer p.active.Add(-1)
 	p.mu.Lock()
 	p.open[c] = struct{}{}
 	p.mu.Unlock()
@@ -237,10 +234,7 @@ func (c *conn) effects(dir int) effect {
 		}
 		apply(r, c.index<<20^n) // a reproducible draw per connection and chunk
 	}
-	c.mu.Lock()
-	hole := c.holes[dir]
-	c.mu.Unlock()
-	if hole != nil {
+	if hole := c.holes[dir].Load(); hole != nil {
 		if !hole.Active(now) {
 			e.close = true
 		}
@@ -256,16 +250,11 @@ func (c *conn) effects(dir int) effect {
 			continue
 		}
 		apply(r, k)
-		if a.Blackhole {
-			c.mu.Lock()
-			if c.holes[dir] == nil {
-				c.holes[dir] = r
-				c.p.blackholed.Add(1)
-				if a.Timeout > 0 {
-					c.closeAfter(a.Timeout)
-				}
+		if a.Blackhole && c.holes[dir].CompareAndSwap(nil, r) {
+			c.p.blackholed.Add(1)
+			if a.Timeout > 0 {
+				c.closeAfter(a.Timeout)
 			}
-			c.mu.Unlock()
 		}
 	}
 	return e
@@ -438,7 +427,10 @@ func (p *Proxy) Describe(ch chan<- *prometheus.Desc) {
 func (p *Proxy) Collect(ch chan<- prometheus.Metric) {
 	n := p.cfg.Name
 	ch <- prometheus.MustNewConstMetric(connsDesc, prometheus.CounterValue, float64(p.conns.Load()), n)
-	ch <- prometheus.MustNewConstMetric(activeDesc, prometheus.GaugeValue, float64(p.active.Load()), n)
+	p.mu.Lock()
+	active := len(p.open)
+	p.mu.Unlock()
+	ch <- prometheus.MustNewConstMetric(activeDesc, prometheus.GaugeValue, float64(active), n)
 	for i, d := range dirNames {
 		ch <- prometheus.MustNewConstMetric(bytesDesc, prometheus.CounterValue, float64(p.bytes[i].Load()), n, d)
 	}
@@ -453,7 +445,7 @@ func ParseListener(s string) (name, listen, upstream string, err error) {
 	if !ok || !ok2 || name == "" || listen == "" || upstream == "" {
 		return "", "", "", fmt.Errorf("want NAME=LISTEN,UPSTREAM such as postgres=127.0.0.1:15432,127.0.0.1:5432, got %q", s)
 	}
-	if !validName(name) {
+	if !spec.ValidName(name) {
 		return "", "", "", fmt.Errorf("%q: the name %q must be lower-case letters, digits, '-' and '_', as fault rules name it in match.tcp", s, name)
 	}
 	if _, _, err := net.SplitHostPort(listen); err != nil {
@@ -463,17 +455,4 @@ func ParseListener(s string) (name, listen, upstream string, err error) {
 		return "", "", "", fmt.Errorf("%q: upstream address: %w", s, err)
 	}
 	return name, listen, upstream, nil
-}
-
-func validName(s string) bool {
-	if s == "" || len(s) > 63 {
-		return false
-	}
-	for i, r := range s {
-		edge := i == 0 || i == len(s)-1
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || !edge && (r == '-' || r == '_')) {
-			return false
-		}
-	}
-	return true
 }
