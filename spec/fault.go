@@ -631,15 +631,15 @@ func (r *FaultRule) MarshalJSON() ([]byte, error) {
 		TCP     string            `json:"tcp,omitempty"`
 	}
 	type tcp struct {
-		Per       string    `json:"per"`
-		Direction string    `json:"direction"`
-		Latency   *Duration `json:"latency,omitempty"`
-		Jitter    *Duration `json:"jitter,omitempty"`
-		Bandwidth string    `json:"bandwidth,omitempty"`
-		Reset     bool      `json:"reset,omitempty"`
-		Blackhole bool      `json:"blackhole,omitempty"`
-		Timeout   *Duration `json:"timeout,omitempty"`
-		SlowClose *Duration `json:"slowClose,omitempty"`
+		Per       string   `json:"per"`
+		Direction string   `json:"direction"`
+		Latency   Duration `json:"latency,omitzero"`
+		Jitter    Duration `json:"jitter,omitzero"`
+		Bandwidth string   `json:"bandwidth,omitempty"`
+		Reset     bool     `json:"reset,omitempty"`
+		Blackhole bool     `json:"blackhole,omitempty"`
+		Timeout   Duration `json:"timeout,omitzero"`
+		SlowClose Duration `json:"slowClose,omitzero"`
 	}
 	type reqReplace struct {
 		Method  string            `json:"method,omitempty"`
@@ -694,15 +694,8 @@ func (r *FaultRule) MarshalJSON() ([]byte, error) {
 		out.Match = &selector{m.CUJ, m.Route, m.Method, m.Headers, m.Group, m.TCP}
 	}
 	if t := r.TCP; t != nil {
-		opt := func(d time.Duration) *Duration {
-			if d == 0 {
-				return nil
-			}
-			v := Duration(d)
-			return &v
-		}
-		out.TCP = &tcp{Per: t.Per, Direction: t.Direction, Latency: opt(t.Latency), Jitter: opt(t.Jitter),
-			Reset: t.Reset, Blackhole: t.Blackhole, Timeout: opt(t.Timeout), SlowClose: opt(t.SlowClose)}
+		out.TCP = &tcp{Per: t.Per, Direction: t.Direction, Latency: Duration(t.Latency), Jitter: Duration(t.Jitter),
+			Reset: t.Reset, Blackhole: t.Blackhole, Timeout: Duration(t.Timeout), SlowClose: Duration(t.SlowClose)}
 		if t.Bandwidth > 0 {
 			out.TCP.Bandwidth = FormatBandwidth(t.Bandwidth)
 		}
