@@ -293,13 +293,12 @@ func putRule(ctx context.Context, admin, name, body string) error {
 
 // machine describes the host for the record.
 type machine struct {
-	Cores    int
-	CPU      string
-	MemGiB   float64
-	Kernel   string
-	Go       string
-	LoadAvg  string // the 1, 5 and 15 minute load averages
-	Hostname string
+	Cores   int
+	CPU     string
+	MemGiB  float64
+	Kernel  string
+	Go      string
+	LoadAvg string // the 1, 5 and 15 minute load averages
 }
 
 func describeMachine() machine {

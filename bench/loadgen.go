@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"slolab.dev/slolab/load"
 )
 
 // loadgenConfig sizes the load-generator benchmark.
@@ -116,24 +118,13 @@ func slolabRung(s *session, up string, rate int, step time.Duration) (rung, erro
 		return x, fmt.Errorf("slolab load: %w", err)
 	}
 	out := stdout.Bytes()
-	var rep struct {
-		Total struct {
-			Sent   int `json:"sent"`
-			Errors int `json:"errors"`
-			Status struct {
-				C2xx int `json:"2xx"`
-			} `json:"status"`
-		} `json:"total"`
-		ScheduleLag struct {
-			P99 string `json:"p99"`
-		} `json:"scheduleLag"`
-	}
+	var rep load.Report
 	if err := json.Unmarshal(out, &rep); err != nil {
 		return x, fmt.Errorf("slolab load -o json: %w", err)
 	}
-	x.sent, x.errors = rep.Total.Sent, rep.Total.Sent-rep.Total.Status.C2xx
-	x.lag, err = time.ParseDuration(rep.ScheduleLag.P99)
-	return x, err
+	x.sent, x.errors = int(rep.Total.Sent), int(rep.Total.Sent-rep.Total.Status.C2xx)
+	x.lag = time.Duration(rep.ScheduleLag.P99)
+	return x, nil
 }
 
 func vegetaRung(s *session, up string, rate int, step time.Duration) (rung, error) {

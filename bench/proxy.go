@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"slolab.dev/slolab/load"
 )
 
 // proxyConfig sizes the proxy benchmark.
@@ -235,11 +237,10 @@ func durSeconds(d time.Duration) string {
 }
 
 var (
-	wrkRPS  = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	rpsLine = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`) // wrk and hey print the same line
 	wrkPct  = regexp.MustCompile(`(?m)^\s+(50|99)(?:\.000)?%\s+([0-9.]+)(us|ms|s)\s*$`)
 	wrkErr  = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
 	wrkN2xx = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
-	heyRPS  = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
 	heyPct  = regexp.MustCompile(`(?m)^\s+(50|99)%+ in ([0-9.]+) secs`)
 	heyCode = regexp.MustCompile(`(?m)^\s+\[(\d+)\]\s+(\d+) responses`)
 	heyErrs = regexp.MustCompile(`(?ms)^Error distribution:\n(.*)`)
@@ -251,7 +252,7 @@ var wrkUnit = map[string]time.Duration{"us": time.Microsecond, "ms": time.Millis
 // parseWrk reads wrk --latency's summary.
 func parseWrk(text string) (clientResult, error) {
 	var r clientResult
-	m := wrkRPS.FindStringSubmatch(text)
+	m := rpsLine.FindStringSubmatch(text)
 	if m == nil {
 		return r, fmt.Errorf("wrk output without Requests/sec:\n%s", text)
 	}
@@ -284,7 +285,7 @@ func parseWrk(text string) (clientResult, error) {
 // parseHey reads hey's default summary.
 func parseHey(text string) (clientResult, error) {
 	var r clientResult
-	m := heyRPS.FindStringSubmatch(text)
+	m := rpsLine.FindStringSubmatch(text)
 	if m == nil {
 		return r, fmt.Errorf("hey output without Requests/sec:\n%s", text)
 	}
@@ -315,32 +316,13 @@ func parseHey(text string) (clientResult, error) {
 
 // parseLoadReport reads the totals of `slolab load -o json`.
 func parseLoadReport(data []byte) (clientResult, error) {
-	var rep struct {
-		Elapsed string `json:"elapsed"`
-		Total   struct {
-			Sent    uint64 `json:"sent"`
-			Dropped uint64 `json:"dropped"`
-			Errors  uint64 `json:"errors"`
-			Status  struct {
-				C4xx uint64 `json:"4xx"`
-				C5xx uint64 `json:"5xx"`
-			} `json:"status"`
-			Rate    float64 `json:"rate"`
-			Latency struct {
-				P50 string `json:"p50"`
-				P99 string `json:"p99"`
-			} `json:"latency"`
-		} `json:"total"`
-	}
-	var r clientResult
+	var rep load.Report
 	if err := json.Unmarshal(data, &rep); err != nil {
-		return r, fmt.Errorf("slolab load -o json: %w", err)
+		return clientResult{}, fmt.Errorf("slolab load -o json: %w", err)
 	}
-	r.rps = rep.Total.Rate
-	r.p50, _ = time.ParseDuration(rep.Total.Latency.P50)
-	r.p99, _ = time.ParseDuration(rep.Total.Latency.P99)
-	r.errors = int64(rep.Total.Errors + rep.Total.Dropped + rep.Total.Status.C4xx + rep.Total.Status.C5xx)
-	return r, nil
+	t := rep.Total
+	return clientResult{rps: t.Rate, p50: time.Duration(t.Latency.P50), p99: time.Duration(t.Latency.P99),
+		errors: int64(t.Errors + t.Dropped + t.Status.C4xx + t.Status.C5xx)}, nil
 }
 
 func pick(ss []proxySample, f func(proxySample) float64) []float64 {
