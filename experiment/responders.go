@@ -112,9 +112,6 @@ func NewResponderClient(baseURL, token string) (*ResponderClient, error) {
 	return &ResponderClient{base: strings.TrimSuffix(u.String(), "/"), token: token, http: &http.Client{Timeout: 10 * time.Second}}, nil
 }
 
-// SetTransport replaces the HTTP transport, for tests.
-func (c *ResponderClient) SetTransport(rt http.RoundTripper) { c.http.Transport = rt }
-
 // Report puts a responder's action on the timeline and returns it as recorded.
 func (c *ResponderClient) Report(ctx context.Context, r Response) (Response, error) {
 	body, _ := json.Marshal(struct {

@@ -3,13 +3,15 @@ package experiment
 import (
 	"context"
 	"time"
+
+	"slolab.dev/slolab/spec"
 )
 
-// Client groups as expressions name them.
+// Client groups as expressions name them: spec's names.
 const (
-	GroupAll        = "all"        // every client
-	GroupExperiment = "experiment" // the blast radius
-	GroupControl    = "control"    // everyone else
+	GroupAll        = spec.GroupAll
+	GroupExperiment = spec.GroupExperiment
+	GroupControl    = spec.GroupControl
 )
 
 // Query asks what a CUJ's clients (all, or one group) saw over the last

@@ -735,6 +735,7 @@ const (
 	GroupNone       = "none"       // no grouping is active
 	GroupExperiment = "experiment" // the blast radius
 	GroupControl    = "control"    // everyone else, measured separately
+	GroupAll        = "all"        // every client, as SLI queries and expressions name it
 )
 
 // Grouping splits clients into an experiment group and a control group by a

@@ -45,7 +45,7 @@ func (h *handler) covering(t time.Time) time.Duration {
 }
 
 // GroupAll selects every client in GET /api/v1/sli.
-const GroupAll = "all"
+const GroupAll = spec.GroupAll
 
 func (h *handler) sli(r *http.Request, _ identity) (int, any, error) {
 	q := r.URL.Query()
