@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -30,21 +29,8 @@ func TestKillingTheRunnerLeavesNothingBeyondTheLease(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { proxy.Process.Signal(syscall.SIGINT); proxy.Wait() }()
-	rd := bufio.NewReader(stderr)
-	var head string
-	for range 2 {
-		line, err := rd.ReadString('\n')
-		if err != nil {
-			t.Fatalf("reading the proxy's banner: %v (%q)", err, head)
-		}
-		head += line
-	}
+	rd, proxyURL, adminURL := readBanner(t, stderr)
 	go io.Copy(io.Discard, rd)
-	m := listening.FindStringSubmatch(head)
-	if m == nil {
-		t.Fatalf("banner: %q", head)
-	}
-	adminURL := m[2]
 
 	chat, _ := filepath.Abs("../../examples/chat.yaml")
 	spec := filepath.Join(dir, "exp.yaml")
@@ -130,7 +116,7 @@ spec:
 	}
 	// And the app is whole again for everyone.
 	for i := range 20 {
-		req, _ := http.NewRequest("POST", m[1]+"/update", nil)
+		req, _ := http.NewRequest("POST", proxyURL+"/update", nil)
 		req.Header.Set("X-User-ID", fmt.Sprintf("user-%d", i))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

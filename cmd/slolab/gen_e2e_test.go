@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -56,20 +55,7 @@ func TestPrometheusFiresTheGeneratedPageAlertOnTheProxysMetrics(t *testing.T) {
 		_ = proxyCmd.Process.Kill()
 		_ = proxyCmd.Wait()
 	}()
-	rd := bufio.NewReader(stderr)
-	var head string
-	for range 2 {
-		line, err := rd.ReadString('\n')
-		if err != nil {
-			t.Fatalf("reading the proxy's banner: %v (%q)", err, head)
-		}
-		head += line
-	}
-	m := listening.FindStringSubmatch(head)
-	if m == nil {
-		t.Fatalf("banner: %q", head)
-	}
-	proxyURL, adminURL := m[1], m[2]
+	rd, proxyURL, adminURL := readBanner(t, stderr)
 	go func() { _, _ = io.Copy(io.Discard, rd) }()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)

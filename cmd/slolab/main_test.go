@@ -32,6 +32,26 @@ func build(t *testing.T) string {
 
 var listening = regexp.MustCompile(`^slolab proxy: (http://\S+) → .*\nslolab proxy: admin API (http://\S+)/api/v1/`)
 
+// readBanner reads the proxy's two start-up lines and returns the reader
+// after them, with the proxy's URL and the admin API's.
+func readBanner(t *testing.T, stderr io.Reader) (rd *bufio.Reader, proxyURL, adminURL string) {
+	t.Helper()
+	rd = bufio.NewReader(stderr)
+	var head string
+	for range 2 {
+		line, err := rd.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading the proxy's banner: %v (%q)", err, head)
+		}
+		head += line
+	}
+	m := listening.FindStringSubmatch(head)
+	if m == nil {
+		t.Fatalf("banner: %q", head)
+	}
+	return rd, m[1], m[2]
+}
+
 // The real binary proxies, takes a rule through the CLI, and on SIGINT drains,
 // removes every rule and exits 0.
 func TestProxyEndToEndThroughTheRealBinary(t *testing.T) {
@@ -47,20 +67,7 @@ func TestProxyEndToEndThroughTheRealBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	rd := bufio.NewReader(stderr)
-	var head string
-	for range 2 {
-		line, err := rd.ReadString('\n')
-		if err != nil {
-			t.Fatalf("reading the proxy's banner: %v (%q)", err, head)
-		}
-		head += line
-	}
-	m := listening.FindStringSubmatch(head)
-	if m == nil {
-		t.Fatalf("banner: %q", head)
-	}
-	proxyURL, adminURL := m[1], m[2]
+	rd, proxyURL, adminURL := readBanner(t, stderr)
 	rest := make(chan string, 1)
 	go func() { b, _ := io.ReadAll(rd); rest <- string(b) }()
 
