@@ -240,20 +240,15 @@ func experimentDetail(r *experiment.Report) *ExperimentDetail {
 	return x
 }
 
-// comparisonView recomputes the statistics JSON cannot carry (an infinite
-// odds ratio is stored as null) from the stored counts, with the same tests.
+// comparisonView is a comparison as the dashboard shows it; a statistic with
+// no finite value (an odds ratio with no bad control request) is left out.
 func comparisonView(c experiment.Comparison) ComparisonView {
 	group := func(g experiment.GroupSLI) GroupView {
 		return GroupView{Total: g.Total, Bad: g.Bad, Availability: g.Availability, P99: g.P99, WithinSLO: g.WithinSLO}
 	}
-	e := c.Errors
-	odds := float64(experiment.Fisher(e.ExpBad, e.ExpTotal, e.CtlBad, e.CtlTotal).OddsRatio)
-	v := ComparisonView{CUJ: c.CUJ, Targeted: c.Targeted, Experiment: group(c.Experiment), Control: group(c.Control),
-		ErrorsP: e.P, OddsRatio: finite(odds), LatencyP: c.Latency.P, Degraded: c.Degraded, Summary: c.Summary}
-	if n := float64(c.Latency.ExpTotal) * float64(c.Latency.CtlTotal); n > 0 {
-		v.Superiority = finite(c.Latency.U / n)
-	}
-	return v
+	return ComparisonView{CUJ: c.CUJ, Targeted: c.Targeted, Experiment: group(c.Experiment), Control: group(c.Control),
+		ErrorsP: c.Errors.P, OddsRatio: finite(float64(c.Errors.OddsRatio)), LatencyP: c.Latency.P,
+		Superiority: finite(float64(c.Latency.Superiority)), Degraded: c.Degraded, Summary: c.Summary}
 }
 
 func finite(f float64) *float64 {
