@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -69,22 +71,7 @@ func TestUsageMistakesExit2(t *testing.T) {
 
 // fault add, ls, renew and rm against a proxy stack running in-process.
 func TestFaultCommandsAgainstARunningProxy(t *testing.T) {
-	svc, err := spec.LoadService("../../examples/chat.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	up, _ := url.Parse("http://127.0.0.1:1")
-	o := &proxyOptions{listen: "127.0.0.1:0", adminAddr: "127.0.0.1:0", maxTTL: time.Hour, drain: time.Second, auditLog: "-", faultHeader: "-"}
-	stack, err := newProxyStack(svc, up, o, newTestLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { stack.run(ctx) })
-	defer func() { cancel(); wg.Wait() }()
-	adminURL := stack.adminURL()
-
+	adminURL := startStack(t)
 	code, out, errOut := runCLI(t, nil, "fault", "add", "upd-500", "--admin", adminURL, "--cuj", "update", "--status", "500", "--rate", "0.1%", "--ttl", "20m")
 	if code != 0 || !strings.HasPrefix(out, "fault upd-500 active: status 500 on update at 0.1%, lease until ") {
 		t.Fatalf("add: exit %d %q %q", code, out, errOut)
@@ -118,4 +105,33 @@ func TestFaultCommandsAgainstARunningProxy(t *testing.T) {
 	if code != ExitFailure || !strings.Contains(errOut, "connection refused") {
 		t.Errorf("ls against nothing: exit %d %q", code, errOut)
 	}
+}
+
+// startStack runs a proxy stack in-process for the CLI to talk to.
+func startStack(t *testing.T) string {
+	t.Helper()
+	svc, err := spec.LoadService("../../examples/chat.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, _ := url.Parse("http://127.0.0.1:1")
+	o := &proxyOptions{listen: "127.0.0.1:0", adminAddr: "127.0.0.1:0", maxTTL: time.Hour, drain: time.Second, auditLog: "-", faultHeader: "-"}
+	stack, err := newProxyStack(svc, up, o, newTestLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { stack.run(ctx) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return stack.adminURL()
+}
+
+func writeFile(t *testing.T, dir, name, text string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -1,47 +1,12 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
-	"net/url"
-	"os"
+	"fmt"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
-
-	"slolab.dev/slolab/spec"
 )
-
-// startStack runs a proxy stack in-process for the CLI to talk to.
-func startStack(t *testing.T) string {
-	t.Helper()
-	svc, err := spec.LoadService("../../examples/chat.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	up, _ := url.Parse("http://127.0.0.1:1")
-	o := &proxyOptions{listen: "127.0.0.1:0", adminAddr: "127.0.0.1:0", maxTTL: time.Hour, drain: time.Second, auditLog: "-", faultHeader: "-"}
-	stack, err := newProxyStack(svc, up, o, newTestLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { stack.run(ctx) })
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	return stack.adminURL()
-}
-
-func writeFile(t *testing.T, dir, name, text string) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 const cliExperiment = `apiVersion: slolab.dev/v1
 kind: Experiment
@@ -57,7 +22,7 @@ spec:
 func experimentFile(t *testing.T, dir, name, steady string) string {
 	t.Helper()
 	chat, _ := filepath.Abs("../../examples/chat.yaml")
-	return writeFile(t, dir, name+".yaml", strings.Replace(strings.Replace(strings.Replace(cliExperiment, "%s", name, 1), "%s", chat, 1), "%s", steady, 1))
+	return writeFile(t, dir, name+".yaml", fmt.Sprintf(cliExperiment, name, chat, steady))
 }
 
 func TestExperimentRunHoldsRefusesAndWritesReports(t *testing.T) {
