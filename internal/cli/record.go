@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"slolab.dev/slolab/experiment"
+	"slolab.dev/slolab/spec"
 	"slolab.dev/slolab/store/sqlite"
 )
 
@@ -71,11 +72,12 @@ func recordGameDay(ctx context.Context, st *sqlite.Store, rep *experiment.GameDa
 	return err
 }
 
-func orNotReached(d interface{ String() string }) string {
-	if s := d.String(); s != "0s" {
-		return s
+// orNotReached writes a GameDay figure; zero means the moment never came.
+func orNotReached(d spec.Duration) string {
+	if d == 0 {
+		return "never"
 	}
-	return "never"
+	return d.String()
 }
 
 func experimentHistoryCmd(e *env) *cobra.Command {
