@@ -35,7 +35,7 @@ func TestTemplatesForTheChatExampleMatchTheGoldenFiles(t *testing.T) {
 }
 
 func TestTemplatesValidateAgainstTheAnalysisTemplateCRD(t *testing.T) {
-	schema := testtool.CRDSchema(t, testtool.SharedTestdata(t, "argo-rollouts", "analysis-template-crd.yaml"), "v1alpha1")
+	schema := testtool.CRDSchema(t, testtool.ModuleFile(t, testtool.ArgoRollouts, "manifests", "crds", "analysis-template-crd.yaml"), "v1alpha1")
 	out, err := argo.Generate(chat(t), argo.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -71,7 +71,7 @@ func TestManifestsMatchTheGoldenFilesAndSayWhatChaosMeshCannotDo(t *testing.T) {
 }
 
 func TestManifestsValidateAgainstTheHTTPChaosCRD(t *testing.T) {
-	schema := testtool.CRDSchema(t, testtool.SharedTestdata(t, "chaos-mesh", "chaos-mesh.org_httpchaos.yaml"), "v1alpha1")
+	schema := testtool.CRDSchema(t, testtool.ModuleFile(t, testtool.ChaosMesh, "config", "crd", "bases", "chaos-mesh.org_httpchaos.yaml"), "v1alpha1")
 	svc, err := spec.LoadService("../../examples/chat.yaml")
 	if err != nil {
 		t.Fatal(err)

@@ -1,11 +1,14 @@
 // Package testtool finds what integration tests need outside the module: real
-// tools (promtool, prometheus, alertmanager, chromium, wrk) and the shared test
-// data beside the repository. A missing tool skips the test on a developer's
-// machine and fails it when SLOLAB_REQUIRE_TOOLS=1, as in CI.
+// tools (promtool, prometheus, alertmanager, chromium, wrk) and files that
+// other projects publish in their Go modules, at a pinned version. A missing
+// tool skips the test on a developer's machine and fails it when
+// SLOLAB_REQUIRE_TOOLS=1, as in CI.
 package testtool
 
 import (
 	"bytes"
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -13,6 +16,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -61,15 +65,71 @@ func RepoRoot(t testing.TB) string {
 	}
 }
 
-// SharedTestdata returns the path of a file under ../shared/testdata beside the
-// repository (data files from other projects, never copied into this one).
-func SharedTestdata(t testing.TB, elem ...string) string {
+// Pinned versions of the projects whose published files the tests read.
+// They are Go modules, so `go mod download` fetches them into the module
+// cache at exactly this version; nothing of theirs is copied into this
+// repository.
+const (
+	// ArgoRollouts holds manifests/crds/ (the AnalysisTemplate CRD schema).
+	ArgoRollouts = "github.com/argoproj/argo-rollouts@v1.8.3"
+	// ChaosMesh holds config/crd/bases/ (the HTTPChaos CRD schema). Chaos
+	// Mesh publishes no semantic version of its root module, so this is the
+	// pseudo-version of a commit on its master branch.
+	ChaosMesh = "github.com/chaos-mesh/chaos-mesh@v0.9.1-0.20260902003049-47411975a8cb"
+	// Sloth holds examples/ and the rules Sloth generated from them,
+	// examples/_gen/.
+	Sloth = "github.com/slok/sloth@v0.16.0"
+)
+
+var moduleDirs sync.Map // module@version → directory, or error
+
+// ModuleFile returns the path of a file inside a published Go module at a
+// pinned version (module@version), downloading the module into the module
+// cache with `go mod download -json` the first time. Without the module proxy
+// it skips t, or fails it when tools are required (SLOLAB_REQUIRE_TOOLS=1).
+func ModuleFile(t testing.TB, moduleAtVersion string, elem ...string) string {
 	t.Helper()
-	p := filepath.Join(append([]string{RepoRoot(t), "..", "shared", "testdata"}, elem...)...)
+	v, ok := moduleDirs.Load(moduleAtVersion)
+	if !ok {
+		v, _ = moduleDirs.LoadOrStore(moduleAtVersion, downloadModule(moduleAtVersion))
+	}
+	dir, isDir := v.(string)
+	if !isDir {
+		if Required() {
+			t.Fatalf("%v", v)
+		}
+		t.Skipf("%v", v)
+	}
+	p := filepath.Join(append([]string{dir}, elem...)...)
 	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("shared test data %s: %v (the repository must sit beside ../shared)", p, err)
+		t.Fatalf("%s: %v", moduleAtVersion, err)
 	}
 	return p
+}
+
+// downloadModule returns the module's directory in the module cache, or an
+// error saying why it could not be had.
+func downloadModule(moduleAtVersion string) any {
+	cmd := exec.Command("go", "mod", "download", "-json", moduleAtVersion)
+	// Outside this module, so its go.mod and go.sum stay untouched.
+	cmd.Dir = os.TempDir()
+	cmd.Env = append(os.Environ(), "GOFLAGS=")
+	out, err := cmd.Output()
+	var m struct{ Dir, Error string }
+	if jerr := json.Unmarshal(out, &m); jerr == nil && m.Error != "" {
+		return fmt.Errorf("go mod download %s: %s", moduleAtVersion, m.Error)
+	}
+	if err != nil {
+		var stderr []byte
+		if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
+			stderr = ee.Stderr
+		}
+		return fmt.Errorf("go mod download %s: %v %s", moduleAtVersion, err, bytes.TrimSpace(stderr))
+	}
+	if m.Dir == "" {
+		return fmt.Errorf("go mod download %s gave no directory: %s", moduleAtVersion, out)
+	}
+	return m.Dir
 }
 
 // ZeroFields sets every settable struct field called name to its zero value,

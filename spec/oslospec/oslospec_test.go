@@ -14,14 +14,14 @@ import (
 // Every OpenSLO example imports into a spec that slolab reads, and what did
 // not map is said in notes and comments.
 func TestTheOpenSLOExamplesImport(t *testing.T) {
-	for _, name := range []string{"oslo-v1.yaml", "occurences-slo.yaml", "ratio-timeslices.yaml", "timeslices-slo.yaml"} {
+	for _, name := range []string{"fleet-v1", "latency-occurrences", "ratio-timeslices", "timeslices-pitfalls"} {
 		t.Run(name, func(t *testing.T) {
-			path := testtool.SharedTestdata(t, "openslo", name)
+			path := filepath.Join("testdata", name+".openslo.yaml")
 			data, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
 			}
-			res, err := oslospec.Import(name, data, oslospec.Options{})
+			res, err := oslospec.Import(name+".yaml", data, oslospec.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -37,27 +37,27 @@ func TestTheOpenSLOExamplesImport(t *testing.T) {
 				out = append(out, string(y))
 			}
 			golden := strings.Join(out, "---\n") + "# Notes:\n# " + strings.Join(res.Notes, "\n# ") + "\n"
-			testtool.Golden(t, filepath.Join("testdata", strings.TrimSuffix(name, ".yaml")+".slolab.yaml"), []byte(golden))
+			testtool.Golden(t, filepath.Join("testdata", name+".slolab.yaml"), []byte(golden))
 		})
 	}
 }
 
 func TestWhatCannotMapIsReported(t *testing.T) {
-	data, err := os.ReadFile(testtool.SharedTestdata(t, "openslo", "timeslices-slo.yaml"))
+	data, err := os.ReadFile(filepath.Join("testdata", "timeslices-pitfalls.openslo.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := oslospec.Import("timeslices-slo.yaml", data, oslospec.Options{})
+	res, err := oslospec.Import("timeslices-pitfalls.yaml", data, oslospec.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []string{
-		`timeslices-slo.yaml:2:1: SLO "service-availability": OpenSLO has no routes; CUJ service-availability gets the placeholder route "GET /service-availability" and owner "unassigned"`,
-		`timeslices-slo.yaml:27:7: calendar window 1m from 2022-01-01 12:00:00 America/New_York: slolab's calendar windows are months; it is read as a rolling window`,
-		`timeslices-slo.yaml:27:17: time window 1m is outside slolab's 1h to 400d (OpenSLO's m is a minute; a month is M); the CUJ uses 30d`,
-		`timeslices-slo.yaml:32:20: budgeting method Timeslices (slices of 1m good at 0.99) is not imported: slolab counts events (Occurrences)`,
-		`timeslices-slo.yaml:39:7: objective "SLA" of SLO "service-availability" is not imported: slolab has one objective per SLI; the first, "Internal objective", is`,
-		`timeslices-slo.yaml:17:11: metric source type "Any" is not Prometheus: its query is not imported, and slolab's own metrics measure the CUJ`,
+		`timeslices-pitfalls.yaml:4:1: SLO "uplink-uptime": OpenSLO has no routes; CUJ uplink-uptime gets the placeholder route "GET /uplink-uptime" and owner "unassigned"`,
+		`timeslices-pitfalls.yaml:29:7: calendar window 1m from 2024-01-01 00:00:00 Asia/Tokyo: slolab's calendar windows are months; it is read as a rolling window`,
+		`timeslices-pitfalls.yaml:29:17: time window 1m is outside slolab's 1h to 400d (OpenSLO's m is a minute; a month is M); the CUJ uses 30d`,
+		`timeslices-pitfalls.yaml:34:20: budgeting method Timeslices (slices of 1m good at 0.95) is not imported: slolab counts events (Occurrences)`,
+		`timeslices-pitfalls.yaml:41:7: objective "Contract" of SLO "uplink-uptime" is not imported: slolab has one objective per SLI; the first, "Internal", is`,
+		`timeslices-pitfalls.yaml:19:11: metric source type "Any" is not Prometheus: its query is not imported, and slolab's own metrics measure the CUJ`,
 	}
 	if got := strings.Join(res.Notes, "\n"); got != strings.Join(want, "\n") {
 		t.Errorf("notes:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
