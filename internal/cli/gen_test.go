@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"slolab.dev/slolab/internal/testtool"
 )
 
 // The done-means of issue 5: the same CUJ spec written in YAML and in CUE
