@@ -19,6 +19,7 @@ const module = "slolab.dev/slolab"
 var layers = map[string]int{
 	"":                   0, // error kinds
 	"spec":               1,
+	"httpapi":            1, // what every HTTP API shares: the guard, statuses, strict bodies
 	"spec/...":           2, // front ends producing the spec model (CUE, OpenSLO)
 	"match":              2,
 	"demoapp":            2, // the demo chat service; needs only spec
