@@ -407,6 +407,9 @@ func (d *decoder) faultRule(n *Node, path, defaultName string) *FaultRule {
 	required := []string{}
 	if defaultName == "" {
 		required = append(required, "name")
+	} else if !ValidName(defaultName) {
+		d.errorf(n, join(path, "name"), "%s", invalidName(defaultName))
+		return r
 	}
 	ok := d.object(n, path, fields{
 		"name": func(v *Node, p string) {
@@ -419,8 +422,9 @@ func (d *decoder) faultRule(n *Node, path, defaultName string) *FaultRule {
 		"priority":    func(v *Node, p string) { r.Priority = int(d.integer(v, p, -1000, 1000)) },
 		"match":       func(v *Node, p string) { r.Match = d.selector(v, p) },
 		"rate": func(v *Node, p string) {
+			before := len(d.errs)
 			r.Rate = d.ratio(v, p)
-			if v.Kind == ScalarNode && r.Rate.Cmp(MinRate) < 0 {
+			if len(d.errs) == before && r.Rate.Cmp(MinRate) < 0 {
 				d.errorf(v, p, "must be at least 0.0001%% (one in a million), got %s", v.Value)
 			}
 		},
@@ -429,11 +433,11 @@ func (d *decoder) faultRule(n *Node, path, defaultName string) *FaultRule {
 		"status": func(v *Node, p string) {
 			r.Status = &StatusAction{}
 			if v.Kind == ScalarNode {
-				r.Status.Code = int(d.integer(v, p, 100, 599))
+				r.Status.Code = d.status(v, p)
 				return
 			}
 			d.object(v, p, fields{
-				"code":    func(v *Node, p string) { r.Status.Code = int(d.integer(v, p, 100, 599)) },
+				"code":    func(v *Node, p string) { r.Status.Code = d.status(v, p) },
 				"body":    func(v *Node, p string) { r.Status.Body = d.str(v, p) },
 				"headers": func(v *Node, p string) { r.Status.Headers = d.headers(v, p) },
 			}, "code")
@@ -482,6 +486,18 @@ func (d *decoder) faultRule(n *Node, path, defaultName string) *FaultRule {
 		d.errorf(n.Get("stop"), join(path, "stop"), "must be after start")
 	}
 	return r
+}
+
+// status decodes the status a fault answers with: a final one, 200 to 599.
+// An informational status (1xx) is not an answer: the client would wait
+// for the response that never follows, and 101 would count as good.
+func (d *decoder) status(n *Node, path string) int {
+	before := len(d.errs)
+	v := d.integer(n, path, 100, 599)
+	if len(d.errs) == before && v < 200 {
+		d.errorf(n, path, "%d is an informational status, not an answer: a fault answers with a final status, 200 to 599", v)
+	}
+	return int(v)
 }
 
 func (d *decoder) selector(n *Node, path string) Selector {
@@ -574,7 +590,7 @@ func (d *decoder) replace(n *Node, path string) *Replace {
 		"response": func(v *Node, p string) {
 			rr := &ResponseReplace{}
 			d.object(v, p, fields{
-				"status":  func(v *Node, p string) { rr.Status = int(d.integer(v, p, 100, 599)) },
+				"status":  func(v *Node, p string) { rr.Status = d.status(v, p) },
 				"headers": func(v *Node, p string) { rr.Headers = d.headers(v, p) },
 				"body":    func(v *Node, p string) { rr.Body = d.optString(v, p) },
 			})

@@ -188,6 +188,9 @@ func (d *decoder) service(spec *Node, path string, svc *Service) {
 	cujPaths := map[string]string{}
 	d.object(spec, path, fields{
 		"cujs": func(v *Node, p string) {
+			if !d.withinLimits(v, p) {
+				return
+			}
 			d.list(v, p, func(i int, item *Node, p string) {
 				c := d.cuj(item, p)
 				if c == nil {
@@ -207,6 +210,31 @@ func (d *decoder) service(spec *Node, path string, svc *Service) {
 		"policy":   func(v *Node, p string) { svc.Policy = d.policy(v, p) },
 	}, "cujs")
 	d.routeConflicts(svc)
+}
+
+// withinLimits checks a service's CUJ list against MaxCUJs and MaxRoutes
+// before anything in it is decoded, and reports the first item beyond.
+func (d *decoder) withinLimits(cujs *Node, path string) bool {
+	if cujs == nil || cujs.Kind != ListNode {
+		return true
+	}
+	if len(cujs.Items) > MaxCUJs {
+		d.errorf(cujs.Items[MaxCUJs], index(path, MaxCUJs), "a service may have at most %d CUJs, this one has %d: each CUJ is series in every proxy and in Prometheus; split the service", MaxCUJs, len(cujs.Items))
+		return false
+	}
+	n := 0
+	for i, c := range cujs.Items {
+		routes := c.Get("routes")
+		if routes == nil || routes.Kind != ListNode {
+			continue
+		}
+		if n+len(routes.Items) > MaxRoutes {
+			d.errorf(routes.Items[MaxRoutes-n], index(join(index(path, i), "routes"), MaxRoutes-n), "a service may have at most %d routes, all CUJs together: use patterns ({id}, {rest...}) rather than one route per path", MaxRoutes)
+			return false
+		}
+		n += len(routes.Items)
+	}
+	return true
 }
 
 func (d *decoder) cuj(n *Node, path string) *CUJ {
