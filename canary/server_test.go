@@ -42,7 +42,11 @@ func newLab(t *testing.T) *lab {
 	routes, _ := match.Compile(svc)
 	faults, _ := fault.NewRegistry(fault.Config{Service: svc, Routes: routes})
 	rec := sli.New(sli.Config{Service: svc, Routes: routes})
-	adm := httptest.NewServer(admin.NewHandler(admin.Config{Service: svc, Routes: routes, Faults: faults, Recorder: rec}))
+	h, err := admin.NewHandler(admin.Config{Service: svc, Routes: routes, Faults: faults, Recorder: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	adm := httptest.NewServer(h)
 	t.Cleanup(adm.Close)
 	client, _ := admin.NewClient(adm.URL, "")
 	v := httptest.NewServer(canary.NewHandler(canary.ServerConfig{Service: svc, Source: &canary.Admin{Client: client, URL: adm.URL}, Window: 5 * time.Minute}))

@@ -89,7 +89,10 @@ func newLabFor(t *testing.T, svc *spec.Service, app http.Handler) *lab {
 		t.Fatal(err)
 	}
 	l.proxy = p
-	h := admin.NewHandler(admin.Config{Service: svc, Routes: routes, Faults: l.faults, Recorder: l.rec})
+	h, err := admin.NewHandler(admin.Config{Service: svc, Routes: routes, Faults: l.faults, Recorder: l.rec, AllowHosts: []string{"admin"}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	l.admin, _ = admin.NewClient("http://admin", "")
 	l.admin.SetTransport(handlerTransport{h})
 	ctx, cancel := context.WithCancel(context.Background())

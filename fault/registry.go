@@ -40,6 +40,18 @@ type Config struct {
 	// Now is the clock (default time.Now).
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Lapsed, when set, is told once of every rule whose lease lapsed or
+	// whose stop time passed, and of a grouping whose lease lapsed, by
+	// Sweep (for the audit log), outside the registry's lock.
+	Lapsed func(Lapse)
+}
+
+// Lapse is a rule or the grouping that stopped applying by itself.
+type Lapse struct {
+	At       time.Time       // when Sweep saw it
+	State    string          // StateExpired or StateFinished
+	Rule     *Status         // the rule, or nil for the grouping
+	Grouping *GroupingStatus // the grouping, or nil for a rule
 }
 
 func (c *Config) defaults() {
@@ -381,10 +393,19 @@ func (r *Registry) ClearGrouping() bool {
 // applying on their own), logs each lapse once, and forgets rules that ended
 // longer than the retention ago.
 func (r *Registry) Sweep() {
+	for _, l := range r.sweep() {
+		if r.cfg.Lapsed != nil {
+			r.cfg.Lapsed(l)
+		}
+	}
+}
+
+func (r *Registry) sweep() []Lapse {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.cfg.Now()
 	changed := false
+	var lapses []Lapse
 	for name, e := range r.rules {
 		st := stateAt(e.rule, now)
 		if st != StateExpired && st != StateFinished {
@@ -395,6 +416,8 @@ func (r *Registry) Sweep() {
 			changed = true
 			r.cfg.Logger.Warn("fault rule "+st, "fault", name, "expiresAt", e.rule.Expires().UTC().Format(time.RFC3339),
 				"matched", e.rule.state.counter.Matched(), "injected", e.rule.state.counter.Injected())
+			status := r.status(e, now)
+			lapses = append(lapses, Lapse{At: now, State: st, Rule: &status})
 		}
 		end := e.rule.Expires()
 		if st == StateFinished && e.rule.Spec.Stop.Before(end) {
@@ -407,10 +430,71 @@ func (r *Registry) Sweep() {
 	if g := r.grouping; g != nil && !now.Before(g.expires) && r.current.Load().grouper != nil {
 		changed = true
 		r.cfg.Logger.Warn("grouping lease expired", "by", g.spec.By)
+		gs := r.groupingStatus(now)
+		lapses = append(lapses, Lapse{At: now, State: StateExpired, Grouping: &gs})
 	}
 	if changed || slices.ContainsFunc(r.current.Load().rules, func(x *Rule) bool { s := stateAt(x, now); return s == StateExpired || s == StateFinished }) {
 		r.publish()
 	}
+	sort.Slice(lapses, func(i, j int) bool { return lapseName(lapses[i]) < lapseName(lapses[j]) })
+	return lapses
+}
+
+func lapseName(l Lapse) string {
+	if l.Rule != nil {
+		return l.Rule.Rule.Name
+	}
+	return ""
+}
+
+// Snapshot is the registry's rules, their leases and the grouping at one
+// moment, for Restore.
+type Snapshot struct {
+	rules    map[string]entry
+	expires  map[string]int64
+	grouping *groupingEntry
+}
+
+// Snapshot records the rules and the grouping, so that a change can be
+// undone exactly (counters included) when it cannot be recorded.
+func (r *Registry) Snapshot() Snapshot {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := Snapshot{rules: make(map[string]entry, len(r.rules)), expires: make(map[string]int64, len(r.rules))}
+	for name, e := range r.rules {
+		s.rules[name] = *e
+		s.expires[name] = e.rule.state.expires.Load()
+	}
+	if r.grouping != nil {
+		g := *r.grouping
+		s.grouping = &g
+	}
+	return s
+}
+
+// Restore puts back the rules, leases and grouping of a snapshot: rules
+// added since are removed, rules removed or replaced since come back with
+// their counters.
+func (r *Registry) Restore(s Snapshot) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for name, e := range r.rules {
+		if old, ok := s.rules[name]; !ok || old.rule != e.rule {
+			e.rule.state.removed.Store(true)
+		}
+	}
+	r.rules = make(map[string]*entry, len(s.rules))
+	for name, e := range s.rules {
+		e.rule.state.expires.Store(s.expires[name])
+		e.rule.state.removed.Store(false)
+		r.rules[name] = &e
+	}
+	r.grouping = nil
+	if s.grouping != nil {
+		g := *s.grouping
+		r.grouping = &g
+	}
+	r.publish()
 }
 
 // Run sweeps every second until ctx ends.

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -43,6 +42,8 @@ type proxyOptions struct {
 	revisionHeader    string
 	adminAddr         string
 	adminToken        string
+	adminAllowHosts   []string
+	adminOpenMetrics  bool
 	trustForwardedFor bool
 	maxTTL            time.Duration
 	drain             time.Duration
@@ -63,7 +64,9 @@ func (o *proxyOptions) flags(cmd *cobra.Command, e *env) {
 	fs.Uint64Var(&o.canarySeed, "canary-seed", 1, "shifts which requests go to the canary (not how many), so the split does not alias with periodic traffic")
 	fs.StringVar(&o.revisionHeader, "revision-header", "", "read each request's revision from this header, set by a mesh on the request or the response (canary, true, 1, yes, on mean canary; anything else stable)")
 	fs.StringVar(&o.adminAddr, "admin", "127.0.0.1:9090", "address of the admin API, /metrics and /healthz")
-	fs.StringVar(&o.adminToken, "admin-token", e.getenv("SLOLAB_ADMIN_TOKEN"), "bearer token required for admin mutations (default $SLOLAB_ADMIN_TOKEN); required beyond loopback")
+	fs.StringVar(&o.adminToken, "admin-token", e.getenv("SLOLAB_ADMIN_TOKEN"), "bearer token the admin API requires, for reads and changes (default $SLOLAB_ADMIN_TOKEN); at least 16 characters; required beyond loopback")
+	fs.StringArrayVar(&o.adminAllowHosts, "admin-allow-host", nil, "a DNS name the admin API is reached by (its Host header), besides the address it listens on and localhost; repeatable; * allows any (behind a proxy that checks Host)")
+	fs.BoolVar(&o.adminOpenMetrics, "admin-open-metrics", false, "serve /metrics and /healthz without the admin token, for scrapers and probes that cannot send one")
 	fs.BoolVar(&o.trustForwardedFor, "trust-forwarded-for", false, "attribute requests to the left-most X-Forwarded-For address (behind a load balancer or a load generator)")
 	fs.DurationVar(&o.maxTTL, "max-ttl", 24*time.Hour, "the longest lease a fault rule may hold")
 	fs.DurationVar(&o.drain, "drain", 30*time.Second, "how long in-flight requests may finish on shutdown")
@@ -242,7 +245,13 @@ func newProxyStack(svc *spec.Service, upstream *url.URL, o *proxyOptions, log *s
 	for _, t := range tcps {
 		tcpNames = append(tcpNames, t.name)
 	}
-	faults, err := fault.NewRegistry(fault.Config{Service: svc, Routes: routes, MaxTTL: o.maxTTL, Logger: log, TCP: tcpNames})
+	var audit *admin.Audit // opened below; the registry reports lapses once it runs
+	lapsed := func(l fault.Lapse) {
+		if err := audit.Lapsed(l); err != nil {
+			log.Error("recording a lapsed lease in the audit log", "err", err)
+		}
+	}
+	faults, err := fault.NewRegistry(fault.Config{Service: svc, Routes: routes, MaxTTL: o.maxTTL, Logger: log, TCP: tcpNames, Lapsed: lapsed})
 	if err != nil {
 		return nil, err
 	}
@@ -259,19 +268,14 @@ func newProxyStack(svc *spec.Service, upstream *url.URL, o *proxyOptions, log *s
 		return nil, err
 	}
 	s := &proxyStack{svc: svc, routes: routes, faults: faults, recorder: rec, proxy: p, opts: o, log: log}
-	var auditW *os.File
+	audit = admin.NewAudit(nil, 1000)
 	if o.auditLog != "" && o.auditLog != "-" {
-		auditW, err = os.OpenFile(o.auditLog, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-		if err != nil {
-			return nil, fmt.Errorf("opening the audit log: %w", err)
+		if audit, err = admin.OpenAudit(o.auditLog, 1000); err != nil {
+			return nil, err
 		}
-		s.closers = append(s.closers, auditW.Close)
+		s.closers = append(s.closers, audit.Close)
 	}
-	if auditW != nil {
-		s.audit = admin.NewAudit(auditW, 1000)
-	} else {
-		s.audit = admin.NewAudit(nil, 1000)
-	}
+	s.audit = audit
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(rec, fault.Collector{Registry: faults}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, t := range tcps {
@@ -289,10 +293,15 @@ func newProxyStack(svc *spec.Service, upstream *url.URL, o *proxyOptions, log *s
 		s.tcp = append(s.tcp, &tcpListener{proxy: tp, ln: ln, upstream: t.upstream})
 		reg.MustRegister(tp)
 	}
-	s.admin = admin.NewHandler(admin.Config{
-		Service: svc, Routes: routes, Faults: faults, Recorder: rec, Split: sp, Audit: s.audit, Token: o.adminToken, Logger: log,
+	s.admin, err = admin.NewHandler(admin.Config{
+		Service: svc, Routes: routes, Faults: faults, Recorder: rec, Split: sp, Audit: s.audit, Logger: log,
+		Token: o.adminToken, OpenMetrics: o.adminOpenMetrics, Listen: o.adminAddr, AllowHosts: o.adminAllowHosts,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}),
 	})
+	if err != nil {
+		s.close()
+		return nil, err
+	}
 	if o.store != "" && o.store != "-" {
 		st, err := sqlite.Open(context.Background(), sqlite.Config{Path: o.store})
 		if err != nil {
@@ -386,8 +395,12 @@ func (s *proxyStack) run(ctx context.Context) error {
 			s.log.Warn("storing the last buckets on shutdown", "err", err)
 		}
 	}
-	for _, st := range s.faults.DeleteAll() {
+	removed, err := admin.RemoveAll(s.faults, s.audit, time.Now())
+	for _, st := range removed {
 		s.log.Info("fault rule removed on shutdown", "fault", st.Rule.Name, "matched", st.Matched, "injected", st.Injected)
+	}
+	if err != nil {
+		s.log.Error("recording the removals in the audit log", "err", err)
 	}
 	if !adminStopped {
 		stopAdmin()

@@ -1,13 +1,13 @@
 package admin
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
 	"strings"
 	"time"
 
 	"slolab.dev/slolab"
+	"slolab.dev/slolab/httpapi"
 	"slolab.dev/slolab/match"
 	"slolab.dev/slolab/sli"
 	"slolab.dev/slolab/spec"
@@ -53,31 +53,33 @@ func (h *handler) putCanary(r *http.Request, who identity) (int, any, error) {
 	if h.cfg.Split == nil {
 		return 0, nil, h.noSplit()
 	}
-	data, err := readBody(r)
+	data, err := httpapi.ReadBody(r)
 	if err != nil {
 		return 0, nil, err
 	}
 	var req CanaryRequest
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil || len(req.Weight) == 0 {
-		msg := "want {\"weight\": \"25%\"}"
-		if err != nil {
-			msg += ": " + err.Error()
-		}
-		return 0, nil, slolab.Errorf(slolab.Invalid, "request body: %s", msg)
+	if err := httpapi.DecodeJSON(data, &req, `{"weight": "25%"}`); err != nil {
+		return 0, nil, err
+	}
+	if len(req.Weight) == 0 {
+		return 0, nil, slolab.Errorf(slolab.Invalid, "request body: want {\"weight\": \"25%%\"}")
 	}
 	text := strings.Trim(string(req.Weight), `"`)
 	w, err := ParseWeight(text)
 	if err != nil {
 		return 0, nil, slolab.Errorf(slolab.Invalid, "request body: weight: %v", err)
 	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	prev := h.cfg.Split.Weight()
 	st, err := h.cfg.Split.SetWeight(w)
 	if err != nil {
 		return 0, nil, err
 	}
-	h.record(who, "canary.weight", "", map[string]spec.Ratio{"weight": w, "previous": prev})
+	if err := h.record(who, "canary.weight", "", map[string]spec.Ratio{"weight": w, "previous": prev}); err != nil {
+		h.cfg.Split.SetWeight(prev) //nolint:errcheck // it held this weight a moment ago
+		return 0, nil, err
+	}
 	h.cfg.Logger.Info("canary weight changed", "weight", w, "previous", prev, "identity", who.id, "actor", who.actor)
 	return http.StatusOK, st, nil
 }

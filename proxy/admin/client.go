@@ -15,6 +15,7 @@ import (
 
 	"slolab.dev/slolab"
 	"slolab.dev/slolab/fault"
+	"slolab.dev/slolab/httpapi"
 	"slolab.dev/slolab/spec"
 	"slolab.dev/slolab/split"
 )
@@ -83,11 +84,11 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 		return slolab.Errorf(slolab.Unavailable, "admin API %s: reading the response: %v", c.base, err)
 	}
 	if resp.StatusCode >= 300 {
-		var eb errorBody
+		var eb httpapi.ErrorBody
 		if json.Unmarshal(data, &eb) == nil && eb.Error != "" {
-			return &slolab.Error{Kind: kindOf(resp.StatusCode), Msg: eb.Error}
+			return &slolab.Error{Kind: httpapi.KindOf(resp.StatusCode), Msg: eb.Error}
 		}
-		return slolab.Errorf(kindOf(resp.StatusCode), "admin API %s %s: %s", method, path, resp.Status)
+		return slolab.Errorf(httpapi.KindOf(resp.StatusCode), "admin API %s %s: %s", method, path, resp.Status)
 	}
 	if out == nil {
 		return nil

@@ -34,7 +34,11 @@ func TestTheSLIEndpointAnswersAnyWindowPerGroup(t *testing.T) {
 	observe(match.GroupExperiment, 500, 20*time.Millisecond, 3)
 	observe(match.GroupExperiment, 200, 1500*time.Millisecond, 2)
 	observe(match.GroupControl, 200, 20*time.Millisecond, 45)
-	srv := httptest.NewServer(admin.NewHandler(admin.Config{Service: svc, Routes: routes, Faults: faults, Recorder: rec, Now: clock}))
+	h, err := admin.NewHandler(admin.Config{Service: svc, Routes: routes, Faults: faults, Recorder: rec, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	c, err := admin.NewClient(srv.URL, "")
 	if err != nil {
