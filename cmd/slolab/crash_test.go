@@ -42,7 +42,7 @@ func TestAKilledProxyLosesOnlyTheOpenInterval(t *testing.T) {
 		rd, proxyURL, _ := readBanner(t, stderr)
 		go io.Copy(io.Discard, rd)
 		if time.Now().After(boundary.Add(-100 * time.Millisecond)) {
-			t.Logf("attempt %d: the proxy was ready only %v before the boundary; again at the next one", attempt, boundary.Sub(time.Now()))
+			t.Logf("attempt %d: the proxy was ready only %v before the boundary; again at the next one", attempt, time.Until(boundary))
 			cmd.Process.Kill()
 			cmd.Wait()
 			continue
