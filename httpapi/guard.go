@@ -152,7 +152,7 @@ func (g *Guard) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := g.check(r); err != nil {
 			if l, ok := errors.AsType[*limited](err); ok {
-				w.Header().Set("Retry-After", strconv.Itoa(int((l.retry+time.Second-1)/time.Second)))
+				w.Header().Set("Retry-After", strconv.Itoa(int(l.retry/time.Second)))
 				WriteJSON(w, http.StatusTooManyRequests, ErrorBody{Error: l.msg})
 				return
 			}
@@ -219,9 +219,10 @@ func (g *Guard) authorize(r *http.Request) error {
 	now := g.cfg.Now()
 	if wait := g.fails.wait(src, now); wait > 0 {
 		g.note("refusing token attempts", "remote", src, "retryAfter", wait.Round(time.Millisecond).String())
+		secs := (wait + time.Second - 1) / time.Second
 		return &limited{
-			msg:   fmt.Sprintf("%s refuses token attempts from %s for %s: too many wrong tokens were sent from there", g.cfg.Name, src, wait.Round(time.Second)),
-			retry: wait,
+			msg:   fmt.Sprintf("%s refuses token attempts from %s for %ds: too many wrong tokens were sent from there", g.cfg.Name, src, secs),
+			retry: secs * time.Second,
 		}
 	}
 	got, ok := strings.CutPrefix(auth, "Bearer ")

@@ -174,7 +174,7 @@ The retrospective (Markdown and JSON) and each experiment's report go to
 
 Exit status: 0 when every experiment's hypothesis held, 1 otherwise.`,
 		Example: `  slolab gameday run examples/chat-experiments.yaml
-  SLOLAB_GAMEDAY_TOKEN=s3cret slolab gameday run drill.yaml --listen 0.0.0.0:9192
+  SLOLAB_GAMEDAY_TOKEN=$(openssl rand -hex 16) slolab gameday run drill.yaml --listen 0.0.0.0:9192
   # responders, elsewhere:
   slolab gameday ack "on it" --gameday http://gameday-host:9192`,
 		Args: minArgs("the spec file holding the GameDay"),

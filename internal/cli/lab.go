@@ -93,9 +93,10 @@ backtest --store PATH'). The SLO engine reads the store's whole minutes and
 the proxy's newest 10-second intervals together, so SLIs, budgets and alerts
 appear within seconds of the start.
 
-Changes (simulations, stopping faults) need the admin token: the lab uses
-$SLOLAB_ADMIN_TOKEN or makes one, and prints a dashboard URL that carries
-it. The same token works for 'slolab fault' against this lab.
+The dashboard and the admin API need the admin token, to read and to change
+(simulations, stopping faults): the lab uses $SLOLAB_ADMIN_TOKEN or makes
+one, and prints a dashboard URL that carries it. The same token works for
+'slolab fault' against this lab. The proxy's /metrics and /healthz are open.
 
 Ctrl-C stops the load, removes every fault rule, drains the proxy and stops
 the app: nothing stays injected.`,

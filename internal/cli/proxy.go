@@ -447,16 +447,26 @@ connection or per chunk) degrade it, with the same leases and admin API.
 The admin API listens on --admin: /api/v1/faults, /api/v1/cujs, /api/v1/canary,
 /api/v1/counts, /api/v1/sli, /metrics, /healthz. Minute buckets per CUJ go to the embedded
 store (--store) every 10 seconds and on shutdown, for 'slolab slo
-status|report|backtest'. Mutations need the bearer token when one is set; a
-non-loopback admin address requires one.`,
+status|report|backtest'.
+
+The admin API answers only requests whose Host is the address it listens
+on (localhost too on loopback; any IP on 0.0.0.0), or a name given with
+--admin-allow-host, so that no web page can reach it by rebinding its own
+DNS name; it refuses changes from other web origins and form or text
+bodies. With a token (--admin-token, at least 16 characters) every request
+needs it, reads too (--admin-open-metrics leaves /metrics and /healthz
+open); a non-loopback admin address requires one. Wrong tokens are logged
+with the client's address, and an address that keeps sending them is
+refused for a while. Every change goes to the audit log (--audit-log), and
+a change it cannot record is refused.`,
 		Example: `  slolab proxy --spec examples/chat.yaml --upstream http://127.0.0.1:3000
   slolab proxy --spec chat.yaml --upstream http://127.0.0.1:3000 \
       --tcp postgres=127.0.0.1:15432,127.0.0.1:5432 --tcp redis=127.0.0.1:16379,127.0.0.1:6379
   slolab proxy --spec chat.yaml --upstream stable=http://127.0.0.1:3000 \
       --upstream canary=http://127.0.0.1:3001 --canary-weight 10
   slolab proxy --spec chat.yaml --upstream http://istio-ingress:80 --revision-header X-Canary
-  SLOLAB_ADMIN_TOKEN=s3cret slolab proxy --spec chat.yaml --upstream http://app:3000 \
-      --listen :8080 --admin 0.0.0.0:9090`,
+  SLOLAB_ADMIN_TOKEN=$(openssl rand -hex 16) slolab proxy --spec chat.yaml --upstream http://app:3000 \
+      --listen :8080 --admin 0.0.0.0:9090 --admin-allow-host slolab-admin.chat.svc --admin-open-metrics`,
 		Args: exactArgs(0, "no arguments (use --spec and --upstream)"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			upstream, err := o.check()
@@ -501,7 +511,7 @@ func tokenNote(token string) string {
 	if token == "" {
 		return " · no admin token (loopback only)"
 	}
-	return " · admin token required for changes"
+	return " · admin token required"
 }
 
 // adminFlags are the flags of commands that talk to a proxy's admin API.

@@ -57,8 +57,11 @@ experiment's hypotheses with the values measured and the experiment group
 against the control group.
 
 Changes made from the dashboard reach the proxy with --admin-token; when a
-token is set the browser must present it too (open the URL printed at start,
-or type it in). Without a token, the dashboard serves loopback only.
+token is set the browser must present it too, to read as well as to change
+(open the URL printed at start, or type it in). Without a token, the
+dashboard serves loopback only. It answers only requests whose Host is the
+address it listens on (and localhost), or a name given with --allow-host;
+the proxy, reached by name, needs that name in its --admin-allow-host.
 
 Without --spec, the CUJs and their SLOs come from the proxy itself, with the
 SRE Workbook's alert table; give the spec to use its own alerting (and its
@@ -73,7 +76,7 @@ dashboard's Experiments and GameDays section list them). Ctrl-C interrupts a run
   slolab serve --admin http://127.0.0.1:9090 --store chat.db
   slolab serve --spec chat.yaml --prometheus http://prometheus:9090 --prometheus-matchers 'job="chat-proxy"'
   slolab serve --admin http://127.0.0.1:9090 --store chat.db --experiments examples/chat-experiments.yaml
-  SLOLAB_ADMIN_TOKEN=s3cret slolab serve --admin http://proxy:9090 --listen 0.0.0.0:8070 --store -`,
+  SLOLAB_ADMIN_TOKEN=... slolab serve --admin http://proxy:9090 --listen 0.0.0.0:8070 --allow-host slolab.example --store -`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(e.stderr, logLevel)
