@@ -2,7 +2,6 @@ package canary
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"slolab.dev/slolab"
+	"slolab.dev/slolab/httpapi"
 	"slolab.dev/slolab/spec"
 )
 
@@ -56,7 +56,7 @@ func NewHandler(cfg ServerConfig) http.Handler {
 	mux.HandleFunc(FlaggerRolloutPath, s.flagger(false))
 	mux.HandleFunc(FlaggerConfirmPath, s.flagger(true))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, slolab.Errorf(slolab.NotFound, "no such endpoint: %s %s (try GET %s, or POST %s or %s for Flagger)", r.Method, r.URL.Path, VerdictPath, FlaggerRolloutPath, FlaggerConfirmPath))
+		httpapi.WriteError(w, slolab.Errorf(slolab.NotFound, "no such endpoint: %s %s (try GET %s, or POST %s or %s for Flagger)", r.Method, r.URL.Path, VerdictPath, FlaggerRolloutPath, FlaggerConfirmPath))
 	})
 	return mux
 }
@@ -112,15 +112,15 @@ func (s *server) judge(r *http.Request, q query) (Result, error) {
 func (s *server) verdict(w http.ResponseWriter, r *http.Request) {
 	q, err := s.parse(r.URL.Query()["cuj"], r.URL.Query().Get("window"))
 	if err != nil {
-		writeError(w, err)
+		httpapi.WriteError(w, err)
 		return
 	}
 	res, err := s.judge(r, q)
 	if err != nil {
-		writeError(w, err)
+		httpapi.WriteError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	httpapi.WriteJSON(w, http.StatusOK, res)
 }
 
 // FlaggerPayload is what Flagger POSTs to a webhook. The metadata may carry
@@ -143,20 +143,20 @@ func (s *server) flagger(confirm bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost && r.Method != http.MethodGet {
 			w.Header().Set("Allow", "GET, POST")
-			writeError(w, slolab.Errorf(slolab.Invalid, "%s %s: use POST (Flagger) or GET", r.Method, r.URL.Path))
+			httpapi.WriteError(w, slolab.Errorf(slolab.Invalid, "%s %s: use POST (Flagger) or GET", r.Method, r.URL.Path))
 			return
 		}
 		cujs, window := r.URL.Query()["cuj"], r.URL.Query().Get("window")
 		if r.Method == http.MethodPost {
 			data, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 			if err != nil {
-				writeError(w, slolab.Errorf(slolab.Invalid, "reading the webhook payload: %v", err))
+				httpapi.WriteError(w, slolab.Errorf(slolab.Invalid, "reading the webhook payload: %v", err))
 				return
 			}
 			if len(strings.TrimSpace(string(data))) > 0 {
 				var p FlaggerPayload
 				if err := json.Unmarshal(data, &p); err != nil {
-					writeError(w, slolab.Errorf(slolab.Invalid, "the webhook payload is not Flagger's JSON: %v", err))
+					httpapi.WriteError(w, slolab.Errorf(slolab.Invalid, "the webhook payload is not Flagger's JSON: %v", err))
 					return
 				}
 				if v := p.Metadata["cuj"]; v != "" {
@@ -169,12 +169,12 @@ func (s *server) flagger(confirm bool) http.HandlerFunc {
 		}
 		q, err := s.parse(cujs, window)
 		if err != nil {
-			writeError(w, err)
+			httpapi.WriteError(w, err)
 			return
 		}
 		res, err := s.judge(r, q)
 		if err != nil {
-			writeError(w, err)
+			httpapi.WriteError(w, err)
 			return
 		}
 		status := http.StatusOK
@@ -184,34 +184,6 @@ func (s *server) flagger(confirm bool) http.HandlerFunc {
 		case res.Verdict == Inconclusive && confirm:
 			status = StatusTooEarly
 		}
-		writeJSON(w, status, res)
-	}
-}
-
-type errorBody struct {
-	Error string `json:"error"`
-}
-
-func writeError(w http.ResponseWriter, err error) {
-	status := http.StatusInternalServerError
-	switch slolab.KindOf(err) {
-	case slolab.Invalid:
-		status = http.StatusBadRequest
-	case slolab.NotFound:
-		status = http.StatusNotFound
-	case slolab.Unavailable:
-		status = http.StatusServiceUnavailable
-	}
-	writeJSON(w, status, errorBody{Error: err.Error()})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(v); err != nil {
-		fmt.Fprintf(w, `{"error": %q}`, err.Error())
+		httpapi.WriteJSON(w, status, res)
 	}
 }
