@@ -51,9 +51,6 @@ type Config struct {
 	Logger     *slog.Logger
 }
 
-// MaxBodyBytes bounds request bodies.
-const MaxBodyBytes = httpapi.MaxBody
-
 // CheckListen refuses to expose the admin API beyond this machine without a
 // token (anyone who reaches it can break the app behind the proxy), and a
 // token too short to resist guessing.
@@ -104,7 +101,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	guard, err := httpapi.NewGuard(httpapi.Config{
 		Name: "the admin API", Listen: cfg.Listen, AllowHosts: cfg.AllowHosts, AllowHostFlag: "--admin-allow-host",
 		Token: cfg.Token, TokenHint: "send Authorization: Bearer $SLOLAB_ADMIN_TOKEN", Open: open,
-		MaxBody: MaxBodyBytes, Now: cfg.Now, Logger: cfg.Logger,
+		Now: cfg.Now, Logger: cfg.Logger,
 	})
 	if err != nil {
 		return nil, err
@@ -186,8 +183,9 @@ func (h *handler) record(who identity, action, name string, detail any) error {
 	err := h.cfg.Audit.Append(AuditEntry{Time: h.cfg.Now().UTC(), Identity: who.id, Actor: who.actor, Remote: who.remote, Action: action, Fault: name, Detail: detail})
 	if err != nil {
 		h.cfg.Logger.Error("admin API: a change was refused: the audit log cannot be written", "action", action, "fault", name, "err", err)
+		return slolab.Errorf(slolab.Unavailable, "the change was not made: %w", err)
 	}
-	return err
+	return nil
 }
 
 // FaultList is the body of GET /api/v1/faults.

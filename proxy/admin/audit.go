@@ -48,7 +48,6 @@ type Audit struct {
 	secret []byte
 	recent []AuditEntry
 	keep   int
-	err    error
 	close  func() error
 }
 
@@ -119,7 +118,8 @@ func (a *Audit) KeyID(token string) string {
 }
 
 // Append records an entry. When the entry cannot be written, it is not
-// kept either, and the error says so: the caller undoes the change.
+// kept either, and the error (Unavailable) says why: the admin API then
+// undoes the change.
 func (a *Audit) Append(e AuditEntry) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -129,10 +129,8 @@ func (a *Audit) Append(e AuditEntry) error {
 			_, err = a.w.Write(append(line, '\n'))
 		}
 		if err != nil {
-			a.err = err
-			return slolab.Errorf(slolab.Unavailable, "the audit log cannot be written, so the change was not made: %v", err)
+			return slolab.Errorf(slolab.Unavailable, "the audit log cannot be written: %w", err)
 		}
-		a.err = nil
 	}
 	a.recent = append(a.recent, e)
 	if len(a.recent) > a.keep {
@@ -187,13 +185,6 @@ func (a *Audit) Recent(n int) []AuditEntry {
 		n = len(a.recent)
 	}
 	return append([]AuditEntry(nil), a.recent[len(a.recent)-n:]...)
-}
-
-// Err returns the error of the last write, if it failed.
-func (a *Audit) Err() error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.err
 }
 
 // Close closes the log file OpenAudit opened.

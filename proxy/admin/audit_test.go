@@ -119,7 +119,7 @@ func TestAChangeThatCannotBeAuditedIsRefused(t *testing.T) {
 		{"PUT", "/api/v1/grouping", `{"by": "header:X-User", "experiment": "10%"}`},
 	} {
 		code, body := call(t, c.method, srv.URL+c.path, "", c.body)
-		if code != http.StatusServiceUnavailable || !strings.Contains(body, "the audit log cannot be written, so the change was not made: no space left on device") {
+		if code != http.StatusServiceUnavailable || !strings.Contains(body, "the change was not made: the audit log cannot be written: no space left on device") {
 			t.Errorf("%s %s while the log fails: %d %s, want 503", c.method, c.path, code, body)
 		}
 	}
