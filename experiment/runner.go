@@ -513,15 +513,15 @@ func (r *run) cleanup(ctx context.Context) {
 
 // recoveryCUJs are the CUJs whose recovery is watched: those the expectations
 // name and those the faults touched.
-func (r *run) recoveryCUJs() []string {
-	set := r.touchedCUJs()
-	for cuj := range r.c.Recovery {
+func (c *Compiled) recoveryCUJs() []string {
+	set := c.touchedCUJs()
+	for cuj := range c.Recovery {
 		set[cuj] = true
 	}
 	var out []string
-	for _, c := range r.c.Service.CUJNames() {
-		if set[c] {
-			out = append(out, c)
+	for _, name := range c.Service.CUJNames() {
+		if set[name] {
+			out = append(out, name)
 		}
 	}
 	return out
@@ -531,7 +531,7 @@ func (r *run) recoveryCUJs() []string {
 // its SLOs again over the last interval and the steady state holds, or the
 // recovery wait ends.
 func (r *run) recover(ctx context.Context) *stop {
-	cujs := r.recoveryCUJs()
+	cujs := r.c.recoveryCUJs()
 	wait := min(r.x.Recovery, r.rep.Started.Add(r.x.Guardrails.MaxDuration).Sub(r.now()))
 	ticker := time.NewTicker(r.x.Interval)
 	defer ticker.Stop()
@@ -626,16 +626,16 @@ func (r *run) expect(ctx context.Context) {
 }
 
 // touchedCUJs are the CUJs the method's faults select; TCP faults select none.
-func (r *run) touchedCUJs() map[string]bool {
+func (c *Compiled) touchedCUJs() map[string]bool {
 	set := map[string]bool{}
-	for _, f := range r.x.Faults() {
+	for _, f := range c.Experiment.Faults() {
 		switch {
 		case f.IsTCP():
 		case f.Match.CUJ != "":
 			set[f.Match.CUJ] = true
 		default:
-			for _, c := range r.c.Service.CUJNames() {
-				set[c] = true
+			for _, name := range c.Service.CUJNames() {
+				set[name] = true
 			}
 		}
 	}
