@@ -71,6 +71,24 @@ func (r *Recorder) WindowOf(cuj, group, revision int, d time.Duration) Counts {
 	return c
 }
 
+// Covering returns the window whose intervals cover everything since t:
+// Window answers with whole closed intervals plus the live one, so the
+// window is rounded up to reach back to the interval holding t. Its span
+// is then at least the time since t (up to one interval more), where
+// Window(d) alone may cover less than d: with d no longer than an interval,
+// only the live part of the current one.
+func (r *Recorder) Covering(t time.Time) time.Duration {
+	r.mu.RLock()
+	open := time.Unix(0, r.end*int64(r.cfg.Interval)) // start of the live interval
+	r.mu.RUnlock()
+	iv := r.cfg.Interval
+	if !t.Before(open) {
+		return iv
+	}
+	n := (open.Sub(t) + iv - 1) / iv // closed intervals needed
+	return (n + 1) * iv
+}
+
 // addLive adds what a series counted since the last close.
 func (r *Recorder) addLive(s *series, c *Counts) {
 	bad := s.bad.Load() - s.last[0] // before the histogram: see Observe

@@ -31,19 +31,6 @@ type SLIResponse struct {
 	Hist   []uint64        `json:"hist"`
 }
 
-// covering returns the window whose intervals cover everything since t: the
-// recorder answers a window with whole closed intervals plus the live one, so
-// the window is rounded up to reach back to the interval holding t.
-func (h *handler) covering(t time.Time) time.Duration {
-	iv := h.cfg.Recorder.Interval()
-	open := h.cfg.Recorder.Closed() // start of the live interval
-	if !t.Before(open) {
-		return iv
-	}
-	n := (open.Sub(t) + iv - 1) / iv // closed intervals needed
-	return (n + 1) * iv
-}
-
 // GroupAll selects every client in GET /api/v1/sli.
 const GroupAll = spec.GroupAll
 
@@ -73,7 +60,7 @@ func (h *handler) sli(r *http.Request, _ identity) (int, any, error) {
 		if err != nil {
 			return 0, nil, slolab.Errorf(slolab.Invalid, "since: want an RFC 3339 time such as 2026-11-17T12:00:00Z, got %q", s)
 		}
-		window = h.covering(since)
+		window = h.cfg.Recorder.Covering(since)
 	}
 	if keep := h.cfg.Recorder.Keep(); window < time.Second || window > keep {
 		return 0, nil, slolab.Errorf(slolab.Invalid, "window: must be between 1s and %s (what the proxy keeps), got %s", spec.FormatDuration(keep), spec.FormatDuration(window))
