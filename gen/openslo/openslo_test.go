@@ -44,6 +44,13 @@ func TestGeneratedOpenSLOImportsBackToTheSameSpec(t *testing.T) {
 			if len(res.Services) != 1 {
 				t.Fatalf("%d services imported", len(res.Services))
 			}
+			// Alert policies are shared by every SLO: each says its piece once.
+			seen := map[string]int{}
+			for _, n := range res.Notes {
+				if seen[n]++; seen[n] == 2 {
+					t.Errorf("note repeated: %s", n)
+				}
+			}
 			f, err := spec.Parse("imported.yaml", res.Services[0].YAML())
 			if err != nil {
 				t.Fatalf("%v\n%s", err, res.Services[0].YAML())

@@ -36,13 +36,24 @@ type Options struct {
 type Result struct {
 	Services []*spec.Commented
 	Notes    []string
+
+	noted map[string]bool
 }
 
+// notef adds a note once: a document several SLOs refer to (an alert
+// policy, its conditions) is read once per SLO, and says its piece once.
 func (r *Result) notef(n *spec.Node, format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	if n != nil {
 		msg = n.Pos.String() + ": " + msg
 	}
+	if r.noted[msg] {
+		return
+	}
+	if r.noted == nil {
+		r.noted = map[string]bool{}
+	}
+	r.noted[msg] = true
 	r.Notes = append(r.Notes, msg)
 }
 
