@@ -43,7 +43,7 @@ func AlertIdentity(svc *spec.Service, c *spec.CUJ, kind Kind, a spec.BurnRateAle
 	}
 	for _, x := range []*spec.AlertIdentity{
 		identityOf(svc.Alerting), identityOf(c.Alerting),
-		svc.Alerting.Severity(a.Severity), c.Alerting.Severity(a.Severity),
+		severityOf(svc.Alerting, a.Severity), severityOf(c.Alerting, a.Severity),
 	} {
 		if x == nil {
 			continue
@@ -62,4 +62,11 @@ func identityOf(a *spec.Alerting) *spec.AlertIdentity {
 		return nil
 	}
 	return &a.AlertIdentity
+}
+
+func severityOf(a *spec.Alerting, severity string) *spec.AlertIdentity {
+	if s := a.Severity(severity); s != nil {
+		return &s.AlertIdentity
+	}
+	return nil
 }

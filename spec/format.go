@@ -179,11 +179,16 @@ func (f *formatter) alerting(a *Alerting, path string) *yaml.Node {
 	identity := func(id *AlertIdentity) []any {
 		return []any{"name", f.optStr(id.Name), "labels", f.stringMap(id.Labels), "annotations", f.stringMap(id.Annotations)}
 	}
-	severity := func(id *AlertIdentity, path string) *yaml.Node {
-		if id == nil {
+	severity := func(sa *SeverityAlerting, path string) *yaml.Node {
+		if sa == nil {
 			return nil
 		}
-		return f.mapping(path, identity(id)...)
+		var disable *yaml.Node
+		if sa.Disable {
+			disable = f.str("true")
+			disable.Tag = "!!bool"
+		}
+		return f.mapping(path, append(identity(&sa.AlertIdentity), "disable", disable)...)
 	}
 	fields := append(identity(&a.AlertIdentity),
 		"page", severity(a.Page, join(path, "page")),

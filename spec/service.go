@@ -91,7 +91,14 @@ type Alerting struct {
 	// Ticket refine it per severity (as Sloth's page_alert and
 	// ticket_alert do).
 	AlertIdentity
-	Page, Ticket *AlertIdentity
+	Page, Ticket *SeverityAlerting
+}
+
+// SeverityAlerting refines the alert identity for one severity, or
+// switches that severity's alerts off (Sloth's page_alert.disable).
+type SeverityAlerting struct {
+	AlertIdentity
+	Disable bool
 }
 
 // AlertIdentity is what Alertmanager routes on: an alert's name, labels
@@ -111,8 +118,8 @@ const DefaultAlertName = "SLOBurnRateHigh"
 // give it another value for its routes.)
 var AlertLabels = []string{"alertname", "service", "cuj", "slo", "long_window", "short_window", "burn_rate"}
 
-// Severity returns the identity of one severity, nil when none is given.
-func (a *Alerting) Severity(severity string) *AlertIdentity {
+// Severity returns the block of one severity, nil when none is given.
+func (a *Alerting) Severity(severity string) *SeverityAlerting {
 	switch {
 	case a == nil:
 		return nil
@@ -344,9 +351,10 @@ func (d *decoder) alerting(n *Node, path string) *Alerting {
 	identity := func(id *AlertIdentity) fields {
 		return fields{
 			"name": func(v *Node, p string) {
-				id.Name = d.str(v, p)
-				if !alertName.MatchString(id.Name) {
-					d.errorf(v, p, "want a Prometheus metric name such as SLOBurnRateHigh (letters, digits, '_' and ':', not starting with a digit), got %q", id.Name)
+				// An alertname is a label value: Prometheus takes any text
+				// (Sloth's VictoriaMetrics example uses '-').
+				if id.Name = d.str(v, p); strings.TrimSpace(id.Name) == "" {
+					d.errorf(v, p, "want the alerts' name, such as SLOBurnRateHigh, got %q", id.Name)
 				}
 			},
 			"labels": func(v *Node, p string) {
@@ -368,10 +376,12 @@ func (d *decoder) alerting(n *Node, path string) *Alerting {
 			"annotations": func(v *Node, p string) { id.Annotations = d.stringMap(v, p) },
 		}
 	}
-	severity := func(v *Node, p string) *AlertIdentity {
-		id := &AlertIdentity{}
-		d.object(v, p, identity(id))
-		return id
+	severity := func(v *Node, p string) *SeverityAlerting {
+		sa := &SeverityAlerting{}
+		f := identity(&sa.AlertIdentity)
+		f["disable"] = func(v *Node, p string) { sa.Disable = d.boolean(v, p) }
+		d.object(v, p, f)
+		return sa
 	}
 	f := identity(&a.AlertIdentity)
 	f["page"] = func(v *Node, p string) { a.Page = severity(v, p) }
@@ -401,10 +411,7 @@ func (d *decoder) alerting(n *Node, path string) *Alerting {
 	return a
 }
 
-var (
-	alertName = regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*$`)
-	labelName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
-)
+var labelName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 
 func (d *decoder) queries(n *Node, path string) *Queries {
 	q := &Queries{}

@@ -215,3 +215,42 @@ func lineDiff(want, got string) string {
 	}
 	return "(same lines, different bytes)"
 }
+
+// SlothCommand is Sloth's CLI at the pinned version, run as a peer.
+const SlothCommand = "github.com/slok/sloth/cmd/sloth@v0.16.0"
+
+var goTools sync.Map // package@version → binary path, or error
+
+// GoTool returns the path of a Go program built from a published module at
+// a pinned version (package@version), compiling it with `go install` the
+// first time in a process; later runs reuse Go's build cache. Without the
+// module proxy it skips t, or fails it when tools are required.
+func GoTool(t testing.TB, pkgAtVersion string) string {
+	t.Helper()
+	v, ok := goTools.Load(pkgAtVersion)
+	if !ok {
+		v, _ = goTools.LoadOrStore(pkgAtVersion, installGoTool(pkgAtVersion))
+	}
+	path, ok := v.(string)
+	if !ok {
+		if Required() {
+			t.Fatalf("%v", v)
+		}
+		t.Skipf("%v", v)
+	}
+	return path
+}
+
+func installGoTool(pkgAtVersion string) any {
+	pkg, version, _ := strings.Cut(pkgAtVersion, "@")
+	dir := filepath.Join(os.TempDir(), "slolab-gotools", strings.NewReplacer("/", "_", "@", "_").Replace(pkgAtVersion))
+	bin := filepath.Join(dir, filepath.Base(pkg))
+	cmd := exec.Command("go", "install", pkg+"@"+version)
+	// Outside this module, so its go.mod and go.sum stay untouched.
+	cmd.Dir = os.TempDir()
+	cmd.Env = append(os.Environ(), "GOFLAGS=", "GOBIN="+dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go install %s: %v\n%s", pkgAtVersion, err, bytes.TrimSpace(out))
+	}
+	return bin
+}
