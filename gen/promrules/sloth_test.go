@@ -139,7 +139,7 @@ var slolabOwnLabels = []string{"service", "cuj", "slo", "long_window", "short_wi
 // ORs the pairs; slolab writes one rule per pair, each with the same name
 // and labels. docs/import.md lists the differences that remain.
 func TestImportedSlothSpecsAlertLikeSloth(t *testing.T) {
-	sloth := testtool.GoTool(t, testtool.SlothCommand)
+	sloth := testtool.GoTool(t, testtool.Sloth, "github.com/slok/sloth/cmd/sloth")
 	examples, err := filepath.Glob(filepath.Join(testtool.ModuleFile(t, testtool.Sloth, "examples"), "*.y*ml"))
 	if err != nil || len(examples) == 0 {
 		t.Fatalf("Sloth's examples: %v", err)
@@ -213,7 +213,7 @@ func TestImportedSlothSpecsAlertLikeSloth(t *testing.T) {
 		compared++
 		summary = append(summary, fmt.Sprintf("%s: %d alerts compared, %d of %d SLOs imported", name, n, len(svc.CUJs), len(imported)+countNotImported(res.Notes)))
 	}
-	t.Logf("Sloth %s against slolab, per example:\n%s", testtool.SlothCommand, strings.Join(summary, "\n"))
+	t.Logf("Sloth %s against slolab, per example:\n%s", testtool.Sloth, strings.Join(summary, "\n"))
 	if compared < 5 {
 		t.Errorf("only %d of Sloth's examples could be compared", compared)
 	}
