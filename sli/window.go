@@ -40,13 +40,23 @@ func (r *Recorder) RevisionWindow(cuj int, revision match.Revision, d time.Durat
 // WindowOf is Window narrowed to a group (or AllGroups) and a revision (or
 // AllRevisions).
 func (r *Recorder) WindowOf(cuj, group, revision int, d time.Duration) Counts {
-	now := r.cfg.Now()
-	nb := len(r.bounds) + 1
-	c := Counts{Hist: make([]uint64, nb)}
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	n := int64((d+r.cfg.Interval-1)/r.cfg.Interval) - 1 // closed intervals to include
-	n = max(min(n, int64(r.slots), r.end-r.start), 0)
+	return r.windowOf(cuj, group, revision, d, r.cfg.Now())
+}
+
+// closedIn is how many closed intervals a window of d includes besides the
+// open one. Callers hold r.mu.
+func (r *Recorder) closedIn(d time.Duration) int64 {
+	n := int64((d+r.cfg.Interval-1)/r.cfg.Interval) - 1
+	return max(min(n, int64(r.slots), r.end-r.start), 0)
+}
+
+// windowOf is WindowOf for callers that hold r.mu.
+func (r *Recorder) windowOf(cuj, group, revision int, d time.Duration, now time.Time) Counts {
+	nb := len(r.bounds) + 1
+	c := Counts{Hist: make([]uint64, nb)}
+	n := r.closedIn(d)
 	for _, route := range r.cujRoutes[cuj] {
 		for rev := range match.NumRevisions {
 			if revision != AllRevisions && revision != rev {

@@ -254,12 +254,11 @@ func (h *handler) renewFault(r *http.Request, who identity) (int, any, error) {
 	return http.StatusOK, st, err
 }
 
-func (h *handler) getGrouping(*http.Request, identity) (int, any, error) {
-	st, ok := h.cfg.Faults.Grouping()
-	if !ok {
-		return 0, nil, slolab.Errorf(slolab.NotFound, "no grouping: every client is in group none")
-	}
-	return http.StatusOK, st, nil
+// getGrouping answers GET /api/v1/grouping[?run=NAME]: a run's grouping,
+// or without a run the only one there is.
+func (h *handler) getGrouping(r *http.Request, _ identity) (int, any, error) {
+	st, err := h.cfg.Faults.Grouping(r.URL.Query().Get("run"))
+	return http.StatusOK, st, err
 }
 
 func (h *handler) putGrouping(r *http.Request, who identity) (int, any, error) {
@@ -273,16 +272,17 @@ func (h *handler) putGrouping(r *http.Request, who identity) (int, any, error) {
 	}
 	st, err := h.cfg.Faults.SetGrouping(g)
 	if err == nil {
-		h.record(who, "grouping.put", "", g)
+		h.record(who, "grouping.put", g.Run, g)
 	}
 	return http.StatusOK, st, err
 }
 
-func (h *handler) deleteGrouping(_ *http.Request, who identity) (int, any, error) {
-	if !h.cfg.Faults.ClearGrouping() {
+func (h *handler) deleteGrouping(r *http.Request, who identity) (int, any, error) {
+	run := r.URL.Query().Get("run")
+	if !h.cfg.Faults.ClearGrouping(run) {
 		return 0, nil, slolab.Errorf(slolab.NotFound, "no grouping to delete")
 	}
-	h.record(who, "grouping.delete", "", nil)
+	h.record(who, "grouping.delete", run, nil)
 	return http.StatusOK, map[string]bool{"deleted": true}, nil
 }
 
@@ -291,9 +291,10 @@ func (h *handler) renewGrouping(r *http.Request, who identity) (int, any, error)
 	if err != nil {
 		return 0, nil, err
 	}
-	st, err := h.cfg.Faults.RenewGrouping(ttl)
+	run := r.URL.Query().Get("run")
+	st, err := h.cfg.Faults.RenewGrouping(run, ttl)
 	if err == nil {
-		h.record(who, "grouping.renew", "", nil)
+		h.record(who, "grouping.renew", run, nil)
 	}
 	return http.StatusOK, st, err
 }

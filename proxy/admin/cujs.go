@@ -112,7 +112,7 @@ func Snapshot(svc *spec.Service, routes *match.Table, faults *fault.Registry, re
 func SnapshotSplit(svc *spec.Service, routes *match.Table, faults *fault.Registry, rec *sli.Recorder, sp *split.Split, now time.Time) CUJsResponse {
 	resp := CUJsResponse{Service: svc.Name, Now: now.UTC()}
 	statuses := faults.List()
-	_, grouped := faults.Grouping()
+	grouped := len(faults.Groupings()) > 0
 	names := append(svc.CUJNames(), spec.OtherCUJ)
 	for _, name := range names {
 		idx := routes.CUJIndex(name)

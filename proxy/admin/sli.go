@@ -20,6 +20,9 @@ type SLIResponse struct {
 	CUJ    string        `json:"cuj"`
 	Group  string        `json:"group"`
 	Window spec.Duration `json:"window"`
+	// Run is the experiment run whose view was asked for: every request but
+	// those another run counted.
+	Run string `json:"run,omitempty"`
 	// Span is the time the counts cover: the whole recorder intervals that
 	// fit in the window plus the live part of the current one.
 	Span  spec.Duration `json:"span"`
@@ -74,7 +77,12 @@ func (h *handler) sli(r *http.Request, _ identity) (int, any, error) {
 		group, groupName = int(g), s
 	}
 	c := h.cfg.Recorder.Window(idx, group, window)
-	resp := SLIResponse{CUJ: name, Group: groupName, Window: spec.Duration(window), Span: spec.Duration(c.Span.Round(time.Millisecond)),
+	run := q.Get("run")
+	if run != "" {
+		// None of another run's requests, even in an interval both ran in.
+		c = h.cfg.Recorder.RunWindow(run, idx, group, window)
+	}
+	resp := SLIResponse{CUJ: name, Group: groupName, Run: run, Window: spec.Duration(window), Span: spec.Duration(c.Span.Round(time.Millisecond)),
 		Total: c.Total, Bad: c.Bad, Slow: c.Slow, Hist: c.Hist}
 	for _, b := range h.cfg.Recorder.Bounds() {
 		resp.Bounds = append(resp.Bounds, spec.Duration(b))
