@@ -1,6 +1,7 @@
 package promrules_test
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -160,7 +161,7 @@ func TestImportedSlothSpecsAlertLikeSloth(t *testing.T) {
 		out, err := exec.Command(sloth, "generate", "-i", path).Output()
 		if err != nil {
 			var stderr []byte
-			if ee, ok := err.(*exec.ExitError); ok {
+			if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
 				stderr = ee.Stderr
 			}
 			t.Errorf("%s: sloth generate: %v\n%s", name, err, stderr)

@@ -34,8 +34,8 @@ func Alertmanager(t testing.TB, config string) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait() // killed: the error says so
 		if t.Failed() {
 			t.Logf("alertmanager log:\n%s", logs.String())
 		}

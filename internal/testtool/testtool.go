@@ -126,7 +126,7 @@ func downloadModule(moduleAtVersion string) any {
 		if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
 			stderr = ee.Stderr
 		}
-		return fmt.Errorf("go mod download %s: %v %s", moduleAtVersion, err, bytes.TrimSpace(stderr))
+		return fmt.Errorf("go mod download %s: %w %s", moduleAtVersion, err, bytes.TrimSpace(stderr))
 	}
 	if m.Dir == "" {
 		return fmt.Errorf("go mod download %s gave no directory: %s", moduleAtVersion, out)
@@ -262,7 +262,7 @@ func buildGoTool(moduleAtVersion, pkg string) any {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	mod := fmt.Sprintf("module gotool\n\ngo 1.22\n\nrequire %s %s\n", module, version)
 	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(mod), 0o644); err != nil {
 		return err
@@ -272,7 +272,7 @@ func buildGoTool(moduleAtVersion, pkg string) any {
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("building %s from %s: %v\n%s", pkg, moduleAtVersion, err, bytes.TrimSpace(out))
+		return fmt.Errorf("building %s from %s: %w\n%s", pkg, moduleAtVersion, err, bytes.TrimSpace(out))
 	}
 	// A rename is atomic: a test process running beside this one sees the
 	// whole binary or none.
