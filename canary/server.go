@@ -20,7 +20,41 @@ type ServerConfig struct {
 	// Window is the default analysis window (a request may ask for another).
 	Window time.Duration
 	Judge  Config
+	// NoData is how the Flagger rollout hook answers an inconclusive
+	// verdict (too little traffic to decide): NoDataHold (the default)
+	// answers 2xx and leaves the hold to the confirm hooks, NoDataFail
+	// answers 425 so Flagger counts a failed check and rolls back at its
+	// threshold. A request may choose with ?no-data= or the webhook's
+	// metadata "noData".
+	NoData NoData
 	Logger *slog.Logger
+}
+
+// NoData is what an inconclusive verdict means to Flagger's rollout hook.
+// Neither lets a canary without evidence be promoted: the confirm hooks
+// answer 2xx only on pass in both.
+type NoData string
+
+// The choices.
+const (
+	// NoDataHold: the rollout hook answers 2xx, so no failed check is
+	// counted; the confirm-traffic-increase and confirm-promotion hooks
+	// answer 425 and Flagger holds the weight until the evidence is in or a
+	// human acts. A Canary must list a confirm-promotion hook.
+	NoDataHold NoData = "inconclusive"
+	// NoDataFail: the rollout hook answers 425 too, so every analysis
+	// interval without evidence is a failed check and Flagger rolls back
+	// once they reach the Canary's threshold.
+	NoDataFail NoData = "fail"
+)
+
+// ParseNoData reads inconclusive or fail.
+func ParseNoData(s string) (NoData, error) {
+	switch NoData(s) {
+	case NoDataHold, NoDataFail:
+		return NoData(s), nil
+	}
+	return "", slolab.Errorf(slolab.Invalid, "no-data: want inconclusive (hold for a human) or fail (count a failed check), got %q", s)
 }
 
 // The endpoint's paths.
@@ -48,6 +82,9 @@ func NewHandler(cfg ServerConfig) http.Handler {
 	}
 	if cfg.Window == 0 {
 		cfg.Window = 5 * time.Minute
+	}
+	if cfg.NoData == "" {
+		cfg.NoData = NoDataHold
 	}
 	s := &server{cfg: cfg}
 	mux := http.NewServeMux()
@@ -124,7 +161,8 @@ func (s *server) verdict(w http.ResponseWriter, r *http.Request) {
 }
 
 // FlaggerPayload is what Flagger POSTs to a webhook. The metadata may carry
-// "cuj" (comma-separated) and "window" to narrow the judgment.
+// "cuj" (comma-separated) and "window" to narrow the judgment, and "noData"
+// to choose what an inconclusive verdict answers.
 type FlaggerPayload struct {
 	Name      string            `json:"name"`
 	Namespace string            `json:"namespace"`
@@ -146,7 +184,7 @@ func (s *server) flagger(confirm bool) http.HandlerFunc {
 			httpapi.WriteError(w, slolab.Errorf(slolab.Invalid, "%s %s: use POST (Flagger) or GET", r.Method, r.URL.Path))
 			return
 		}
-		cujs, window := r.URL.Query()["cuj"], r.URL.Query().Get("window")
+		cujs, window, noData := r.URL.Query()["cuj"], r.URL.Query().Get("window"), r.URL.Query().Get("no-data")
 		if r.Method == http.MethodPost {
 			data, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 			if err != nil {
@@ -165,12 +203,22 @@ func (s *server) flagger(confirm bool) http.HandlerFunc {
 				if v := p.Metadata["window"]; v != "" && window == "" {
 					window = v
 				}
+				if v := p.Metadata["noData"]; v != "" && noData == "" {
+					noData = v
+				}
 			}
 		}
 		q, err := s.parse(cujs, window)
 		if err != nil {
 			httpapi.WriteError(w, err)
 			return
+		}
+		policy := s.cfg.NoData
+		if noData != "" {
+			if policy, err = ParseNoData(noData); err != nil {
+				httpapi.WriteError(w, err)
+				return
+			}
 		}
 		res, err := s.judge(r, q)
 		if err != nil {
@@ -181,7 +229,7 @@ func (s *server) flagger(confirm bool) http.HandlerFunc {
 		switch {
 		case res.Verdict == Fail:
 			status = StatusFailed
-		case res.Verdict == Inconclusive && confirm:
+		case res.Verdict == Inconclusive && (confirm || policy == NoDataFail):
 			status = StatusTooEarly
 		}
 		httpapi.WriteJSON(w, status, res)

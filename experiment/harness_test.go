@@ -173,6 +173,9 @@ func (l *lab) run(ctx context.Context, c *Compiled, opts ...func(*Config)) *Repo
 	return rep
 }
 
+// sinceEnd is how long ago a run ended.
+func (l *lab) sinceEnd(r *Report) time.Duration { return time.Since(r.Ended) }
+
 // leftovers lists what the proxy still applies: active rules and an active grouping.
 func (l *lab) leftovers() []string {
 	var out []string
@@ -185,8 +188,10 @@ func (l *lab) leftovers() []string {
 			out = append(out, "fault "+st.Rule.Name)
 		}
 	}
-	if g, err := l.admin.Grouping(context.Background()); err == nil && g.Active {
-		out = append(out, "grouping")
+	for _, g := range l.faults.Groupings() {
+		if g.Active {
+			out = append(out, "grouping "+g.Grouping.Run)
+		}
 	}
 	return out
 }

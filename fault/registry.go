@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"reflect"
 	"slices"
 	"sort"
@@ -76,9 +77,9 @@ type Registry struct {
 	cfg     Config
 	current atomic.Pointer[Table]
 
-	mu       sync.Mutex // serialises writers
-	rules    map[string]*entry
-	grouping *groupingEntry
+	mu        sync.Mutex // serialises writers
+	rules     map[string]*entry
+	groupings map[string]*groupingEntry // by run ("" for a grouping of no run)
 }
 
 type entry struct {
@@ -89,9 +90,11 @@ type entry struct {
 }
 
 type groupingEntry struct {
-	spec    *spec.Grouping
-	grouper *match.Grouper
-	expires time.Time
+	spec     *spec.Grouping
+	grouper  *match.Grouper
+	cujs     []bool // by CUJ index: the CUJs it holds
+	expires  time.Time
+	reported bool // the lapse was logged
 }
 
 // Status is a rule as the admin API reports it.
@@ -118,7 +121,7 @@ func NewRegistry(cfg Config) (*Registry, error) {
 	if cfg.Service == nil || cfg.Routes == nil {
 		return nil, fmt.Errorf("fault.NewRegistry: a service and its route table are required")
 	}
-	r := &Registry{cfg: cfg, rules: map[string]*entry{}}
+	r := &Registry{cfg: cfg, rules: map[string]*entry{}, groupings: map[string]*groupingEntry{}}
 	r.publish()
 	return r, nil
 }
@@ -136,12 +139,18 @@ func (r *Registry) publish() {
 			rules = append(rules, e.rule)
 		}
 	}
-	var grouper *match.Grouper
-	var groupTo time.Time
-	if g := r.grouping; g != nil && now.Before(g.expires) {
-		grouper, groupTo = g.grouper, g.expires
+	groupers := make([]leasedGrouper, len(r.cfg.Routes.CUJs()))
+	for _, g := range r.groupings {
+		if !now.Before(g.expires) {
+			continue
+		}
+		for i, held := range g.cujs {
+			if held {
+				groupers[i] = leasedGrouper{g: g.grouper, to: g.expires.UnixNano()}
+			}
+		}
 	}
-	r.current.Store(newTable(len(r.cfg.Routes.CUJs()), rules, grouper, groupTo))
+	r.current.Store(newTable(len(r.cfg.Routes.CUJs()), rules, groupers))
 }
 
 func stateAt(rule *Rule, now time.Time) string {
@@ -299,7 +308,7 @@ func (r *Registry) DeleteAll() []Status {
 		delete(r.rules, name)
 		e.rule.state.removed.Store(true)
 	}
-	r.grouping = nil
+	clear(r.groupings)
 	r.publish()
 	return out
 }
@@ -331,26 +340,79 @@ func (r *Registry) Renew(name string, ttl time.Duration) (Status, error) {
 	return r.status(e, now), nil
 }
 
-// SetGrouping installs (or replaces) the experiment/control grouping with its lease.
+// SetGrouping installs (or replaces) a run's grouping with its lease. Runs
+// may hold groupings at once on different CUJs; a grouping that would share
+// a CUJ with another run's live grouping is a conflict: that run is still
+// measuring the CUJ.
 func (r *Registry) SetGrouping(g *spec.Grouping) (GroupingStatus, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if g.TTL > r.cfg.MaxTTL {
 		return GroupingStatus{}, slolab.Errorf(slolab.Invalid, "ttl: %s exceeds the proxy's maximum lease of %s", spec.FormatDuration(g.TTL), spec.FormatDuration(r.cfg.MaxTTL))
 	}
+	cujs := make([]bool, len(r.cfg.Routes.CUJs()))
+	if len(g.CUJs) == 0 {
+		for i := range cujs {
+			cujs[i] = true
+		}
+	}
+	for _, name := range g.CUJs {
+		i := r.cfg.Routes.CUJIndex(name)
+		if i < 0 {
+			return GroupingStatus{}, slolab.Errorf(slolab.Invalid, "cujs: service %s has no CUJ %q (it has %s)", r.cfg.Service.Name, name, strings.Join(r.cfg.Service.CUJNames(), ", "))
+		}
+		cujs[i] = true
+	}
 	now := r.cfg.Now()
-	r.grouping = &groupingEntry{spec: g, grouper: match.NewGrouper(g), expires: now.Add(g.TTL)}
+	for run, o := range r.groupings {
+		if run == g.Run || !now.Before(o.expires) {
+			continue
+		}
+		for i := range cujs {
+			if cujs[i] && o.cujs[i] {
+				return GroupingStatus{}, slolab.Errorf(slolab.Conflict, "CUJ %s is held by %s until %s; another experiment is running on it", r.cfg.Routes.CUJs()[i], runName(run), o.expires.UTC().Format(time.RFC3339))
+			}
+		}
+	}
+	r.groupings[g.Run] = &groupingEntry{spec: g, grouper: match.NewGrouper(g), cujs: cujs, expires: now.Add(g.TTL)}
 	r.publish()
-	return r.groupingStatus(now), nil
+	return r.groupingStatus(r.groupings[g.Run], now), nil
 }
 
-// RenewGrouping extends the grouping's lease.
-func (r *Registry) RenewGrouping(ttl time.Duration) (GroupingStatus, error) {
+func runName(run string) string {
+	if run == "" {
+		return "a grouping of no run"
+	}
+	return "run " + run
+}
+
+// grouping finds a run's grouping; "" finds the only one there is.
+func (r *Registry) grouping(run string) (*groupingEntry, error) {
+	if g, ok := r.groupings[run]; ok {
+		return g, nil
+	}
+	if run == "" && len(r.groupings) == 1 {
+		for _, g := range r.groupings {
+			return g, nil
+		}
+	}
+	if run == "" && len(r.groupings) > 1 {
+		runs := slices.Sorted(maps.Keys(r.groupings))
+		return nil, slolab.Errorf(slolab.Invalid, "%d runs hold groupings (%s): name one with ?run=", len(runs), strings.Join(runs, ", "))
+	}
+	if run == "" {
+		return nil, slolab.Errorf(slolab.NotFound, "no grouping: every client is in group none")
+	}
+	return nil, slolab.Errorf(slolab.NotFound, "run %s holds no grouping", run)
+}
+
+// RenewGrouping extends a run's grouping's lease ("" for the only one).
+func (r *Registry) RenewGrouping(run string, ttl time.Duration) (GroupingStatus, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.cfg.Now()
-	g := r.grouping
-	if g == nil || !now.Before(g.expires) {
+	g, err := r.grouping(run)
+	if err != nil || !now.Before(g.expires) {
 		return GroupingStatus{}, slolab.Errorf(slolab.Conflict, "no active grouping to renew; put it again")
 	}
 	if ttl == 0 {
@@ -361,32 +423,48 @@ func (r *Registry) RenewGrouping(ttl time.Duration) (GroupingStatus, error) {
 	}
 	g.expires = now.Add(ttl)
 	r.publish()
-	return r.groupingStatus(now), nil
+	return r.groupingStatus(g, now), nil
 }
 
-// Grouping returns the grouping, if any.
-func (r *Registry) Grouping() (GroupingStatus, bool) {
+// Grouping returns a run's grouping ("" for the only one).
+func (r *Registry) Grouping(run string) (GroupingStatus, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.grouping == nil {
-		return GroupingStatus{}, false
+	g, err := r.grouping(run)
+	if err != nil {
+		return GroupingStatus{}, err
 	}
-	return r.groupingStatus(r.cfg.Now()), true
+	return r.groupingStatus(g, r.cfg.Now()), nil
 }
 
-func (r *Registry) groupingStatus(now time.Time) GroupingStatus {
-	g := r.grouping
+// Groupings returns every run's grouping, by run name.
+func (r *Registry) Groupings() []GroupingStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.cfg.Now()
+	var out []GroupingStatus
+	for _, run := range slices.Sorted(maps.Keys(r.groupings)) {
+		out = append(out, r.groupingStatus(r.groupings[run], now))
+	}
+	return out
+}
+
+func (r *Registry) groupingStatus(g *groupingEntry, now time.Time) GroupingStatus {
 	return GroupingStatus{Grouping: g.spec, ExpiresAt: g.expires, Active: now.Before(g.expires)}
 }
 
-// ClearGrouping removes the grouping; every client is in group none again.
-func (r *Registry) ClearGrouping() bool {
+// ClearGrouping removes a run's grouping ("" for the only one); its
+// clients are in group none again.
+func (r *Registry) ClearGrouping(run string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	had := r.grouping != nil
-	r.grouping = nil
+	g, err := r.grouping(run)
+	if err != nil {
+		return false
+	}
+	delete(r.groupings, g.spec.Run)
 	r.publish()
-	return had
+	return true
 }
 
 // Sweep drops lapsed rules from the compiled table (they already stopped
@@ -427,11 +505,19 @@ func (r *Registry) sweep() []Lapse {
 			delete(r.rules, name)
 		}
 	}
-	if g := r.grouping; g != nil && !now.Before(g.expires) && r.current.Load().grouper != nil {
-		changed = true
-		r.cfg.Logger.Warn("grouping lease expired", "by", g.spec.By)
-		gs := r.groupingStatus(now)
-		lapses = append(lapses, Lapse{At: now, State: StateExpired, Grouping: &gs})
+	for run, g := range r.groupings {
+		if now.Before(g.expires) {
+			continue
+		}
+		if !g.reported {
+			g.reported, changed = true, true
+			r.cfg.Logger.Warn("grouping lease expired", "run", run, "by", g.spec.By)
+			gs := r.groupingStatus(g, now)
+			lapses = append(lapses, Lapse{At: now, State: StateExpired, Grouping: &gs})
+		}
+		if now.Sub(g.expires) > r.cfg.Retention {
+			delete(r.groupings, run)
+		}
 	}
 	if changed || slices.ContainsFunc(r.current.Load().rules, func(x *Rule) bool { s := stateAt(x, now); return s == StateExpired || s == StateFinished }) {
 		r.publish()
@@ -444,18 +530,18 @@ func lapseName(l Lapse) string {
 	if l.Rule != nil {
 		return l.Rule.Rule.Name
 	}
-	return ""
+	return l.Grouping.Grouping.Run
 }
 
 // Snapshot is the registry's rules, their leases and the grouping at one
 // moment, for Restore.
 type Snapshot struct {
-	rules    map[string]entry
-	expires  map[string]int64
-	grouping *groupingEntry
+	rules     map[string]entry
+	expires   map[string]int64
+	groupings map[string]groupingEntry
 }
 
-// Snapshot records the rules and the grouping, so that a change can be
+// Snapshot records the rules and the groupings, so that a change can be
 // undone exactly (counters included) when it cannot be recorded.
 func (r *Registry) Snapshot() Snapshot {
 	r.mu.Lock()
@@ -465,14 +551,14 @@ func (r *Registry) Snapshot() Snapshot {
 		s.rules[name] = *e
 		s.expires[name] = e.rule.state.expires.Load()
 	}
-	if r.grouping != nil {
-		g := *r.grouping
-		s.grouping = &g
+	s.groupings = make(map[string]groupingEntry, len(r.groupings))
+	for run, g := range r.groupings {
+		s.groupings[run] = *g
 	}
 	return s
 }
 
-// Restore puts back the rules, leases and grouping of a snapshot: rules
+// Restore puts back the rules, leases and groupings of a snapshot: rules
 // added since are removed, rules removed or replaced since come back with
 // their counters.
 func (r *Registry) Restore(s Snapshot) {
@@ -489,10 +575,9 @@ func (r *Registry) Restore(s Snapshot) {
 		e.rule.state.removed.Store(false)
 		r.rules[name] = &e
 	}
-	r.grouping = nil
-	if s.grouping != nil {
-		g := *s.grouping
-		r.grouping = &g
+	r.groupings = make(map[string]*groupingEntry, len(s.groupings))
+	for run, g := range s.groupings {
+		r.groupings[run] = &g
 	}
 	r.publish()
 }

@@ -757,12 +757,26 @@ const (
 // Grouping splits clients into an experiment group and a control group by a
 // stable hash of a key, so that the same user stays in the same group.
 type Grouping struct {
-	By         string // "header:X-User-ID", "cookie:session" or "client-ip"
+	// Run names the experiment run that holds the grouping: the proxy
+	// counts the requests it groups under the run, apart from every other
+	// run's, and several runs may hold groupings at once on different CUJs.
+	Run string
+	// CUJs are the CUJs whose clients the grouping assigns (empty: all).
+	CUJs []string
+	// By is where a client's identity is read: "header:X-User-ID",
+	// "cookie:session" or "client-ip". Empty (only with a Run) splits
+	// nobody: every client of the CUJs is counted under the run, in group
+	// none — a run without a blast radius.
+	By         string
 	Experiment Ratio  // share of clients in the experiment group
 	Salt       string // changes the assignment between experiments
 	TTL        time.Duration
 	Pos        Pos
 }
+
+// Splits reports whether the grouping assigns clients to the experiment
+// and control groups.
+func (g *Grouping) Splits() bool { return g.By != "" }
 
 // GroupKey is where a Grouping reads a client's identity.
 type GroupKey struct {
@@ -814,18 +828,38 @@ func (d *decoder) grouping(n *Node, path string) *Grouping {
 		},
 		"salt": func(v *Node, p string) { g.Salt = d.str(v, p) },
 		"ttl":  func(v *Node, p string) { g.TTL = d.duration(v, p) },
-	}, "by", "experiment")
+		"run": func(v *Node, p string) {
+			if g.Run = d.str(v, p); g.Run != "" && !ValidName(g.Run) {
+				d.errorf(v, p, "want a run name of lower-case letters, digits, '-' and '_', got %q", g.Run)
+			}
+		},
+		"cujs": func(v *Node, p string) { g.CUJs = d.stringList(v, p) },
+	})
+	switch {
+	case g.By == "" && g.Run == "":
+		d.errorf(n, join(path, "by"), "required (only a run's grouping may split nobody)")
+	case g.By != "" && g.Experiment.IsZero() && n.Get("experiment") == nil:
+		d.errorf(n, join(path, "experiment"), "required with by")
+	case g.By == "" && n.Get("experiment") != nil:
+		d.errorf(n.Get("experiment"), join(path, "experiment"), "an experiment share needs by: whom to split")
+	}
 	return g
 }
 
 // MarshalJSON writes the grouping in the shape ParseGrouping reads.
 func (g *Grouping) MarshalJSON() ([]byte, error) {
+	var share *Ratio
+	if g.By != "" {
+		share = &g.Experiment
+	}
 	return json.Marshal(struct {
-		By         string   `json:"by"`
-		Experiment Ratio    `json:"experiment"`
+		Run        string   `json:"run,omitempty"`
+		CUJs       []string `json:"cujs,omitempty"`
+		By         string   `json:"by,omitempty"`
+		Experiment *Ratio   `json:"experiment,omitempty"`
 		Salt       string   `json:"salt,omitempty"`
 		TTL        Duration `json:"ttl"`
-	}{g.By, g.Experiment, g.Salt, Duration(g.TTL)})
+	}{g.Run, g.CUJs, g.By, share, g.Salt, Duration(g.TTL)})
 }
 
 // UnmarshalJSON reads a rule with the same decoder as ParseFaultRule, so JSON

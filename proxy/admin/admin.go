@@ -282,12 +282,11 @@ func (h *handler) renewFault(r *http.Request, who identity) (int, any, error) {
 	return http.StatusOK, st, err
 }
 
-func (h *handler) getGrouping(*http.Request, identity) (int, any, error) {
-	st, ok := h.cfg.Faults.Grouping()
-	if !ok {
-		return 0, nil, slolab.Errorf(slolab.NotFound, "no grouping: every client is in group none")
-	}
-	return http.StatusOK, st, nil
+// getGrouping answers GET /api/v1/grouping[?run=NAME]: a run's grouping,
+// or without a run the only one there is.
+func (h *handler) getGrouping(r *http.Request, _ identity) (int, any, error) {
+	st, err := h.cfg.Faults.Grouping(r.URL.Query().Get("run"))
+	return http.StatusOK, st, err
 }
 
 func (h *handler) putGrouping(r *http.Request, who identity) (int, any, error) {
@@ -302,17 +301,18 @@ func (h *handler) putGrouping(r *http.Request, who identity) (int, any, error) {
 	var st fault.GroupingStatus
 	err = h.change(who, func() (_, _ string, _ any, err error) {
 		st, err = h.cfg.Faults.SetGrouping(g)
-		return "grouping.put", "", g, err
+		return "grouping.put", g.Run, g, err
 	})
 	return http.StatusOK, st, err
 }
 
-func (h *handler) deleteGrouping(_ *http.Request, who identity) (int, any, error) {
+func (h *handler) deleteGrouping(r *http.Request, who identity) (int, any, error) {
+	run := r.URL.Query().Get("run")
 	err := h.change(who, func() (string, string, any, error) {
-		if !h.cfg.Faults.ClearGrouping() {
+		if !h.cfg.Faults.ClearGrouping(run) {
 			return "", "", nil, slolab.Errorf(slolab.NotFound, "no grouping to delete")
 		}
-		return "grouping.delete", "", nil, nil
+		return "grouping.delete", run, nil, nil
 	})
 	if err != nil {
 		return 0, nil, err
@@ -325,10 +325,11 @@ func (h *handler) renewGrouping(r *http.Request, who identity) (int, any, error)
 	if err != nil {
 		return 0, nil, err
 	}
+	run := r.URL.Query().Get("run")
 	var st fault.GroupingStatus
 	err = h.change(who, func() (_, _ string, _ any, err error) {
-		st, err = h.cfg.Faults.RenewGrouping(ttl)
-		return "grouping.renew", "", nil, err
+		st, err = h.cfg.Faults.RenewGrouping(run, ttl)
+		return "grouping.renew", run, nil, err
 	})
 	return http.StatusOK, st, err
 }

@@ -152,17 +152,18 @@ func (a *Audit) Lapsed(l fault.Lapse) error {
 		e.Detail = map[string]any{"expiresAt": l.Rule.ExpiresAt.UTC(), "matched": l.Rule.Matched, "injected": l.Rule.Injected}
 	case l.Grouping != nil:
 		e.Action = "grouping.expire"
+		e.Fault = l.Grouping.Grouping.Run
 		e.Detail = map[string]any{"expiresAt": l.Grouping.ExpiresAt.UTC()}
 	}
 	return a.Append(e)
 }
 
-// RemoveAll removes every rule and the grouping from reg, as the proxy does
+// RemoveAll removes every rule and every run's grouping from reg, as the proxy does
 // on shutdown so that nothing stays injected, records each removal, and
 // returns the rules removed. A removal that cannot be recorded still
 // happens: the error says which.
 func RemoveAll(reg *fault.Registry, a *Audit, now time.Time) ([]fault.Status, error) {
-	grouping, grouped := reg.Grouping()
+	groupings := reg.Groupings()
 	removed := reg.DeleteAll()
 	slices.SortFunc(removed, func(x, y fault.Status) int { return strings.Compare(x.Rule.Name, y.Rule.Name) })
 	var errs []error
@@ -170,9 +171,9 @@ func RemoveAll(reg *fault.Registry, a *Audit, now time.Time) ([]fault.Status, er
 		errs = append(errs, a.Append(AuditEntry{Time: now.UTC(), Identity: SelfIdentity, Actor: "shutdown", Action: "delete", Fault: st.Rule.Name,
 			Detail: map[string]any{"state": st.State, "matched": st.Matched, "injected": st.Injected}}))
 	}
-	if grouped {
+	for _, g := range groupings {
 		errs = append(errs, a.Append(AuditEntry{Time: now.UTC(), Identity: SelfIdentity, Actor: "shutdown", Action: "grouping.delete",
-			Detail: map[string]any{"active": grouping.Active}}))
+			Fault: g.Grouping.Run, Detail: map[string]any{"active": g.Active}}))
 	}
 	return removed, errors.Join(errs...)
 }

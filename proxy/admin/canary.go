@@ -133,6 +133,9 @@ func (h *handler) counts(r *http.Request, _ identity) (int, any, error) {
 }
 
 // Counts builds the counts per CUJ × revision over a window, _other last.
+// The counts cover at least the window (Span ≥ d, up to one recorder
+// interval more): a judge asked for the last 10s judges 10s or more, never
+// the few hundred milliseconds of the live interval alone.
 func Counts(svc *spec.Service, routes *match.Table, rec *sli.Recorder, sp *split.Split, d time.Duration, now time.Time) CountsResponse {
 	resp := CountsResponse{Service: svc.Name, Now: now.UTC(), Window: spec.Duration(d), CUJs: []CUJCounts{}}
 	for _, b := range rec.Bounds() {
@@ -142,10 +145,11 @@ func Counts(svc *spec.Service, routes *match.Table, rec *sli.Recorder, sp *split
 		st := sp.Status()
 		resp.Split = &st
 	}
+	cover := rec.Covering(now.Add(-d))
 	for _, name := range append(svc.CUJNames(), spec.OtherCUJ) {
 		cc := CUJCounts{CUJ: name, Revisions: []RevisionCounts{}}
 		for rev := range match.NumRevisions {
-			c := rec.RevisionWindow(routes.CUJIndex(name), match.Revision(rev), d)
+			c := rec.RevisionWindow(routes.CUJIndex(name), match.Revision(rev), cover)
 			resp.Span = spec.Duration(c.Span)
 			if c.Total == 0 {
 				continue

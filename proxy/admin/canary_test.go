@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"slolab.dev/slolab"
@@ -197,4 +198,33 @@ func TestCountsPerRevisionOverAnyWindow(t *testing.T) {
 			t.Errorf("%q: %d %q, want %q", q, code, eb.Error, want)
 		}
 	}
+}
+
+// A 10s window asked 800 ms into an interval covers the interval before as
+// well: at least 10s of requests, never the live 800 ms alone.
+func TestCountsCoverAtLeastTheWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		svc, err := spec.LoadService("../../examples/chat.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		routes, _ := match.Compile(svc)
+		rec := sli.New(sli.Config{Service: svc, Routes: routes})
+		upd := routes.Route("update", "POST /update")
+		observe := func(n int) {
+			for range n {
+				rec.Observe(sli.Observation{Route: upd, Method: "POST", Code: 200, Latency: time.Millisecond})
+			}
+		}
+		// Synctest's clock starts on a whole second: move to 3s into an interval.
+		time.Sleep(10*time.Second - time.Duration(time.Now().UnixNano()%int64(10*time.Second)) + 3*time.Second)
+		observe(5)
+		time.Sleep(7*time.Second + 800*time.Millisecond) // 800 ms into the next interval
+		rec.Close(time.Now())
+		observe(2)
+		got := admin.Counts(svc, routes, rec, nil, 10*time.Second, time.Now())
+		if time.Duration(got.Span) < 10*time.Second || got.CUJs[2].Revisions[0].Total != 7 {
+			t.Errorf("10s window: span %s, %d requests; want at least 10s and all 7", got.Span, got.CUJs[2].Revisions[0].Total)
+		}
+	})
 }

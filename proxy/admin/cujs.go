@@ -2,6 +2,7 @@ package admin
 
 import (
 	"net/http"
+	"slices"
 	"time"
 
 	"slolab.dev/slolab/fault"
@@ -112,7 +113,7 @@ func Snapshot(svc *spec.Service, routes *match.Table, faults *fault.Registry, re
 func SnapshotSplit(svc *spec.Service, routes *match.Table, faults *fault.Registry, rec *sli.Recorder, sp *split.Split, now time.Time) CUJsResponse {
 	resp := CUJsResponse{Service: svc.Name, Now: now.UTC()}
 	statuses := faults.List()
-	_, grouped := faults.Grouping()
+	grouped := slices.ContainsFunc(faults.Groupings(), func(g fault.GroupingStatus) bool { return g.Active && g.Grouping.Splits() })
 	names := append(svc.CUJNames(), spec.OtherCUJ)
 	for _, name := range names {
 		idx := routes.CUJIndex(name)

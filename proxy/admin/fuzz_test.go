@@ -28,8 +28,8 @@ func state(reg *fault.Registry, sp *split.Split) string {
 	for _, st := range reg.List() {
 		fmt.Fprintf(&b, "%s %s %d|", st.Rule.Name, st.State, st.ExpiresAt.UnixNano())
 	}
-	if g, ok := reg.Grouping(); ok {
-		fmt.Fprintf(&b, "grouping %s %d|", g.Grouping.By, g.ExpiresAt.UnixNano())
+	for _, g := range reg.Groupings() {
+		fmt.Fprintf(&b, "grouping %s %s %d|", g.Grouping.Run, g.Grouping.By, g.ExpiresAt.UnixNano())
 	}
 	return b.String() + "weight " + sp.Weight().String()
 }
