@@ -10,8 +10,9 @@
 //     request (Envoy, Istio) vs a draw per connection (Toxiproxy), simulated;
 //   - delay: intended vs observed for 1 s delays on 1% of requests at
 //     1,000 req/s through a real slolab proxy;
-//   - load: the highest rate with p99 schedule lag under 1 ms, slolab's
-//     generator vs vegeta;
+//   - load: the highest rate sent in full with p99 schedule lag under
+//     10 ms, slolab's generator vs vegeta, both sending every planned
+//     request however late; their CPU per request and peak memory;
 //   - realtime: load's real-time accuracy tests (SLOLAB_REALTIME=1);
 //   - slo: status of 10,000 SLOs over 30 days of minute buckets (the
 //     benchmark in bench/slo);
@@ -32,6 +33,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -97,7 +99,9 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&c.loadgen.Rounds, "load-rounds", 3, "load: rounds of the ladder per generator")
 	fs.DurationVar(&c.loadgen.Step, "load-step", 3*time.Second, "load: each rung's length (whole seconds)")
 	fs.StringVar(&c.loadRates, "load-rates", "500,1000,2000,3000,4000,6000,8000,12000,16000,24000", "load: the ladder of rates, ascending")
-	fs.DurationVar(&c.loadgen.Bar, "load-bar", time.Millisecond, "load: the p99 schedule lag a sustained rate stays under")
+	fs.DurationVar(&c.loadgen.Bar, "load-bar", 10*time.Millisecond, "load: the p99 schedule lag a sustained rate stays under")
+	fs.IntVar(&c.loadgen.Through, "load-through", 16000, "load: every generator runs every rung up to this rate")
+	fs.IntVar(&c.loadgen.RSSRate, "load-rss-rate", 12000, "load: the rate at which the generators' peak memory is compared")
 
 	fs.IntVar(&c.slo.Iterations, "slo-iterations", 20, "slo: statuses timed")
 
@@ -224,13 +228,15 @@ func run(ctx context.Context, args []string) int {
 		fmt.Fprintln(os.Stderr, "bench: interrupted; docs not rewritten")
 		return 1
 	}
-	fresh["session"] = renderSession(cfg, mach, s.peers, started, fresh, failed)
+	var old []byte
 	if cfg.docs != "" {
-		old, err := os.ReadFile(cfg.docs)
-		if err != nil && !os.IsNotExist(err) {
+		if old, err = os.ReadFile(cfg.docs); err != nil && !os.IsNotExist(err) {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			return 1
 		}
+	}
+	fresh["session"] = renderSession(cfg, mach, s.peers, started, fresh, failed, string(old))
+	if cfg.docs != "" {
 		doc, err := fill(string(tmpl), string(old), fresh)
 		if err == nil {
 			err = os.WriteFile(cfg.docs, []byte(doc), 0o644)
@@ -248,7 +254,7 @@ func run(ctx context.Context, args []string) int {
 	return 0
 }
 
-func renderSession(cfg *config, m machine, p peers, started time.Time, fresh map[string]string, failed []string) string {
+func renderSession(cfg *config, m machine, p peers, started time.Time, fresh map[string]string, failed []string, old string) string {
 	var b strings.Builder
 	ran := make([]string, 0, len(fresh))
 	for _, name := range cfg.only {
@@ -266,6 +272,9 @@ func renderSession(cfg *config, m machine, p peers, started time.Time, fresh map
 		fmt.Fprintf(&b, "; failed, previous figures kept: %s", strings.Join(failed, ", "))
 	}
 	b.WriteString(").\n")
+	if kept := keptSections(old, fresh); len(kept) > 0 {
+		fmt.Fprintf(&b, "- Kept from earlier runs, not measured in this session: %s.\n", strings.Join(kept, ", "))
+	}
 	fmt.Fprintf(&b, "- Machine: %d cores (%s), %.0f GiB, Linux %s, %s.\n", m.Cores, m.CPU, m.MemGiB, m.Kernel, m.Go)
 	fmt.Fprintf(&b, "- Load average (1, 5, 15 min): %s before the run, %s after it. Other jobs shared the machine whenever the first figure is well above 0.\n", m.LoadAvg, loadAvg())
 	var vs []string
@@ -278,4 +287,27 @@ func renderSession(cfg *config, m machine, p peers, started time.Time, fresh map
 		fmt.Fprintf(&b, "- Peers: %s.\n", strings.Join(vs, ", "))
 	}
 	return b.String()
+}
+
+var runDate = regexp.MustCompile(`^Run (\d{4}-\d\d-\d\d \d\d:\d\d UTC)`)
+
+// keptSections names the sections of the old document this run did not
+// measure, each with the date its first line gives.
+func keptSections(old string, fresh map[string]string) []string {
+	var kept []string
+	for _, name := range allSections {
+		if _, ok := fresh[name]; ok {
+			continue
+		}
+		body, ok := section(old, name)
+		if !ok || strings.HasPrefix(body, "*Not run yet") {
+			continue
+		}
+		when := "date unknown"
+		if m := runDate.FindStringSubmatch(body); m != nil {
+			when = "run " + m[1]
+		}
+		kept = append(kept, fmt.Sprintf("%s (%s)", name, when))
+	}
+	return kept
 }
