@@ -16,6 +16,9 @@
 //   - realtime: load's real-time accuracy tests (SLOLAB_REALTIME=1);
 //   - slo: status of 10,000 SLOs over 30 days of minute buckets (the
 //     benchmark in bench/slo);
+//   - slo-prometheus: `slo status` of 200 SLOs from a real Prometheus holding
+//     30 days of three members' metrics, from the recorded per-minute
+//     increases and from the counters;
 //   - memory: peak RSS of the proxies holding 10,000 connections.
 //
 // `make bench` runs bench/run.sh, which installs the peers and runs this.
@@ -33,6 +36,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -43,7 +47,7 @@ import (
 	"slolab.dev/slolab/spec"
 )
 
-var allSections = []string{"exact", "slo", "proxy", "delay", "load", "realtime", "memory"}
+var allSections = []string{"exact", "slo", "slo-prometheus", "proxy", "delay", "load", "realtime", "memory"}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -61,6 +65,7 @@ type config struct {
 	loadgen       loadgenConfig
 	memory        memoryConfig
 	slo           sloConfig
+	promSLO       promSLOConfig
 	exactRate     string
 	delayShare    string
 	loadRates     string
@@ -105,6 +110,18 @@ func parseFlags(args []string) (*config, error) {
 
 	fs.IntVar(&c.slo.Iterations, "slo-iterations", 20, "slo: statuses timed")
 
+	cache, _ := os.UserCacheDir()
+	if cache != "" {
+		cache = filepath.Join(cache, "slolab-bench")
+	}
+	fs.IntVar(&c.promSLO.CUJs, "slo-prom-cujs", 100, "slo-prometheus: CUJs, an availability and a latency SLO each")
+	fs.IntVar(&c.promSLO.Members, "slo-prom-members", 3, "slo-prometheus: proxies whose metrics Prometheus holds")
+	fs.IntVar(&c.promSLO.Days, "slo-prom-days", 30, "slo-prometheus: days of minute-by-minute scrapes")
+	fs.IntVar(&c.promSLO.Iterations, "slo-prom-iterations", 5, "slo-prometheus: statuses timed from the recorded increases")
+	fs.BoolVar(&c.promSLO.Counters, "slo-prom-counters", false, "slo-prometheus: also time one status from the counters and compare the two (tens of minutes over 30 days)")
+	fs.StringVar(&c.promSLO.Cache, "slo-prom-cache", cache, "slo-prometheus: keep the backfilled TSDB here between runs (empty: rebuild every run)")
+	fs.DurationVar(&c.promSLO.Timeout, "slo-prom-timeout", 15*time.Minute, "slo-prometheus: Prometheus' query timeout (the status from the counters is slow)")
+
 	fs.IntVar(&c.memory.Conns, "mem-conns", 10000, "memory: connections held at once")
 	fs.IntVar(&c.memory.Parallel, "mem-parallel", 200, "memory: connections opened at a time")
 	fs.IntVar(&c.memory.Wave, "mem-wave", 2000, "memory: requests in flight at once in the burst over the held connections")
@@ -146,7 +163,7 @@ func parseFlags(args []string) (*config, error) {
 		c.loadgen.Rates = append(c.loadgen.Rates, n)
 	}
 	switch {
-	case c.proxy.Rounds < 1 || c.exact.Runs < 1 || c.delay.Rounds < 1 || c.loadgen.Rounds < 1 || c.slo.Iterations < 1:
+	case c.proxy.Rounds < 1 || c.exact.Runs < 1 || c.delay.Rounds < 1 || c.loadgen.Rounds < 1 || c.slo.Iterations < 1 || c.promSLO.Iterations < 1:
 		return nil, fmt.Errorf("rounds and runs must be at least 1")
 	case c.loadgen.Step < time.Second || c.loadgen.Step%time.Second != 0:
 		return nil, fmt.Errorf("-load-step: want whole seconds, got %s", c.loadgen.Step)
@@ -154,6 +171,8 @@ func parseFlags(args []string) (*config, error) {
 		return nil, fmt.Errorf("-exact-requests must be at least -exact-conns (%d)", c.exact.Conns)
 	case c.memory.Conns < 1 || c.memory.Parallel < 1 || c.memory.Wave < 1:
 		return nil, fmt.Errorf("-mem-conns, -mem-parallel and -mem-wave must be positive")
+	case c.promSLO.CUJs < 1 || c.promSLO.Members < 1 || c.promSLO.Days < 1:
+		return nil, fmt.Errorf("-slo-prom-cujs, -slo-prom-members and -slo-prom-days must be positive")
 	}
 	return c, nil
 }
@@ -209,6 +228,8 @@ func run(ctx context.Context, args []string) int {
 			body, err = runRealtime(s)
 		case "slo":
 			body, err = runSLO(s, cfg.slo)
+		case "slo-prometheus":
+			body, err = runPromSLO(s, cfg.promSLO)
 		case "memory":
 			body, err = runMemory(s, cfg.memory)
 		}

@@ -69,6 +69,7 @@ type Source struct {
 	api     v1.API
 	cujs    string // regexp alternation of the CUJs that use slolab's metrics
 	queries map[slo.Key]*userQuery
+	batch   recordedBatch
 }
 
 var _ slo.Source = (*Source)(nil)

@@ -1,6 +1,7 @@
 package promql
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -15,6 +16,7 @@ import (
 
 	"slolab.dev/slolab"
 	"slolab.dev/slolab/sli"
+	"slolab.dev/slolab/slo"
 	"slolab.dev/slolab/spec"
 )
 
@@ -143,9 +145,12 @@ func leRegexp(d time.Duration) string {
 	return regexp.QuoteMeta(s) + `(\.0*)?`
 }
 
-// recordedSelector selects a recorded series of this Source's service and CUJs.
+// recordedSelector selects a recorded series of this Source's service. The
+// rules record only the CUJs that read slolab's metrics, so the service
+// picks them; a matcher of a hundred CUJs' names would cost the index more
+// than the samples cost.
 func (s *Source) recordedSelector(record string) string {
-	return fmt.Sprintf("%s{service=%q, cuj=~%q}", record, s.cfg.Service.Name, cujRegexp(ownMetricCUJs(s.cfg.Service)))
+	return fmt.Sprintf("%s{service=%q}", record, s.cfg.Service.Name)
 }
 
 // recordedEnd finds where the records of this Source's service stand at
@@ -174,44 +179,100 @@ func (s *Source) Latest(ctx context.Context, now time.Time) (time.Time, error) {
 	return last, err
 }
 
-// recordedTallies reads the recorded series over the window of length w
-// ending at at, the four queries at once, and tallies them per CUJ. The
-// minute ending at m is recorded at m + φ, so the window's minutes are the
-// samples in [at − w + 1m + φ, at + φ]: the queries are evaluated at at + φ
-// over w less a millisecond, which holds exactly those under Prometheus 2's
-// closed ranges and 3's left-open ones alike.
-func (s *Source) recordedTallies(ctx context.Context, w time.Duration, at time.Time) (map[string]*tally, error) {
-	per := map[string]*tally{}
-	if len(ownMetricCUJs(s.cfg.Service)) == 0 {
-		return per, nil
+// recordedBatch holds, for one instant, the tallies of every window the
+// service's SLOs read. A status asks for its windows one at a time; the
+// first request fetches them all at once, every query in parallel.
+type recordedBatch struct {
+	mu      sync.Mutex
+	at      time.Time
+	tallies map[time.Duration]map[string]*tally
+}
+
+// statusWindows are the rolling windows a status of svc reads.
+func statusWindows(svc *spec.Service) []time.Duration {
+	ws := []time.Duration{slo.BurnBasis}
+	for _, x := range slo.SLOs(svc) {
+		if x.Window.Calendar == "" {
+			ws = append(ws, x.Window.Rolling)
+		}
+		ws = append(ws, x.Windows()...)
 	}
-	phi, last, err := s.recordedEnd(ctx, at)
-	if err != nil {
+	slices.Sort(ws)
+	return slices.Compact(ws)
+}
+
+// recordedTallies returns every CUJ's tally over the window of length w
+// ending at at, from the recorded series.
+func (s *Source) recordedTallies(ctx context.Context, w time.Duration, at time.Time) (map[string]*tally, error) {
+	if len(ownMetricCUJs(s.cfg.Service)) == 0 {
+		return map[string]*tally{}, nil
+	}
+	b := &s.batch
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if t, ok := b.tallies[w]; ok && b.at.Equal(at) {
+		return t, nil
+	}
+	ws := []time.Duration{w}
+	if !b.at.Equal(at) {
+		ws = append(ws, statusWindows(s.cfg.Service)...)
+		b.at, b.tallies = at, map[time.Duration]map[string]*tally{}
+	}
+	if err := s.fetchRecorded(ctx, ws, at, b.tallies); err != nil {
+		b.at, b.tallies = time.Time{}, nil
 		return nil, err
 	}
+	return b.tallies[w], nil
+}
+
+// fetchRecorded tallies the recorded series over windows of the given
+// lengths ending at at, into into. The minute ending at m is recorded at
+// m + φ, so a window's minutes are the samples in [at − w + 1m + φ, at + φ]:
+// each query is evaluated at at + φ over w less a millisecond, which holds
+// exactly those under Prometheus 2's closed ranges and 3's left-open ones.
+func (s *Source) fetchRecorded(ctx context.Context, windows []time.Duration, at time.Time, into map[time.Duration]map[string]*tally) error {
+	phi, last, err := s.recordedEnd(ctx, at)
+	if err != nil {
+		return err
+	}
 	if last.Before(at) {
-		return nil, slolab.Errorf(slolab.Unavailable, "the recorded increases of service %s end at %s, before %s: the rules record each minute after it ends; ask for an earlier instant",
+		return slolab.Errorf(slolab.Unavailable, "the recorded increases of service %s end at %s, before %s: the rules record each minute after it ends; ask for an earlier instant",
 			s.cfg.Service.Name, last.UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339))
 	}
-	var vs [len(records)]model.Vector
-	var errs [len(records)]error
-	var wg sync.WaitGroup
-	for i, rec := range records {
-		wg.Go(func() {
-			expr := fmt.Sprintf("sum by (cuj) (sum_over_time(%s[%s]))", s.recordedSelector(rec), Duration(w-time.Millisecond))
-			vs[i], errs[i] = s.vector(ctx, expr, at.Add(phi))
-		})
+	type result struct {
+		w   time.Duration
+		rec int
+		v   model.Vector
+		err error
 	}
-	wg.Wait()
-	for i, v := range vs {
-		if errs[i] != nil {
-			return nil, errs[i]
+	results := make(chan result)
+	n := 0
+	for _, w := range slices.Compact(slices.Sorted(slices.Values(windows))) {
+		if _, done := into[w]; done {
+			continue
 		}
-		for _, smp := range v {
-			addRecorded(per, i, string(smp.Metric["cuj"]), count(smp.Value))
+		into[w] = map[string]*tally{}
+		for i, rec := range records {
+			n++
+			go func() {
+				expr := fmt.Sprintf("sum by (cuj) (sum_over_time(%s[%s]))", s.recordedSelector(rec), Duration(w-time.Millisecond))
+				v, err := s.vector(ctx, expr, at.Add(phi))
+				results <- result{w, i, v, err}
+			}()
 		}
 	}
-	return per, nil
+	var first error
+	for range n {
+		r := <-results
+		if r.err != nil {
+			first = cmp.Or(first, r.err)
+			continue
+		}
+		for _, smp := range r.v {
+			addRecorded(into[r.w], r.rec, string(smp.Metric["cuj"]), count(smp.Value))
+		}
+	}
+	return first
 }
 
 // addRecorded adds n events of record i (in the order of records) to a CUJ's tally.
