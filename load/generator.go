@@ -389,6 +389,9 @@ func (g *Generator) send(c *call, conn **h1Conn, wg *sync.WaitGroup) {
 		c.reusable = err == nil
 	}
 	end := g.cfg.Now()
+	if *conn != nil {
+		(*conn).lastUsed = end
+	}
 	if err != nil {
 		if g.reqCtx.Err() != nil {
 			st.cancelled.Add(1)

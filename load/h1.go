@@ -46,7 +46,7 @@ func newH1Client(u *url.URL, timeout time.Duration) *h1Client {
 type h1Conn struct {
 	nc       net.Conn
 	r        *bufio.Reader
-	lastUsed time.Time // when its last response ended; zero before the first
+	lastUsed time.Time // when its last response ended (the generator's clock)
 }
 
 // h1ReadBuffer is each connection's read buffer: net/http's default size.
@@ -182,7 +182,6 @@ func (c *h1Conn) exchange(x *h1Exchange, deadline time.Time) (keep, started bool
 			}
 			return false, true, nil
 		}
-		c.lastUsed = time.Now()
 		return st.keepAlive && st.code != 101, true, nil
 	}
 }
