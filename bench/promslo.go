@@ -209,7 +209,7 @@ func promSLOData(s *session, cfg promSLOConfig, specPath string) (dir string, en
 		return "", end, 0, err
 	}
 	g := s.group()
-	url, err := startPrometheus(s, g, raw, cfg.Timeout)
+	url, _, err := startPrometheus(s, g, raw, cfg.Timeout)
 	if err != nil {
 		g.stop()
 		return "", end, 0, err
@@ -266,19 +266,20 @@ func moveBlocks(src, dst string) error {
 
 // startPrometheus serves the TSDB in dataDir (which it may write to) on
 // loopback and returns its URL once it is ready.
-func startPrometheus(s *session, g *group, dataDir string, timeout time.Duration) (string, error) {
+func startPrometheus(s *session, g *group, dataDir string, timeout time.Duration) (string, int, error) {
 	bin := lookTool("prometheus")
 	if bin == "" {
-		return "", fmt.Errorf("prometheus not found: install Debian's prometheus package")
+		return "", 0, fmt.Errorf("prometheus not found: install Debian's prometheus package")
 	}
 	cfgPath := filepath.Join(s.dir, "prometheus.yml")
 	if err := os.WriteFile(cfgPath, []byte("global: {scrape_interval: 1m}\n"), 0o644); err != nil {
-		return "", err
+		return "", 0, err
 	}
 	addr := freeAddr()
-	if _, _, err := g.start(false, bin, "--config.file="+cfgPath, "--storage.tsdb.path="+dataDir, "--web.listen-address="+addr,
-		"--storage.tsdb.retention.time=10y", "--query.timeout="+timeout.String(), "--log.level=warn"); err != nil {
-		return "", err
+	cmd, _, err := g.start(false, bin, "--config.file="+cfgPath, "--storage.tsdb.path="+dataDir, "--web.listen-address="+addr,
+		"--storage.tsdb.retention.time=10y", "--query.timeout="+timeout.String(), "--log.level=warn")
+	if err != nil {
+		return "", 0, err
 	}
 	url := "http://" + addr
 	for range 600 {
@@ -286,15 +287,15 @@ func startPrometheus(s *session, g *group, dataDir string, timeout time.Duration
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return url, nil
+				return url, cmd.Process.Pid, nil
 			}
 		}
 		if s.ctx.Err() != nil {
-			return "", s.ctx.Err()
+			return "", 0, s.ctx.Err()
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return "", fmt.Errorf("prometheus on %s not ready after 60s", dataDir)
+	return "", 0, fmt.Errorf("prometheus on %s not ready after 60s", dataDir)
 }
 
 func tail(b []byte) []byte {
@@ -307,11 +308,13 @@ func tail(b []byte) []byte {
 // statusRun is one `slo status` process: its wall time and the status it
 // printed, without the line naming its source.
 type statusRun struct {
-	wall time.Duration
-	out  []byte
+	wall    time.Duration
+	cpu     time.Duration // slolab's user + system time
+	promCPU time.Duration // Prometheus' user + system time meanwhile
+	out     []byte
 }
 
-func sloStatus(s *session, specPath, url string, at time.Time, recorded bool) (statusRun, error) {
+func sloStatus(s *session, specPath, url string, promPID int, at time.Time, recorded bool) (statusRun, error) {
 	args := []string{"slo", "status", "--spec", specPath, "--prometheus", url, "--at", at.Format(time.RFC3339), "-o", "json"}
 	if recorded {
 		args = append(args, "--prometheus-recorded")
@@ -319,9 +322,12 @@ func sloStatus(s *session, specPath, url string, at time.Time, recorded bool) (s
 	cmd := exec.CommandContext(s.ctx, s.slolab, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	t0 := time.Now()
+	t0, p0 := time.Now(), procCPU(promPID)
 	out, err := cmd.Output()
-	r := statusRun{wall: time.Since(t0)}
+	r := statusRun{wall: time.Since(t0), promCPU: procCPU(promPID) - p0}
+	if cmd.ProcessState != nil {
+		r.cpu = cpuOf(cmd)
+	}
 	if err != nil {
 		return r, fmt.Errorf("slolab %s: %w\n%s", strings.Join(args, " "), err, stderr.Bytes())
 	}
@@ -353,30 +359,30 @@ func runPromSLO(s *session, cfg promSLOConfig) (string, error) {
 	defer os.RemoveAll(serve)
 	g := s.group()
 	defer g.stop()
-	url, err := startPrometheus(s, g, serve, cfg.Timeout)
+	url, promPID, err := startPrometheus(s, g, serve, cfg.Timeout)
 	if err != nil {
 		return "", err
 	}
 	// One status first, untimed: Prometheus pages the blocks in.
-	first, err := sloStatus(s, specPath, url, end, true)
+	first, err := sloStatus(s, specPath, url, promPID, end, true)
 	if err != nil {
 		return "", err
 	}
-	var walls []time.Duration
+	var runs []statusRun
 	for i := range cfg.Iterations {
-		r, err := sloStatus(s, specPath, url, end, true)
+		r, err := sloStatus(s, specPath, url, promPID, end, true)
 		if err != nil {
 			return "", err
 		}
 		if !bytes.Equal(r.out, first.out) {
 			return "", fmt.Errorf("status %d from the records differs from the first", i+1)
 		}
-		walls = append(walls, r.wall)
-		progress("slo-prometheus: status from the recorded increases %d/%d: %s", i+1, cfg.Iterations, fmtDur(r.wall))
+		runs = append(runs, r)
+		progress("slo-prometheus: status from the recorded increases %d/%d: %s (CPU: slolab %s, Prometheus %s)", i+1, cfg.Iterations, fmtDur(r.wall), fmtDur(r.cpu), fmtDur(r.promCPU))
 	}
 	var counters *statusRun
 	if cfg.Counters {
-		r, err := sloStatus(s, specPath, url, end, false)
+		r, err := sloStatus(s, specPath, url, promPID, end, false)
 		if err != nil {
 			return "", err
 		}
@@ -387,10 +393,14 @@ func runPromSLO(s *session, cfg promSLOConfig) (string, error) {
 	if err := json.Unmarshal(first.out, &st); err != nil {
 		return "", fmt.Errorf("slo status -o json: %w", err)
 	}
-	return renderPromSLO(cfg, st, first, walls, counters, built, started, loadBefore), nil
+	return renderPromSLO(cfg, st, first, runs, counters, built, started, loadBefore), nil
 }
 
-func renderPromSLO(cfg promSLOConfig, st slo.Status, first statusRun, walls []time.Duration, counters *statusRun, built time.Duration, started time.Time, loadBefore string) string {
+func renderPromSLO(cfg promSLOConfig, st slo.Status, first statusRun, runs []statusRun, counters *statusRun, built time.Duration, started time.Time, loadBefore string) string {
+	walls, cpus, promCPUs := make([]time.Duration, len(runs)), make([]time.Duration, len(runs)), make([]time.Duration, len(runs))
+	for i, r := range runs {
+		walls[i], cpus[i], promCPUs[i] = r.wall, r.cpu, r.promCPU
+	}
 	var b bytes.Buffer
 	flags := fmt.Sprintf("-only slo-prometheus -slo-prom-cujs %d -slo-prom-members %d -slo-prom-days %d -slo-prom-iterations %d -slo-prom-counters=%t",
 		cfg.CUJs, cfg.Members, cfg.Days, cfg.Iterations, cfg.Counters)
@@ -416,13 +426,14 @@ func renderPromSLO(cfg promSLOConfig, st slo.Status, first statusRun, walls []ti
 		b.WriteString("The backfilled data came from the cache of an earlier run (same CUJs, members, days and rules). ")
 	}
 	fmt.Fprintf(&b, "Each status is a fresh process (its start included), after one untimed status that pages the blocks in; %d timed.\n\n", len(walls))
-	b.WriteString("| read from | statuses | wall time (median) | min | max |\n|---|---:|---:|---:|---:|\n")
+	b.WriteString("CPU is the user + system time of the `slolab` process and of Prometheus during the status; on a shared machine it depends on the neighbours less than wall time does.\n\n")
+	b.WriteString("| read from | statuses | wall time (median) | min | max | CPU: slolab | CPU: Prometheus |\n|---|---:|---:|---:|---:|---:|---:|\n")
 	sorted := slices.Clone(walls)
 	slices.Sort(sorted)
 	med := medianDur(walls)
-	fmt.Fprintf(&b, "| recorded increases (`--prometheus-recorded`) | %d | %s | %s | %s |\n", len(walls), fmtDur(med), fmtDur(sorted[0]), fmtDur(sorted[len(sorted)-1]))
+	fmt.Fprintf(&b, "| recorded increases (`--prometheus-recorded`) | %d | %s | %s | %s | %s | %s |\n", len(walls), fmtDur(med), fmtDur(sorted[0]), fmtDur(sorted[len(sorted)-1]), fmtDur(medianDur(cpus)), fmtDur(medianDur(promCPUs)))
 	if counters != nil {
-		fmt.Fprintf(&b, "| counters (subqueries) | 1 | %s | | |\n", fmtDur(counters.wall))
+		fmt.Fprintf(&b, "| counters (subqueries) | 1 | %s | | | %s | %s |\n", fmtDur(counters.wall), fmtDur(counters.cpu), fmtDur(counters.promCPU))
 	}
 	fmt.Fprintf(&b, "\nThe status judged %d events over the SLOs' windows; %d page alerts fire (every 10th CUJ fails a quarter of its requests in its last hour).", events, pages)
 	if counters != nil {
@@ -452,3 +463,28 @@ func renderPromSLO(cfg promSLOConfig, st slo.Status, first statusRun, walls []ti
 	}
 	return b.String()
 }
+
+// procCPU returns a process's user + system time so far, from /proc (0 when
+// it cannot be read).
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which may hold spaces: state is the 3rd
+	// field, utime the 14th and stime the 15th.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / clockTicks
+}
+
+// clockTicks is Linux's USER_HZ, the unit of /proc/PID/stat's times.
+const clockTicks = 100
