@@ -22,7 +22,8 @@
 //   - memory: peak RSS of the proxies holding 10,000 connections.
 //
 // `make bench` runs bench/run.sh, which installs the peers and runs this.
-// The defaults finish in under 15 minutes on two cores; flags make runs
+// The defaults finish in about 15 minutes on two cores, plus 10 to 15 the
+// first time slo-prometheus builds its 30 days of data (cached after); flags make runs
 // longer or select sections:
 //
 //	go run ./bench                         # everything
