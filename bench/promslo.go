@@ -175,7 +175,7 @@ func promSLOData(s *session, cfg promSLOConfig, specPath string) (dir string, en
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		return "", end, 0, err
 	}
-	defer os.RemoveAll(work)
+	defer func() { _ = os.RemoveAll(work) }()
 	promtool := lookTool("promtool")
 	if promtool == "" {
 		return "", end, 0, fmt.Errorf("promtool not found: install Debian's prometheus package")
@@ -356,7 +356,7 @@ func runPromSLO(s *session, cfg promSLOConfig) (string, error) {
 	if out, err := exec.CommandContext(s.ctx, "cp", "-r", data, serve).CombinedOutput(); err != nil {
 		return "", fmt.Errorf("copying the TSDB: %w\n%s", err, out)
 	}
-	defer os.RemoveAll(serve)
+	defer func() { _ = os.RemoveAll(serve) }()
 	g := s.group()
 	defer g.stop()
 	url, promPID, err := startPrometheus(s, g, serve, cfg.Timeout)
