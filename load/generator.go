@@ -104,7 +104,7 @@ type Generator struct {
 	stopped    atomic.Int64 // when sending stopped, in ns from start
 	pool       sync.Pool
 	reqCtx     context.Context
-	work       chan *call // to idle workers
+	idle       idleWorkers
 	ran        atomic.Bool
 	coarseOnly bool // wait with the runtime's timers alone (tests in a synctest bubble)
 }
@@ -216,9 +216,8 @@ func (g *Generator) Run(ctx context.Context) (*Report, error) {
 	}
 	g.started.Store(start.UnixNano())
 	var wg sync.WaitGroup
-	g.work = make(chan *call)
 	interrupted := g.dispatch(ctx, start, &wg)
-	close(g.work)
+	g.idle.close()
 	g.stopped.Store(int64(g.cfg.Now().Sub(start)))
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
@@ -277,9 +276,9 @@ func (g *Generator) dispatch(ctx context.Context, start time.Time, wg *sync.Wait
 		wg.Add(1)
 		c := g.pool.Get().(*call)
 		c.item, c.intended = it, at
-		select {
-		case g.work <- c: // an idle worker takes it
-		default:
+		if w := g.idle.pop(); w != nil {
+			w <- c
+		} else {
 			go g.worker(c, wg)
 		}
 	}
@@ -296,13 +295,62 @@ func (g *Generator) worker(c *call, wg *sync.WaitGroup) {
 			g.h1.release(conn)
 		}
 	}()
+	next := make(chan *call, 1)
 	for {
 		g.send(c, &conn, wg)
-		var ok bool
-		if c, ok = <-g.work; !ok {
+		if !g.idle.push(next) {
+			return
+		}
+		if c = <-next; c == nil {
 			return
 		}
 	}
+}
+
+// idleWorkers is a stack of the workers waiting for a call, each by the
+// channel it takes calls on. The dispatcher hands a call to the worker that
+// became idle last, so at a steady rate the same few workers (and their
+// connections, buffers and stacks, warm in the caches) carry the load, and
+// those a burst added stay idle at the bottom.
+type idleWorkers struct {
+	mu     sync.Mutex
+	stack  []chan *call
+	closed bool
+}
+
+// pop returns the worker idle since the shortest time, or nil.
+func (w *idleWorkers) pop() chan *call {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := len(w.stack)
+	if n == 0 {
+		return nil
+	}
+	c := w.stack[n-1]
+	w.stack = w.stack[:n-1]
+	return c
+}
+
+// push adds a worker; false after close, when it should end.
+func (w *idleWorkers) push(c chan *call) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return false
+	}
+	w.stack = append(w.stack, c)
+	return true
+}
+
+// close ends every idle worker and every worker that becomes idle later.
+func (w *idleWorkers) close() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.closed = true
+	for _, c := range w.stack {
+		close(c)
+	}
+	w.stack = nil
 }
 
 // sleeper waits with one reusable runtime timer for the bulk of a wait
