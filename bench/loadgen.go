@@ -355,11 +355,11 @@ func sustainedReading(cfg loadgenConfig, runs map[string]map[int][]rung, sl, vg 
 			higher++
 		}
 	}
-	v := "on par"
+	v := "on par" // a majority of the rungs decides
 	switch {
-	case lower > both/2 && higher == 0:
+	case 2*lower > both:
 		v = "leads"
-	case higher > both/2 && lower == 0:
+	case 2*higher > both:
 		v = "trails"
 	}
 	who := "neither generator"
