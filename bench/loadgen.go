@@ -362,16 +362,16 @@ func sustainedReading(cfg loadgenConfig, runs map[string]map[int][]rung, sl, vg 
 	case 2*higher > both:
 		v = "trails"
 	}
-	who := "neither generator"
+	none := "neither generator sustained a rung"
 	switch {
 	case sl > 0:
-		who = "vegeta"
+		none = "vegeta sustained no rung"
 	case vg > 0:
-		who = "slolab's generator"
+		none = "slolab's generator sustained no rung"
 	}
-	b.WriteString(reading(v, fmt.Sprintf("slolab's generator sustains %.0f req/s and vegeta %.0f req/s: %s held the bar at no rung, so their ratio means nothing; "+
-		"rung by rung, slolab's p99 schedule lag was lower at %d and higher at %d of the %d rungs both ran (within 20%% or 1 ms counts as even).", sl, vg, who, lower, higher, both)))
-	b.WriteString(reading("misses goal", fmt.Sprintf("The goal of %.1f× vegeta's sustained rate cannot be judged when %s sustained no rung; run again on a quieter machine.", goalSustainedRatio, who)))
+	b.WriteString(reading(v, fmt.Sprintf("slolab's generator sustains %.0f req/s and vegeta %.0f req/s: %s, so their ratio means nothing; "+
+		"rung by rung, slolab's p99 schedule lag was lower at %d and higher at %d of the %d rungs both ran (within 20%% or 1 ms counts as even).", sl, vg, none, lower, higher, both)))
+	b.WriteString(reading("misses goal", fmt.Sprintf("The goal of %.1f× vegeta's sustained rate cannot be judged when %s; run again on a quieter machine.", goalSustainedRatio, none)))
 	return b.String()
 }
 

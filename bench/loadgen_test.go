@@ -51,7 +51,7 @@ func TestTheLoadVerdictComesFromTheSameBarForBothTools(t *testing.T) {
 			name:   "vegeta sustaining nothing is no lead when its lags are lower",
 			slolab: [][3]int{{9, 3000, 3000}, {20, 6000, 6000}, {40, 12000, 12000}},
 			vegeta: [][3]int{{11, 3000, 3000}, {12, 6000, 6000}, {13, 12000, 12000}},
-			want:   []string{"- **trails**: slolab's generator sustains 1000 req/s and vegeta 0 req/s: vegeta held the bar at no rung, so their ratio means nothing", "- **misses goal**: The goal of 1.5× vegeta's sustained rate cannot be judged"},
+			want:   []string{"- **trails**: slolab's generator sustains 1000 req/s and vegeta 0 req/s: vegeta sustained no rung, so their ratio means nothing", "- **misses goal**: The goal of 1.5× vegeta's sustained rate cannot be judged when vegeta sustained no rung"},
 		},
 		{
 			name:   "an unsent request fails the rung for slolab as for vegeta",
