@@ -366,12 +366,14 @@ const coarse = 2 * time.Millisecond
 
 // wakeSlack is the least time between two of the dispatcher's wakes. Each
 // wake from an idle process costs tens of microseconds of CPU (the timer,
-// the poller, a thread woken to run the workers), so above 1/wakeSlack
-// requests a second the dispatcher sends the requests due since its last
-// wake together, each at most wakeSlack late, instead of waking for each:
-// at 16,000/s it wakes 4,000 times a second, not 16,000. Below that rate
-// every request has a wake of its own.
-const wakeSlack = 250 * time.Microsecond
+// the poller, a thread woken to run the workers), more than a request's own
+// writing and reading, so above 1/wakeSlack requests a second the dispatcher
+// sends the requests due since its last wake together, each at most
+// wakeSlack late, instead of waking for each: at 16,000/s it wakes 1,000
+// times a second, not 16,000. Below that rate every request has a wake of
+// its own. A millisecond is the runtime's own timer resolution in an idle
+// process, and a tenth of the default late-after.
+const wakeSlack = time.Millisecond
 
 func (s *sleeper) sleep(ctx context.Context, until time.Time, now func() time.Time) bool {
 	d := until.Sub(now())
