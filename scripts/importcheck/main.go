@@ -28,6 +28,7 @@ var layers = map[string]int{
 	"sli":                3,
 	"store/...":          4,
 	"load":               4,
+	"backfill":           4, // the lab's synthetic history
 	"gen":                4, // what the generators share
 	"gen/...":            5, // generators: above gen, which reads sli and slo
 	"report":             4,

@@ -272,6 +272,11 @@ func each(ctx context.Context, q querier, f func(*sql.Rows) error, query string,
 // first minute, so windows shorter than an hour mean little there.
 func (s *Store) History(ctx context.Context, from, to time.Time) (*slo.History, error) {
 	b := slo.NewHistoryBuilder(from, to)
+	span, err := s.Span(ctx, slo.Range{From: from, To: to})
+	if err != nil {
+		return nil, err
+	}
+	b.SetSpan(span)
 	a, z := minutes(slo.Range{From: from, To: to})
 	for _, q := range []struct {
 		table    string
@@ -308,16 +313,22 @@ type Extent struct {
 	MinuteFrom time.Time
 	// FlushedUntil is the end of the last interval a flusher wrote.
 	FlushedUntil time.Time
+	// Stopped is when the last proxy that wrote the store stopped cleanly,
+	// having written everything it counted; zero while one runs, or if it
+	// crashed.
+	Stopped time.Time
 }
 
 // Extent reports what the store holds.
 func (s *Store) Extent(ctx context.Context) (Extent, error) {
 	var e Extent
-	var mMin, mMax, hMin, hMax, flushed sql.NullInt64
+	var mMin, mMax, hMin, hMax, flushed, started, stopped sql.NullInt64
 	err := s.db.QueryRowContext(ctx, `SELECT
 		(SELECT min(t) FROM minute), (SELECT max(t) FROM minute),
 		(SELECT min(t) FROM hour), (SELECT max(t) FROM hour),
-		(SELECT value FROM meta WHERE key = 'flushed_until')`).Scan(&mMin, &mMax, &hMin, &hMax, &flushed)
+		(SELECT value FROM meta WHERE key = 'flushed_until'),
+		(SELECT value FROM meta WHERE key = 'started'), (SELECT value FROM meta WHERE key = 'stopped')`).
+		Scan(&mMin, &mMax, &hMin, &hMax, &flushed, &started, &stopped)
 	if err != nil {
 		return e, slolab.Errorf(slolab.Unavailable, "store %s: %w", s.cfg.Path, err)
 	}
@@ -333,6 +344,9 @@ func (s *Store) Extent(ctx context.Context) (Extent, error) {
 	}
 	if flushed.Valid {
 		e.FlushedUntil = time.Unix(0, flushed.Int64).UTC()
+	}
+	if stopped.Valid && (!started.Valid || stopped.Int64 >= started.Int64) {
+		e.Stopped = time.Unix(0, stopped.Int64).UTC()
 	}
 	return e, nil
 }

@@ -139,6 +139,22 @@ var migrations = []string{
 		report  BLOB              -- the JSON report; NULL for a skip
 	);
 	CREATE INDEX experiment_run_by_name ON experiment_run (name, started);`,
+	// 4: what a store knows about itself. spec_revision keeps the spec each
+	// proxy or lab wrote under (spec.FormatYAML, a new row only when it
+	// changed), so 'slolab slo' needs --store alone; synthetic marks the
+	// minutes the lab generated rather than measured.
+	`CREATE TABLE spec_revision (
+		id       INTEGER PRIMARY KEY,
+		written  INTEGER NOT NULL, -- Unix nanoseconds
+		service  TEXT NOT NULL,
+		document BLOB NOT NULL     -- the spec as YAML
+	);
+	CREATE TABLE synthetic (
+		id          INTEGER PRIMARY KEY,
+		from_t      INTEGER NOT NULL, -- Unix nanoseconds
+		until_t     INTEGER NOT NULL,
+		description TEXT NOT NULL
+	);`,
 }
 
 // SchemaVersion is the schema version this slolab writes.
