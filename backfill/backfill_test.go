@@ -57,7 +57,7 @@ func TestCountsAreExact(t *testing.T) {
 	got := collect(t, backfill.Config{
 		CUJs: []backfill.CUJ{{
 			Name: "read", PerMinute: big.NewRat(21, 2), Bad: big.NewRat(1, 1000),
-			Latency: []backfill.Part{{Quantile: delay(t, "p0=2ms p50=8ms p90=16ms p99=30ms p100=60ms"), Weight: 3}, {Quantile: delay(t, "p0=1ms p50=3ms p100=25ms"), Weight: 1}},
+			Latency:   []backfill.Part{{Quantile: delay(t, "p0=2ms p50=8ms p90=16ms p99=30ms p100=60ms"), Weight: 3}, {Quantile: delay(t, "p0=1ms p50=3ms p100=25ms"), Weight: 1}},
 			Threshold: 300 * time.Millisecond,
 		}},
 		Bounds: bounds, From: start, Until: start.Add(24 * time.Hour), Seed: 7,
