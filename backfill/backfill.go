@@ -17,10 +17,12 @@
 package backfill
 
 import (
+	"cmp"
 	"fmt"
 	"iter"
 	"math"
 	"math/big"
+	"math/bits"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -74,9 +76,35 @@ type History struct {
 
 type cujPlan struct {
 	CUJ
-	shares []float64 // per histogram bucket
-	slowAt int       // the first bucket above the threshold; len(shares) when none
-	offset *big.Rat  // in [0, 1)
+	shares   []float64 // per histogram bucket
+	slowAt   int       // the first bucket above the threshold; len(shares) when none
+	traffic  steady    // requests by the end of minute k: traffic.upTo(k)
+	failures steady    // failures among the first n requests: failures.upTo(n)
+	rems     []rem     // apportion's scratch
+	xs       []float64
+}
+
+// steady counts ⌊x·p/q + a/q⌋ things by x, exactly: x·p/q is the expected
+// count and a/q in [0, 1) a seeded offset of where the fractions fall.
+type steady struct{ p, q, a uint64 }
+
+func newSteady(r *big.Rat, rng *rand.Rand, what string) (steady, error) {
+	if !r.Num().IsUint64() || !r.Denom().IsUint64() || r.Denom().Uint64() > 1<<40 {
+		return steady{}, fmt.Errorf("%s %s is too fine to count exactly", what, r.RatString())
+	}
+	q := r.Denom().Uint64()
+	return steady{p: r.Num().Uint64(), q: q, a: rng.Uint64N(q)}, nil
+}
+
+func (s steady) upTo(x uint64) uint64 {
+	hi, lo := bits.Mul64(x, s.p)
+	lo, carry := bits.Add64(lo, s.a, 0)
+	hi += carry
+	if hi >= s.q { // beyond 2^64 things: not a history anyone writes
+		return math.MaxUint64
+	}
+	n, _ := bits.Div64(hi, lo, s.q)
+	return n
 }
 
 // New checks cfg and computes each CUJ's latency histogram.
@@ -106,7 +134,14 @@ func New(cfg Config) (*History, error) {
 		if c.Threshold > 0 {
 			p.slowAt = sort.Search(len(cfg.Bounds), func(i int) bool { return cfg.Bounds[i] >= c.Threshold }) + 1
 		}
-		p.offset = new(big.Rat).SetFrac64(int64(rng.Uint64N(1<<20)), 1<<20)
+		var err error
+		if p.traffic, err = newSteady(c.PerMinute, rng, "CUJ "+c.Name+": a traffic of"); err != nil {
+			return nil, fmt.Errorf("backfill: %w", err)
+		}
+		if p.failures, err = newSteady(c.Bad, rng, "CUJ "+c.Name+": a failure share of"); err != nil {
+			return nil, fmt.Errorf("backfill: %w", err)
+		}
+		p.rems, p.xs = make([]rem, len(p.shares)), make([]float64, len(p.shares))
 		h.cujs = append(h.cujs, p)
 	}
 	return h, nil
@@ -172,24 +207,23 @@ func (h *History) Minutes() iter.Seq[sli.Bucket] {
 		}
 		for k := int64(0); k <= n; k++ {
 			// Minute k holds ⌊(k+1)·r + o⌋ − ⌊k·r + o⌋ requests; the last,
-			// partial one its share of the minute.
-			end := big.NewRat(k+1, 1)
-			if k == n {
-				if partial == 0 {
-					return
-				}
-				end.Add(big.NewRat(k, 1), big.NewRat(int64(partial), int64(time.Minute)))
+			// partial one its share of the minute's.
+			if k == n && partial == 0 {
+				return
 			}
 			start := first.Add(time.Duration(k) * time.Minute)
 			for i := range h.cujs {
 				c := &h.cujs[i]
-				total := floorAt(end, c.PerMinute, c.offset) - floorAt(big.NewRat(k, 1), c.PerMinute, c.offset)
+				end := c.traffic.upTo(uint64(k + 1))
+				if k == n {
+					end = c.partial(uint64(k), partial)
+				}
+				total := end - c.traffic.upTo(uint64(k))
 				if total == 0 {
 					continue
 				}
 				counts := c.minute(total, owed[i])
-				counts.Bad = floorAt(new(big.Rat).SetInt(new(big.Int).SetUint64(sent[i]+total)), c.Bad, c.offset) -
-					floorAt(new(big.Rat).SetInt(new(big.Int).SetUint64(sent[i])), c.Bad, c.offset)
+				counts.Bad = c.failures.upTo(sent[i]+total) - c.failures.upTo(sent[i])
 				sent[i] += total
 				if !yield(sli.Bucket{Start: start, CUJ: c.Name, Group: h.cfg.Group, Counts: counts}) {
 					return
@@ -199,32 +233,34 @@ func (h *History) Minutes() iter.Seq[sli.Bucket] {
 	}
 }
 
-// floorAt returns ⌊x·r + o⌋.
-func floorAt(x, r, o *big.Rat) uint64 {
-	v := new(big.Rat).Add(new(big.Rat).Mul(x, r), o)
+// partial returns the requests by the end of the first d of minute k.
+func (c *cujPlan) partial(k uint64, d time.Duration) uint64 {
+	x := new(big.Rat).Add(new(big.Rat).SetInt64(int64(k)), new(big.Rat).SetFrac64(int64(d), int64(time.Minute)))
+	v := x.Mul(x, new(big.Rat).SetFrac(new(big.Int).SetUint64(c.traffic.p), new(big.Int).SetUint64(c.traffic.q)))
+	v.Add(v, new(big.Rat).SetFrac(new(big.Int).SetUint64(c.traffic.a), new(big.Int).SetUint64(c.traffic.q)))
 	return new(big.Int).Quo(v.Num(), v.Denom()).Uint64()
 }
 
 // minute spreads total requests over the buckets and counts the slow ones.
 func (c *cujPlan) minute(total uint64, owed []float64) sli.Counts {
-	out := sli.Counts{Total: total, Hist: apportion(total, c.shares, owed), Span: time.Minute}
+	out := sli.Counts{Total: total, Hist: apportion(total, c.shares, owed, c.rems, c.xs), Span: time.Minute}
 	for _, n := range out.Hist[min(c.slowAt, len(out.Hist)):] {
 		out.Slow += n
 	}
 	return out
 }
 
+type rem struct {
+	i int
+	r float64
+}
+
 // apportion splits n into parts proportional to shares (which sum to 1) by
 // largest remainders: the parts sum to n exactly. owed carries each part's
-// shortfall (or excess) from one call to the next.
-func apportion(n uint64, shares, owed []float64) []uint64 {
+// shortfall (or excess) from one call to the next; rems and xs are scratch
+// of len(shares).
+func apportion(n uint64, shares, owed []float64, rems []rem, xs []float64) []uint64 {
 	out := make([]uint64, len(shares))
-	type rem struct {
-		i int
-		r float64
-	}
-	rems := make([]rem, len(shares))
-	xs := make([]float64, len(shares))
 	var given uint64
 	for i, s := range shares {
 		x := max(s*float64(n)+owed[i], 0)
@@ -238,7 +274,7 @@ func apportion(n uint64, shares, owed []float64) []uint64 {
 			owed[i] = xs[i] - float64(out[i])
 		}
 	}()
-	sort.SliceStable(rems, func(a, b int) bool { return rems[a].r > rems[b].r })
+	slices.SortStableFunc(rems, func(a, b rem) int { return cmp.Compare(b.r, a.r) })
 	for j := 0; given < n; j++ {
 		out[rems[j%len(rems)].i]++
 		given++

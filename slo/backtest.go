@@ -44,7 +44,7 @@ type Backtest struct {
 	Step    spec.Duration `json:"step"`
 	// Span is what the source held: since when, and which part of it is
 	// synthetic (the lab's generated history).
-	Span     Span      `json:"span"`
+	Span     Span      `json:"span,omitzero"`
 	Episodes []Episode `json:"episodes"`
 	// Summary counts episodes and firing time per SLO and severity.
 	Summary []BacktestSummary `json:"summary"`

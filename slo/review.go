@@ -18,7 +18,7 @@ type Review struct {
 	Step    spec.Duration `json:"trendStep"`
 	// Span is what the source held: since when, and which part of it is
 	// synthetic (the lab's generated history).
-	Span Span        `json:"span"`
+	Span Span        `json:"span,omitzero"`
 	CUJs []CUJReview `json:"cujs"`
 }
 

@@ -43,6 +43,7 @@ type labOptions struct {
 	logLevel  string
 	noLatency bool
 	store     string
+	history   time.Duration
 	// explicit records the address flags the user gave: those fail when
 	// taken; defaults fall back to a free port.
 	explicit map[string]bool
@@ -63,6 +64,7 @@ const (
 
 func labCmd(e *env) *cobra.Command {
 	o := &labOptions{}
+	var history string
 	cmd := &cobra.Command{
 		Use:   "lab [--spec FILE] [--upstream URL]",
 		Short: "Run the whole product at once: a demo app, the proxy, steady load and the dashboard",
@@ -73,6 +75,13 @@ func labCmd(e *env) *cobra.Command {
                   the proxy's TCP listener "blobs"
   the proxy       measures every CUJ and injects faults at exact rates
   steady load     --rate requests per second with the spec's per-CUJ mix
+  a history       --history of synthetic minutes written into the store
+                  before anything starts (30 days by default): every CUJ at
+                  the load's exact rate with the demo app's baseline
+                  latencies and no failures, marked synthetic in the store,
+                  'slo status', reports and the dashboard; so every window
+                  from 5 minutes to 30 days is full, and budgets, burn rates
+                  and alert timings are what production would show
   the SLO engine  on the embedded store the proxy writes (as 'slolab proxy
                   --store' does), judging every SLO every 10 seconds
   the dashboard   CUJs with SLIs over their windows, budgets, burn rates and
@@ -88,9 +97,10 @@ leaves this machine.
 
 The store is a new one in a temporary directory, removed on exit, unless
 --store names a file to keep (and to read with 'slolab slo status|report|
-backtest --store PATH'). The SLO engine reads the store's whole minutes and
-the proxy's newest 10-second intervals together, so SLIs, budgets and alerts
-appear within seconds of the start.
+backtest --store PATH': the store remembers its spec). The SLO engine reads
+the store's whole minutes and the proxy's newest 10-second intervals
+together, so SLIs, budgets and alerts appear within seconds of the start. A
+store that already holds minutes gets no synthetic history.
 
 Changes (simulations, stopping faults) need the admin token: the lab uses
 $SLOLAB_ADMIN_TOKEN or makes one, and prints a dashboard URL that carries
@@ -101,8 +111,12 @@ the app: nothing stays injected.`,
 		Example: `  # the demo: open the dashboard URL it prints
   slolab lab
 
-  # your own app and spec, heavier load
+  # your own app and spec, heavier load (no synthetic history: the lab
+  # does not know your app's baseline)
   slolab lab --spec service.yaml --upstream http://127.0.0.1:3000 --rate 100/s
+
+  # no history: every window holds only the lab's own minutes
+  slolab lab --history 0
 
   # from another terminal, against the running lab
   SLOLAB_ADMIN_TOKEN=<printed token> slolab fault add slow-read --cuj read --delay 400ms --rate 5%
@@ -113,20 +127,26 @@ the app: nothing stays injected.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.explicit = map[string]bool{}
-			for _, f := range []string{"listen", "admin", "dashboard", "app"} {
+			for _, f := range []string{"listen", "admin", "dashboard", "app", "history"} {
 				o.explicit[f] = cmd.Flags().Changed(f)
 			}
+			d, err := spec.ParseDuration(history)
+			if err != nil || d < 0 {
+				return usageErrorf("--history %q: want a duration such as 30d, or 0 for none", history)
+			}
+			o.history = d
 			l, err := newLab(e.ctx, o, e.stderr)
 			if err != nil {
 				return err
 			}
-			l.printURLs(e.stderr)
+			l.printURLs(e.stdout)
 			err = l.run(e.ctx)
 			fmt.Fprintln(e.stderr, "slolab lab: stopped; no fault rule remains")
 			return err
 		},
 	}
 	fs := cmd.Flags()
+	fs.StringVar(&history, "history", spec.FormatDuration(defaultLabHistory), `synthetic history written into the store before the lab starts, so every window is full ("0" for none)`)
 	fs.StringVar(&o.specPath, "spec", "", "the service spec (default: examples/chat.yaml, built in)")
 	fs.StringVar(&o.upstream, "upstream", "", "your app's base URL (default: run the built-in demo app)")
 	fs.StringVar(&o.listen, "listen", defaultLabProxy, "address of the proxy, where the app is reached")
@@ -162,6 +182,7 @@ type lab struct {
 	fallbacks []string
 	stderr    io.Writer
 	tempDir   string // the temporary store's directory, removed on exit
+	history   labHistory
 }
 
 func labService(path string) (*spec.Service, error) {
@@ -290,8 +311,36 @@ func newLab(ctx context.Context, o *labOptions, stderr io.Writer) (_ *lab, err e
 		return nil, err
 	}
 	if l.blobs != nil {
-		cfg := demoapp.Config{Seed: o.seed, NoLatency: o.noLatency, Logger: log, Blobs: l.stack.tcp[0].ln.Addr().String()}
+		// The app's own warnings (a 502 for every upload a TCP fault
+		// breaks) are what the lab's user asked for: shown at info and
+		// debug, not at the default warn.
+		appLog := log
+		if lvl := new(slog.Level); lvl.UnmarshalText([]byte(o.logLevel)) == nil && *lvl > slog.LevelInfo {
+			appLog, _ = newLogger(stderr, "error")
+		}
+		cfg := demoapp.Config{Seed: o.seed, NoLatency: o.noLatency, Logger: appLog, Blobs: l.stack.tcp[0].ln.Addr().String()}
 		if l.app, err = demoapp.New(cfg); err != nil {
+			return nil, err
+		}
+	}
+	var plan *load.Plan
+	if !rate.IsZero() {
+		if plan, err = load.NewPlan(svc, load.PlanConfig{Stages: []load.Stage{{From: rate}}, Seed: o.seed}); err != nil {
+			return nil, fmt.Errorf("the lab's load: %w", err)
+		}
+	}
+	switch {
+	case o.history == 0:
+		l.history.skipped = "--history 0"
+	case l.app == nil:
+		if o.explicit["history"] {
+			return nil, usageErrorf("--history needs the demo app: with --upstream the lab does not know your app's baseline")
+		}
+		l.history.skipped = "--upstream: the lab does not know your app's baseline"
+	case plan == nil:
+		l.history.skipped = "no load (--rate 0) to make one from"
+	default:
+		if l.history, err = l.writeHistory(ctx, plan, o.history, time.Now()); err != nil {
 			return nil, err
 		}
 	}
@@ -319,11 +368,7 @@ func newLab(ctx context.Context, o *labOptions, stderr io.Writer) (_ *lab, err e
 		return nil, err
 	}
 
-	if !rate.IsZero() {
-		plan, err := load.NewPlan(svc, load.PlanConfig{Stages: []load.Stage{{From: rate}}, Seed: o.seed})
-		if err != nil {
-			return nil, fmt.Errorf("the lab's load: %w", err)
-		}
+	if plan != nil {
 		if l.gen, err = load.New(load.Config{Plan: plan, Target: l.stack.proxyURL(), Timeout: 10 * time.Second, Drain: time.Second}); err != nil {
 			return nil, fmt.Errorf("the lab's load: %w", err)
 		}
@@ -367,6 +412,7 @@ func (l *lab) printURLs(w io.Writer) {
 	} else {
 		fmt.Fprintf(w, "  store      %s  (slolab slo status --store %s reads it too)\n", l.stack.opts.store, l.stack.opts.store)
 	}
+	fmt.Fprintf(w, "  history    %s\n", l.history)
 	fmt.Fprintf(w, "  token      export SLOLAB_ADMIN_URL=%s SLOLAB_ADMIN_TOKEN=%s SLOLAB_STORE=%s\n\n", l.stack.adminURL(), l.o.token, l.stack.opts.store)
 	fmt.Fprintln(w, "Ctrl-C stops everything and removes every fault.")
 }

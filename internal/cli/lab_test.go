@@ -133,6 +133,7 @@ func TestTheLabPrintsWhereEverythingIs(t *testing.T) {
 		"  blobs      " + l.stack.tcp[0].ln.Addr().String() + " → " + l.blobsLn.Addr().String() + "  (the app's blob store, through the proxy: fault rules with match: {tcp: blobs})",
 		"  admin API  " + l.stack.adminURL() + "/api/v1/  metrics " + l.stack.adminURL() + "/metrics",
 		"  store      " + filepath.Join(l.tempDir, "slolab.db") + "  (removed on exit; --store PATH keeps one)",
+		"  history    none: --history 0",
 		"  token      export SLOLAB_ADMIN_URL=" + l.stack.adminURL() + " SLOLAB_ADMIN_TOKEN=t0k SLOLAB_STORE=" + filepath.Join(l.tempDir, "slolab.db"),
 		"",
 		"Ctrl-C stops everything and removes every fault.",
@@ -426,5 +427,52 @@ func TestServeRunsScheduledExperimentsAndKeepsTheirRecord(t *testing.T) {
 	if err := json.Unmarshal([]byte(hist), &runs); err != nil || code != ExitOK || len(runs) == 0 ||
 		runs[len(runs)-1] != (struct{ Kind, Name, Verdict string }{"experiment", "tick", "held"}) {
 		t.Errorf("history: exit %d %v %+v\n%s", code, err, runs, hist)
+	}
+}
+
+// TestTheLabStartsWithAFullSyntheticHistory: with --history 30d the lab
+// writes, before anything serves, 30 days of minutes at the load's exact
+// per-CUJ rates (update: 15% of 20/s, 180 a minute) with the demo app's
+// baseline latencies and no failures, marked synthetic; every window of
+// every SLO is then full and clean, and says so.
+func TestTheLabStartsWithAFullSyntheticHistory(t *testing.T) {
+	o := freeOptions("20/s")
+	o.history = 30 * spec.Day
+	start := time.Now()
+	l, err := newLab(context.Background(), o, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.closeAll()
+	t.Logf("newLab with 30 days of history took %v; the history: %s", time.Since(start), l.history)
+	var out bytes.Buffer
+	l.printURLs(&out)
+	if want := "  history    30d of synthetic minutes before "; !strings.Contains(out.String(), want) ||
+		!strings.Contains(out.String(), "(steady load 20/s in the spec's mix, the demo app's baseline latencies, no failures; seed 1); 259,") {
+		t.Errorf("the banner does not say what history was written:\n%s", out.String())
+	}
+	at := slo.Align(l.history.synthetic.Until, time.Minute)
+	st, err := slo.Evaluate(context.Background(), l.svc, l.stack.store, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Span == nil || st.Span.Synthetic == nil || !st.Span.Synthetic.Until.Equal(l.history.synthetic.Until) {
+		t.Errorf("status does not mark the synthetic history: %+v", st.Span)
+	}
+	for _, s := range st.SLOs {
+		if s.Covered != spec.Duration(30*spec.Day) {
+			t.Errorf("%s %s: the period is covered for %v, want 30d", s.CUJ, s.Kind, s.Covered)
+		}
+		if s.Events.Bad != 0 || len(s.Firing()) > 0 || s.Budget.RemainingPercent != 100 {
+			t.Errorf("%s %s: %d bad, %d alerts, %v%% budget left; want a clean history", s.CUJ, s.Kind, s.Events.Bad, len(s.Firing()), s.Budget.RemainingPercent)
+		}
+		if s.CUJ == "update" && s.Events.Total != 180*43200 {
+			t.Errorf("update holds %d requests over 30 days, want 180 a minute: 7,776,000", s.Events.Total)
+		}
+		for _, w := range s.Windows {
+			if w.Covered != w.Window {
+				t.Errorf("%s %s: the %v window is covered for %v", s.CUJ, s.Kind, w.Window, w.Covered)
+			}
+		}
 	}
 }

@@ -302,6 +302,12 @@ func newProxyStack(svc *spec.Service, upstream *url.URL, o *proxyOptions, log *s
 		s.closers = append(s.closers, st.Close)
 		s.store = st
 		s.flusher = sqlite.NewFlusher(st, rec, sqlite.FlusherConfig{Logger: log})
+		// The store remembers the spec, so 'slolab slo' reads it with
+		// --store alone, and that a proxy is writing it.
+		if err := errors.Join(st.SetSpec(context.Background(), svc), st.Started(context.Background(), time.Now())); err != nil {
+			s.close()
+			return nil, fmt.Errorf("opening the store: %w", err)
+		}
 	}
 	if s.proxyLn, err = net.Listen("tcp", o.listen); err != nil {
 		s.close()
@@ -384,6 +390,9 @@ func (s *proxyStack) run(ctx context.Context) error {
 	if s.flusher != nil { // requests have drained: store the last, still open interval too
 		if err := s.flusher.Final(context.WithoutCancel(ctx)); err != nil {
 			s.log.Warn("storing the last buckets on shutdown", "err", err)
+		} else if err := s.store.Stopped(context.WithoutCancel(ctx), time.Now()); err != nil {
+			// Status judges a cleanly stopped store's last minute at once.
+			s.log.Warn("recording a clean stop in the store", "err", err)
 		}
 	}
 	for _, st := range s.faults.DeleteAll() {

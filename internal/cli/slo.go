@@ -61,7 +61,7 @@ type sourceFlags struct {
 }
 
 func (f *sourceFlags) add(cmd *cobra.Command, e *env) {
-	cmd.Flags().StringVar(&f.specPath, "spec", "", "the service spec with the CUJs and their SLOs (required)")
+	cmd.Flags().StringVar(&f.specPath, "spec", "", "the service spec with the CUJs and their SLOs (default: the spec the store was written under; required with --prometheus)")
 	f.addSources(cmd, e, "the embedded store 'slolab proxy --store' writes")
 }
 
@@ -83,16 +83,39 @@ type source struct {
 	store *sqlite.Store // the embedded store; nil when reading Prometheus
 }
 
+// Span implements slo.Spanner when the source it wraps does.
+func (s *source) Span(ctx context.Context, r slo.Range) (slo.Span, error) {
+	if sp, ok := s.Source.(slo.Spanner); ok {
+		return sp.Span(ctx, r)
+	}
+	return slo.Span{}, nil
+}
+
 type nopCloser struct{}
 
 func (nopCloser) Close() error { return nil }
 
 func (f *sourceFlags) open(ctx context.Context, cmd *cobra.Command) (*spec.Service, *source, error) {
-	if f.specPath == "" {
-		return nil, nil, usageErrorf("--spec is required: the service spec with the CUJs and their SLOs")
-	}
 	if err := f.check(cmd); err != nil {
 		return nil, nil, err
+	}
+	if f.specPath == "" {
+		if f.prometheus != "" {
+			return nil, nil, usageErrorf("--spec is required with --prometheus: the service spec with the CUJs and their SLOs")
+		}
+		s, err := f.openStore(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		svc, _, err := s.store.Spec(ctx)
+		if err != nil {
+			s.Close()
+			if slolab.KindOf(err) == slolab.NotFound {
+				return nil, nil, usageErrorf("--spec is required: %v", err)
+			}
+			return nil, nil, err
+		}
+		return svc, s, nil
 	}
 	svc, err := loadService(f.specPath)
 	if err != nil {
@@ -127,6 +150,11 @@ func (f *sourceFlags) openFor(ctx context.Context, svc *spec.Service) (*source, 
 			describe: "prometheus " + f.prometheus, Closer: nopCloser{},
 		}, nil
 	}
+	return f.openStore(ctx)
+}
+
+// openStore opens the embedded store named by --store.
+func (f *sourceFlags) openStore(ctx context.Context) (*source, error) {
 	if _, err := os.Stat(f.store); err != nil {
 		return nil, slolab.Errorf(slolab.NotFound, "no store at %s: run 'slolab proxy --store %s ...' to record one, or read Prometheus with --prometheus URL", f.store, f.store)
 	}
@@ -142,7 +170,7 @@ func (f *sourceFlags) openFor(ctx context.Context, svc *spec.Service) (*source, 
 			if err != nil {
 				return time.Time{}, err
 			}
-			return storeInstant(now, ext.FlushedUntil), nil
+			return storeInstant(now, ext), nil
 		},
 	}, nil
 }
@@ -151,11 +179,35 @@ func (f *sourceFlags) openFor(ctx context.Context, svc *spec.Service) (*source, 
 // the end of the last whole minute it holds. A proxy flushes every 10
 // seconds, so for up to 20 seconds after a minute ends its last interval may
 // still be missing; a store nobody wrote to for two minutes is judged now.
-func storeInstant(now, flushedUntil time.Time) time.Time {
-	if flushedUntil.After(now.Add(-2*time.Minute)) && flushedUntil.Before(now) {
-		return slo.Align(flushedUntil, time.Minute)
+// A proxy that stopped cleanly wrote everything it counted, its last,
+// partial minute included: that minute is judged at once.
+func storeInstant(now time.Time, ext sqlite.Extent) time.Time {
+	switch {
+	case !ext.Stopped.IsZero():
+		last := slo.Align(ext.Stopped, time.Minute)
+		if last.Before(ext.Stopped) {
+			last = last.Add(time.Minute)
+		}
+		return maxTime(slo.Align(now, time.Minute), last)
+	case ext.FlushedUntil.After(now.Add(-2*time.Minute)) && ext.FlushedUntil.Before(now):
+		return slo.Align(ext.FlushedUntil, time.Minute)
 	}
 	return slo.Align(now, time.Minute)
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// notFuture refuses an instant after now: nothing is known of it yet.
+func notFuture(flag string, t, now time.Time) error {
+	if t.After(now) {
+		return usageErrorf("%s %s is in the future (now is %s): there are no events to judge yet", flag, rpt.Time(t), rpt.Time(now))
+	}
+	return nil
 }
 
 // parseInstant reads --at, --from and --to: RFC 3339, a date, or a duration ago ("7d").
@@ -241,7 +293,11 @@ alert's firing and resolution as JSON (Slack-compatible "text"), and
 				if watch {
 					return usageErrorf("--at judges one past instant; it cannot be combined with --watch")
 				}
-				if fixed, err = parseInstant("--at", at, time.Now()); err != nil {
+				now := time.Now()
+				if fixed, err = parseInstant("--at", at, now); err != nil {
+					return err
+				}
+				if err := notFuture("--at", fixed, now); err != nil {
 					return err
 				}
 			}
@@ -383,6 +439,9 @@ From the store, minute history covers the last 35 days.`,
 				if end, err = parseInstant("--to", to, now); err != nil {
 					return err
 				}
+				if err := notFuture("--to", end, now); err != nil {
+					return err
+				}
 			}
 			start, end = slo.Align(start, time.Minute), slo.Align(end, time.Minute)
 			if !start.Before(end) {
@@ -460,6 +519,9 @@ and json.`,
 			}
 			if at != "" {
 				if end, err = parseInstant("--at", at, now); err != nil {
+					return err
+				}
+				if err := notFuture("--at", end, now); err != nil {
 					return err
 				}
 				end = slo.Align(end, time.Minute)
