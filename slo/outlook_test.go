@@ -2,6 +2,7 @@ package slo_test
 
 import (
 	"math/big"
+	"strings"
 	"testing"
 	"time"
 
@@ -128,5 +129,47 @@ func TestOutlookWithoutTrafficSaysSo(t *testing.T) {
 	st := steady(t, 0, 30*spec.Day)
 	if _, ok := st.Outlook(big.NewRat(1, 100)); ok {
 		t.Error("an outlook without traffic")
+	}
+}
+
+// TestAPlanMeasuredAgainstTheStore: the same plan (burn rate 14.4 on
+// update) explained from what the source holds. Over 30 clean days the
+// figures are the nominal ones; over the 3 minutes a fresh store holds,
+// they say what the engine will show: the budget counted over those
+// minutes is spent in 13s, and a ticket fires after 1m56s, as soon as the
+// windows hold the 5 failures the guard asks for.
+func TestAPlanMeasuredAgainstTheStore(t *testing.T) {
+	svc := service(t, chat)
+	for _, c := range []struct {
+		name        string
+		covered     time.Duration
+		explanation string
+		notes       []string
+	}{
+		{"over a full, clean month the figures are the nominal ones", 30 * spec.Day,
+			"1.44% of update requests fail; at this rate (burn rate 14.4) the 30-day budget lasts exactly 2d2h, and the page alert (1h/5m ≥ 14.4) fires after 1h.", nil},
+		{"over three minutes the budget is gone in seconds and a ticket fires in two minutes", 3 * time.Minute,
+			"1.44% of update requests fail; at this rate (burn rate 14.4) the 30-day budget lasts about 13.433s, and the ticket alert (1d/2h ≥ 3) fires after 1m56s.",
+			[]string{"the source holds only 3m of history: every window longer than that counts only those minutes, so the budget and the alerts react to them alone"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p, err := slo.PlanFor(svc, "update", slo.Want{BurnRate: ratioPtr(t, "14.4")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := steady(t, 180, c.covered)
+			if !p.Measure(&st) {
+				t.Fatal("not measured")
+			}
+			if p.Explanation != c.explanation {
+				t.Errorf("explanation:\n%s\nwant:\n%s", p.Explanation, c.explanation)
+			}
+			if strings.Join(p.Notes, "\n") != strings.Join(c.notes, "\n") {
+				t.Errorf("notes %q, want %q", p.Notes, c.notes)
+			}
+			if m := p.Intended.Measured; m == nil || m.Rate != 3 || time.Duration(m.Covered) != c.covered {
+				t.Errorf("measured %+v, want 3 requests a second over %v", m, c.covered)
+			}
+		})
 	}
 }
