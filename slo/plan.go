@@ -190,6 +190,11 @@ func PlanFor(svc *spec.Service, cuj string, w Want) (*Plan, error) {
 	return p, nil
 }
 
+// SimulationRule is the name of the rule a plan puts on CUJ cuj itself
+// (its baselines for other CUJs are named sim-baseline-CUJ): whoever sees
+// the proxy's rules (the dashboard) can tell a running simulation by it.
+func SimulationRule(cuj string) string { return ruleName(cuj) }
+
 func ruleName(parts ...string) string {
 	n := strings.Join(append([]string{"sim"}, parts...), "-")
 	if len(n) > 63 {

@@ -155,7 +155,7 @@ the app: nothing stays injected.`,
 	fs.StringVar(&o.app, "app", defaultLabApp, "address of the demo app (without --upstream)")
 	fs.StringVar(&o.rate, "rate", defaultLabRate, `steady load through the proxy, e.g. 50/s ("0" for none)`)
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the load, the app's latencies and the faults' patterns")
-	fs.StringVar(&o.token, "admin-token", e.getenv("SLOLAB_ADMIN_TOKEN"), "admin token for changes (default $SLOLAB_ADMIN_TOKEN, else a new random one)")
+	secretFlag(fs, &o.token, "admin-token", "SLOLAB_ADMIN_TOKEN", e.getenv, "admin token for changes (default $SLOLAB_ADMIN_TOKEN, else a new random one)")
 	fs.DurationVar(&o.poll, "poll", 2*time.Second, "how often the dashboard reads the proxy")
 	fs.StringVar(&o.auditLog, "audit-log", "-", `file the admin API appends every change to ("-": the dashboard's memory only)`)
 	fs.StringVar(&o.logLevel, "log-level", "warn", "log level: debug, info, warn or error")

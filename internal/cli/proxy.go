@@ -63,7 +63,7 @@ func (o *proxyOptions) flags(cmd *cobra.Command, e *env) {
 	fs.Uint64Var(&o.canarySeed, "canary-seed", 1, "shifts which requests go to the canary (not how many), so the split does not alias with periodic traffic")
 	fs.StringVar(&o.revisionHeader, "revision-header", "", "read each request's revision from this header, set by a mesh on the request or the response (canary, true, 1, yes, on mean canary; anything else stable)")
 	fs.StringVar(&o.adminAddr, "admin", "127.0.0.1:9090", "address of the admin API, /metrics and /healthz")
-	fs.StringVar(&o.adminToken, "admin-token", e.getenv("SLOLAB_ADMIN_TOKEN"), "bearer token required for admin mutations (default $SLOLAB_ADMIN_TOKEN); required beyond loopback")
+	secretFlag(fs, &o.adminToken, "admin-token", "SLOLAB_ADMIN_TOKEN", e.getenv, "bearer token required for admin mutations (default $SLOLAB_ADMIN_TOKEN); required beyond loopback")
 	fs.BoolVar(&o.trustForwardedFor, "trust-forwarded-for", false, "attribute requests to the left-most X-Forwarded-For address (behind a load balancer or a load generator)")
 	fs.DurationVar(&o.maxTTL, "max-ttl", 24*time.Hour, "the longest lease a fault rule may hold")
 	fs.DurationVar(&o.drain, "drain", 30*time.Second, "how long in-flight requests may finish on shutdown")
@@ -512,7 +512,7 @@ func (a *adminFlags) add(cmd *cobra.Command, e *env) {
 		def = "http://127.0.0.1:9090"
 	}
 	cmd.Flags().StringVar(&a.url, "admin", def, "the proxy's admin API (default $SLOLAB_ADMIN_URL or http://127.0.0.1:9090)")
-	cmd.Flags().StringVar(&a.token, "admin-token", e.getenv("SLOLAB_ADMIN_TOKEN"), "bearer token for changes (default $SLOLAB_ADMIN_TOKEN)")
+	secretFlag(cmd.Flags(), &a.token, "admin-token", "SLOLAB_ADMIN_TOKEN", e.getenv, "bearer token for changes (default $SLOLAB_ADMIN_TOKEN)")
 }
 
 func (a *adminFlags) client() (*admin.Client, error) {
