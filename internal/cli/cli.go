@@ -17,7 +17,7 @@ import (
 	"slolab.dev/slolab/spec"
 )
 
-// Exit codes, as DESIGN.md promises them to scripts.
+// Exit codes, as docs/architecture.md promises them to scripts.
 const (
 	ExitOK      = 0
 	ExitFailure = 1 // a hypothesis failed, a canary failed, a dependency is down

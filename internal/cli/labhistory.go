@@ -23,6 +23,7 @@ const defaultLabHistory = 30 * spec.Day
 // labHistory is what the lab wrote as its synthetic history, for the banner.
 type labHistory struct {
 	synthetic slo.Synthetic
+	length    time.Duration // as asked for: the synthetic span also holds the partial minute it starts in
 	buckets   int
 	took      time.Duration
 	skipped   string // why none was written
@@ -33,7 +34,7 @@ func (h labHistory) String() string {
 		return "none: " + h.skipped
 	}
 	return fmt.Sprintf("%s of synthetic minutes before %s (%s); %s buckets written in %s",
-		rpt.Span(h.synthetic.Until.Sub(h.synthetic.From)), h.synthetic.Until.Local().Format("15:04:05"),
+		rpt.Span(h.length), h.synthetic.Until.Local().Format("15:04:05"),
 		h.synthetic.Description, rpt.Count(uint64(h.buckets)), h.took.Round(time.Millisecond))
 }
 
@@ -91,7 +92,7 @@ func (l *lab) writeHistory(ctx context.Context, plan *load.Plan, d time.Duration
 	if err != nil {
 		return labHistory{}, err
 	}
-	return labHistory{synthetic: syn, buckets: n, took: time.Since(start)}, nil
+	return labHistory{synthetic: syn, length: d, buckets: n, took: time.Since(start)}, nil
 }
 
 // templateRequest is a request of a load template, with every placeholder

@@ -1,5 +1,5 @@
 // Command importcheck fails when a package imports one at its own layer or
-// above, so imports flow one way as DESIGN.md lays out: spec at the bottom,
+// above, so imports flow one way as docs/architecture.md lays out: spec at the bottom,
 // cmd at the top. Every package must appear in the layer table.
 package main
 
