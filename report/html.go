@@ -73,7 +73,7 @@ svg { display: block; margin: .4rem 0 .8rem; } .muted { color: #57606a; }
 <h3>{{cap (sloName .Kind .Objective .Threshold)}}</h3>
 <p>SLI {{sli .SLIPercent}}: {{count .Events.Total}} requests, {{count .Events.Bad}} {{bad .Kind}}.
 {{- if .Events.Total}}{{if .Met}} <span class="ok">The objective is met.</span>{{else}} <span class="bad">The objective is missed.</span>{{end}}{{end}}
-{{- if .TooFewToJudge}} <span class="warn">Too few requests to judge.</span>{{end}}<br>
+{{- if .TooFewToJudge}} <span class="warn">Too few to judge.</span>{{end}}<br>
 Budget: {{allowed .Budget.Allowed}} bad requests allowed, {{count .Budget.Spent}} spent ({{pct .Budget.ConsumedPercent}}): {{state .}}.</p>
 {{burndown .Trend}}
 <table>

@@ -53,7 +53,7 @@ func Markdown(out io.Writer, r *slo.Review) error {
 				}
 			}
 			if s.TooFewToJudge {
-				p(" Too few requests to judge: at the objective, the window would hold fewer bad requests than the alerts' minimum.")
+				p(" Too few to judge: fewer bad requests than an alert needs, and too few requests to expect that many at the objective.")
 			}
 			p("\n")
 			p("- Budget: %s bad requests allowed, %s spent (%s): %s.\n",

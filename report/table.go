@@ -156,7 +156,7 @@ func StatusTable(w io.Writer, st *slo.Status, opt StatusOptions) error {
 		return err
 	}
 	if few {
-		fmt.Fprintln(w, "? too few requests to judge: burning exactly at the objective, the window would hold fewer bad requests than the alerts' minimum")
+		fmt.Fprintln(w, "? too few to judge: fewer bad requests than an alert needs, and too few requests to expect that many at the objective; no alert fires on such a window")
 	}
 	return nil
 }

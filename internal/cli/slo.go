@@ -46,7 +46,14 @@ until the budget is gone at the last hour's burn, and the SRE Workbook's
 multiwindow alerts (page: 1h & 5m ≥ 14.4, 6h & 30m ≥ 6; ticket: 1d & 2h ≥ 3,
 3d & 6h ≥ 1), unless the spec's alerting overrides them. Counts are whole
 events and comparisons exact; an alert needs at least minBadEvents bad
-requests in its long window (default 5).`,
+requests (default 5) in each of its two windows, counted, never
+extrapolated, and a window with fewer, and too few requests to expect that
+many at the objective, is marked '?': too few to judge.
+
+The store remembers the spec it was written under, so --spec is only needed
+with --prometheus (or to judge under another spec). Every command says which
+part of the history is synthetic (the lab's) and when the source holds less
+than the SLO windows.`,
 	}
 	cmd.AddCommand(sloStatusCmd(e), sloReportCmd(e), sloBacktestCmd(e))
 	return cmd
@@ -256,12 +263,13 @@ func sloStatusCmd(e *env) *cobra.Command {
 		webhooks, ams []string
 	)
 	cmd := &cobra.Command{
-		Use:   "status --spec FILE [--store PATH | --prometheus URL]",
+		Use:   "status [--spec FILE] [--store PATH | --prometheus URL]",
 		Short: "Show every CUJ's SLIs, error budgets, burn rates and firing alerts",
 		Long: `Show one row per SLO: the SLI over its window, the budget left, how long it
-lasts at the last hour's burn rate, burn rates over every window, and the
-alerts firing (with the window pair that fired). A burn rate marked '?' comes
-from too few requests to judge.
+lasts if the last hour's traffic and burn go on, burn rates over every
+window, and the alerts firing (with the window pair that fired). A burn rate
+marked '?' rests on too little to judge: fewer bad requests than an alert
+needs among too few requests to expect that many; no alert fires on it.
 
 From the store, status is judged at the end of the last whole minute the
 proxy has flushed; from Prometheus, at the last whole minute.
@@ -402,7 +410,7 @@ func sloBacktestCmd(e *env) *cobra.Command {
 		output, color, step string
 	)
 	cmd := &cobra.Command{
-		Use:   "backtest --spec FILE [--from TIME] [--to TIME]",
+		Use:   "backtest [--spec FILE] [--from TIME] [--to TIME]",
 		Short: "Replay stored history through the alert rules: when each would have fired and resolved",
 		Long: `Replay history through every SLO's alert rules, evaluating them at each
 minute as 'slo status --watch' would have, and list when each alert would
@@ -484,7 +492,7 @@ func sloReportCmd(e *env) *cobra.Command {
 		out                string
 	)
 	cmd := &cobra.Command{
-		Use:   "report --spec FILE [--window 30d] [--format md|html|json]",
+		Use:   "report [--spec FILE] [--window 30d] [--format md|html|json]",
 		Short: "Write the SLO review: budgets, burn-down, alerts fired and what the policy calls for",
 		Long: `Write the report for the regular SLO review. Per CUJ and SLO over --window:
 the SLI, the budget allowed, spent and left, its burn-down day by day (hour by
