@@ -124,7 +124,7 @@ func downloadModule(moduleAtVersion string) any {
 		if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
 			stderr = ee.Stderr
 		}
-		return fmt.Errorf("go mod download %s: %v %s", moduleAtVersion, err, bytes.TrimSpace(stderr))
+		return fmt.Errorf("go mod download %s: %w %s", moduleAtVersion, err, bytes.TrimSpace(stderr))
 	}
 	if m.Dir == "" {
 		return fmt.Errorf("go mod download %s gave no directory: %s", moduleAtVersion, out)
