@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -476,3 +477,60 @@ func TestTheLabStartsWithAFullSyntheticHistory(t *testing.T) {
 		}
 	}
 }
+
+// TestTheLabsBannerIsItsOutputAndTheAppKeepsQuiet: 'slolab lab' prints
+// where everything is on stdout (stderr is for what goes wrong), and at the
+// default log level the demo app's warnings — a 502 for every upload a TCP
+// fault breaks, which the user asked for — stay out of the terminal.
+func TestTheLabsBannerIsItsOutputAndTheAppKeepsQuiet(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errOut lockedBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- runCLICtx(ctx, &out, &errOut, "lab", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--dashboard", "127.0.0.1:0",
+			"--app", "127.0.0.1:0", "--rate", "0", "--history", "0", "--admin-token", "t0k", "--no-latency")
+	}()
+	var admin, app string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if m := regexp.MustCompile(`admin API +(http://\S+)/api/v1/`).FindStringSubmatch(out.String()); m != nil && strings.Contains(out.String(), "Ctrl-C stops everything") {
+			admin = m[1]
+			app = regexp.MustCompile(`app +(http://\S+)/ `).FindStringSubmatch(out.String())[1]
+			break
+		}
+	}
+	if admin == "" {
+		cancel()
+		t.Fatalf("no banner on stdout within 20s; stdout %q, stderr %q (exit %d)", out.String(), errOut.String(), <-done)
+	}
+	c, err := adminClient(admin, "t0k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rule, err := spec.ParseFaultRule("test", []byte(`{"match": {"tcp": "blobs"}, "rate": "100%", "tcp": {"reset": true}, "ttl": "1h"}`), "blobs-reset")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutFault(ctx, rule); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		resp, err := http.Post(app+"/files?name=a.txt", "text/plain", strings.NewReader("hello"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 502 {
+			t.Errorf("an upload with the blob store reset answered %d, want 502", resp.StatusCode)
+		}
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("the lab exited %d: %s", code, errOut.String())
+	}
+	if strings.Contains(errOut.String(), "dashboard") || strings.Contains(errOut.String(), "demo app") {
+		t.Errorf("stderr holds the banner or the app's warnings:\n%s", errOut.String())
+	}
+}
+
+func adminClient(url, token string) (*admin.Client, error) { return admin.NewClient(url, token) }
