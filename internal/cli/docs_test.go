@@ -137,3 +137,37 @@ func normalise(s string) string {
 	}
 	return strings.TrimSpace(s)
 }
+
+// TestTheRepositoryCitesItsOwnArchitecture: code and docs cite
+// docs/architecture.md, which every clone has, never a design file that
+// lives outside the repository.
+func TestTheRepositoryCitesItsOwnArchitecture(t *testing.T) {
+	root := testtool.RepoRoot(t)
+	if _, err := os.Stat(filepath.Join(root, "docs", "architecture.md")); err != nil {
+		t.Fatalf("docs/architecture.md: %v", err)
+	}
+	outside := "DESIGN" + ".md" // split, so this file does not cite it
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == "node_modules") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") && !strings.HasSuffix(path, ".md") && !strings.HasSuffix(path, ".sh") {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if strings.Contains(string(data), outside) {
+			rel, _ := filepath.Rel(root, path)
+			t.Errorf("%s cites %s, which a clone does not have: cite docs/architecture.md", rel, outside)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
