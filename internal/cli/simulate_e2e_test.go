@@ -106,16 +106,11 @@ func TestSimulatedBurnRatePagesWhenTheMathsSays(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer store.Close()
-		// The lab's history at this test's traffic: update 1,500 requests a
-		// minute, every other CUJ 30, all good and fast.
-		var cujs []backfill.CUJ
-		for _, c := range svc.CUJs {
-			perMinute := int64(30)
-			if c.Name == "update" {
-				perMinute = 1500
-			}
-			cujs = append(cujs, backfill.CUJ{Name: c.Name, PerMinute: big.NewRat(perMinute, 1)})
-		}
+		// The lab's history at this test's traffic for update, 1,500
+		// requests a minute, all good and fast. (The other CUJs, clean,
+		// need none to stay quiet; leaving them out keeps the test quick
+		// under -race.)
+		cujs := []backfill.CUJ{{Name: "update", PerMinute: big.NewRat(1500, 1)}}
 		history, err := backfill.New(backfill.Config{CUJs: cujs, Bounds: rec.Bounds(), From: t0.Add(-30 * spec.Day), Until: t0, Seed: 1})
 		if err != nil {
 			t.Fatal(err)

@@ -209,9 +209,11 @@ func maxTime(a, b time.Time) time.Time {
 	return b
 }
 
-// notFuture refuses an instant after now: nothing is known of it yet.
+// notFuture refuses an instant past the minute now is in: nothing is known
+// of it yet. (The end of the current minute is allowed: a window ending
+// there holds every request so far.)
 func notFuture(flag string, t, now time.Time) error {
-	if t.After(now) {
+	if t.After(slo.Align(now, time.Minute).Add(time.Minute)) {
 		return usageErrorf("%s %s is in the future (now is %s): there are no events to judge yet", flag, rpt.Time(t), rpt.Time(now))
 	}
 	return nil

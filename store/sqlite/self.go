@@ -93,6 +93,9 @@ func (s *Store) AddSynthetic(ctx context.Context, bounds []time.Duration, syn sl
 			return err
 		}
 		ins := newBatch(ctx, tx, `INSERT INTO minute (t, series, total, bad, slow, bounds, hist) VALUES `, 7)
+		type hourKey struct{ t, series int64 }
+		hours := map[hourKey]*row{}
+		var order []hourKey
 		for b := range buckets {
 			if b.Start.Before(syn.From) || !b.Start.Before(syn.Until) {
 				return fmt.Errorf("a synthetic bucket at %s lies outside %s..%s", b.Start, syn.From, syn.Until)
@@ -101,13 +104,30 @@ func (s *Store) AddSynthetic(ctx context.Context, bounds []time.Duration, syn sl
 			if err != nil {
 				return err
 			}
-			if err := ins.add(floorDiv(b.Start.Unix(), 60), sid, b.Total, b.Bad, b.Slow, bid, encodeHist(b.Hist)); err != nil {
+			t := floorDiv(b.Start.Unix(), 60)
+			if err := ins.add(t, sid, b.Total, b.Bad, b.Slow, bid, encodeHist(b.Hist)); err != nil {
 				return err
 			}
+			hk := hourKey{floorDiv(t, 60), sid}
+			h := hours[hk]
+			if h == nil {
+				h = &row{}
+				hours[hk] = h
+				order = append(order, hk)
+			}
+			h.total, h.bad, h.slow = h.total+b.Total, h.bad+b.Bad, h.slow+b.Slow
 			n++
 		}
 		if err := ins.flush(); err != nil {
 			return err
+		}
+		// The hours' sums: the first and last hour may hold measured
+		// minutes already, so add rather than insert.
+		for _, hk := range order {
+			h := hours[hk]
+			if _, err := tx.ExecContext(ctx, addToHour, hk.t, hk.series, h.total, h.bad, h.slow); err != nil {
+				return err
+			}
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO synthetic (from_t, until_t, description) VALUES (?, ?, ?)`,
 			syn.From.UnixNano(), syn.Until.UnixNano(), syn.Description)

@@ -3,8 +3,11 @@ package sqlite_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"iter"
+	"math/rand/v2"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -137,5 +140,89 @@ func BenchmarkSyntheticMonth(b *testing.B) {
 			b.Fatal(err)
 		}
 		s.Close()
+	}
+}
+
+// BenchmarkStatusOverAMonth judges the six SLO pairs of a chat-like service
+// over a store holding the lab's synthetic month: what the lab's dashboard
+// does each time the store's instant moves.
+func BenchmarkStatusOverAMonth(b *testing.B) {
+	ctx := context.Background()
+	bounds := []time.Duration{5 * time.Millisecond, 300 * time.Millisecond, time.Second}
+	until := time.Date(2026, 3, 6, 9, 30, 0, 0, time.UTC)
+	s, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(b.TempDir(), "s.db")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	cujs := []string{"login", "send", "update", "read", "upload", "task"}
+	syn := slo.Synthetic{From: until.Add(-30 * spec.Day), Until: until}
+	if _, err := s.AddSynthetic(ctx, bounds, syn, steadyMinutes(cujs, syn.From, syn.Until, 180, len(bounds)+1)); err != nil {
+		b.Fatal(err)
+	}
+	var text strings.Builder
+	text.WriteString("apiVersion: slolab.dev/v1\nkind: Service\nmetadata: {name: chat}\nspec:\n  cujs:\n")
+	for _, c := range cujs {
+		fmt.Fprintf(&text, "    - {name: %s, owner: o, routes: [\"GET /%s\"], availability: {objective: 99.9%%}, latency: {threshold: 300ms, objective: 99%%}}\n", c, c)
+	}
+	f, err := spec.Parse("chat.yaml", []byte(text.String()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := slo.Evaluate(ctx, f.Services[0], s, until); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestEventsSumWholeHoursAndEdgeMinutesExactly: a window's events come from
+// the hourly sums of its whole hours and the minute buckets at its ends;
+// over random windows, after minutes are added to twice (the flusher's
+// merge) and after a synthetic history, they equal the plain sum of the
+// minutes.
+func TestEventsSumWholeHoursAndEdgeMinutesExactly(t *testing.T) {
+	ctx := context.Background()
+	p := newProxy(t)
+	t0 := time.Date(2026, 3, 6, 0, 0, 0, 0, time.UTC)
+	s := open(t, filepath.Join(t.TempDir(), "s.db"), func() time.Time { return t0.Add(4 * 24 * time.Hour) })
+	defer s.Close()
+	nb := len(p.rec.Bounds()) + 1
+	naive := map[int64]uint64{} // minute → total of update
+	syn := slo.Synthetic{From: t0, Until: t0.Add(24*time.Hour + 17*time.Minute)}
+	if _, err := s.AddSynthetic(ctx, p.rec.Bounds(), syn, steadyMinutes([]string{"update"}, syn.From, syn.Until, 7, nb)); err != nil {
+		t.Fatal(err)
+	}
+	for m := syn.From; m.Before(syn.Until); m = m.Add(time.Minute) {
+		naive[m.Unix()/60] += 7
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for pass := range 2 {
+		var bs []sli.Bucket
+		for m := syn.Until; m.Before(t0.Add(3 * 24 * time.Hour)); m = m.Add(time.Minute) {
+			n := rng.Uint64N(20)
+			hist := make([]uint64, nb)
+			hist[0] = n
+			bs = append(bs, sli.Bucket{Start: m, CUJ: "update", Group: "none", Counts: sli.Counts{Total: n, Bad: n / 3, Hist: hist}})
+			naive[m.Unix()/60] += n
+		}
+		if err := s.Add(ctx, p.rec.Bounds(), bs, t0.Add(3*24*time.Hour)); err != nil {
+			t.Fatalf("pass %d: %v", pass, err)
+		}
+	}
+	for range 300 {
+		from := t0.Add(time.Duration(rng.Int64N(3*24*60)) * time.Minute)
+		to := from.Add(time.Duration(rng.Int64N(2*24*60)) * time.Minute)
+		var want uint64
+		for m := from.Unix() / 60; m < to.Unix()/60; m++ {
+			want += naive[m]
+		}
+		got, err := s.Events(ctx, slo.Range{From: from, To: to})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g := got[slo.Key{CUJ: "update", Kind: slo.Availability}].Total; g != want {
+			t.Fatalf("%v..%v: %d requests, want %d", from, to, g, want)
+		}
 	}
 }
