@@ -59,9 +59,9 @@ func TestDocsQuoteWhatTheProductPrints(t *testing.T) {
 			defer l.closeAll()
 			until := time.Now()
 			l.history = labHistory{
-				synthetic: slo.Synthetic{From: slo.Align(until.Add(-defaultLabHistory), time.Minute), Until: until,
+				synthetic: slo.Synthetic{From: until.Add(-defaultLabHistory), Until: until,
 					Description: "steady load 20/s in the spec's mix, the demo app's baseline latencies, no failures; seed 1"},
-				length: defaultLabHistory, buckets: 259_206, took: 1470 * time.Millisecond,
+				buckets: 259_206, took: 1470 * time.Millisecond,
 			}
 			var out bytes.Buffer
 			l.printURLs(&out)

@@ -23,7 +23,6 @@ const defaultLabHistory = 30 * spec.Day
 // labHistory is what the lab wrote as its synthetic history, for the banner.
 type labHistory struct {
 	synthetic slo.Synthetic
-	length    time.Duration // as asked for: the synthetic span also holds the partial minute it starts in
 	buckets   int
 	took      time.Duration
 	skipped   string // why none was written
@@ -34,7 +33,7 @@ func (h labHistory) String() string {
 		return "none: " + h.skipped
 	}
 	return fmt.Sprintf("%s of synthetic minutes before %s (%s); %s buckets written in %s",
-		rpt.Span(h.length), h.synthetic.Until.Local().Format("15:04:05"),
+		rpt.Span(h.synthetic.Until.Sub(h.synthetic.From)), h.synthetic.Until.Local().Format("15:04:05"),
 		h.synthetic.Description, rpt.Count(uint64(h.buckets)), h.took.Round(time.Millisecond))
 }
 
@@ -56,7 +55,7 @@ func (l *lab) writeHistory(ctx context.Context, plan *load.Plan, d time.Duration
 		return labHistory{skipped: fmt.Sprintf("the store already holds minutes from %s on", ext.First.Local().Format("2006-01-02 15:04"))}, nil
 	}
 	until = until.Round(0).UTC() // no monotonic reading: it is stored
-	cfg := backfill.Config{Bounds: l.stack.recorder.Bounds(), From: slo.Align(until.Add(-d), time.Minute), Until: until, Seed: l.o.seed}
+	cfg := backfill.Config{Bounds: l.stack.recorder.Bounds(), From: until.Add(-d), Until: until, Seed: l.o.seed}
 	for _, cp := range plan.CUJs {
 		c := l.svc.CUJ(cp.Name)
 		r := cp.Stages[0].From
@@ -92,7 +91,7 @@ func (l *lab) writeHistory(ctx context.Context, plan *load.Plan, d time.Duration
 	if err != nil {
 		return labHistory{}, err
 	}
-	return labHistory{synthetic: syn, length: d, buckets: n, took: time.Since(start)}, nil
+	return labHistory{synthetic: syn, buckets: n, took: time.Since(start)}, nil
 }
 
 // templateRequest is a request of a load template, with every placeholder

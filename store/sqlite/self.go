@@ -71,7 +71,8 @@ func (s *Store) Spec(ctx context.Context) (*spec.Service, time.Time, error) {
 }
 
 // AddSynthetic writes generated minutes, marked as such: buckets (at most
-// one per minute and series, every one inside [syn.From, syn.Until)) go
+// one per minute and series, every one starting in [syn.From, syn.Until),
+// the minute syn.From falls in included) go
 // into the minute table in one transaction, and syn into the synthetic
 // table. The minutes must be empty: the store refuses to mix generated
 // counts into measured ones. bounds are the buckets' histogram bounds.
@@ -97,7 +98,7 @@ func (s *Store) AddSynthetic(ctx context.Context, bounds []time.Duration, syn sl
 		hours := map[hourKey]*row{}
 		var order []hourKey
 		for b := range buckets {
-			if b.Start.Before(syn.From) || !b.Start.Before(syn.Until) {
+			if b.Start.Before(slo.Align(syn.From, time.Minute)) || !b.Start.Before(syn.Until) {
 				return fmt.Errorf("a synthetic bucket at %s lies outside %s..%s", b.Start, syn.From, syn.Until)
 			}
 			sid, err := w.seriesID(seriesKey{b.CUJ, b.Group, b.Revision})
