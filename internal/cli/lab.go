@@ -218,6 +218,9 @@ func (l *lab) listen(flag, addr string) (net.Listener, error) {
 // freeAddr returns addr when it can be listened on, else (for a default) a
 // free port: for the proxy stack, which opens its own listeners.
 func (l *lab) freeAddr(flag, addr string) (string, error) {
+	if _, port, err := net.SplitHostPort(addr); err == nil && port == "0" {
+		return addr, nil // the stack picks a free port itself: none to lose to another process meanwhile
+	}
 	ln, err := l.listen(flag, addr)
 	if err != nil {
 		return "", err
