@@ -286,23 +286,43 @@ func (s *simulation) run(ctx context.Context, cuj, specPath string, w slo.Want) 
 }
 
 // measure recomputes the plan's figures from what the store or Prometheus
-// holds now; without a store to read (none at the default path) it notes
-// that they assume a clean, full history.
+// holds now. The store at the default path is read only if it is there and
+// holds this service, and only for a while: a store that cannot be read then
+// leaves a note that the figures assume a clean, full history, and the
+// simulation goes ahead. A source given explicitly must answer.
 func (s *simulation) measure(ctx context.Context, svc *spec.Service, p *slo.Plan) error {
 	if s.src == nil {
 		return nil
 	}
-	if s.src.prometheus == "" && !s.explicitStore {
+	explicit := s.src.prometheus != "" || s.explicitStore
+	if !explicit {
 		if _, err := os.Stat(s.src.store); err != nil {
 			p.Notes = append(p.Notes, fmt.Sprintf("no store at %s to measure from: the figures assume a clean, full history (give --store or --prometheus)", s.src.store))
 			return nil
 		}
 	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	err := s.measureFrom(ctx, svc, p, explicit)
+	if err != nil && !explicit {
+		p.Notes = append(p.Notes, fmt.Sprintf("the store at %s could not be read (%v): the figures assume a clean, full history", s.src.store, err))
+		return nil
+	}
+	return err
+}
+
+func (s *simulation) measureFrom(ctx context.Context, svc *spec.Service, p *slo.Plan, explicit bool) error {
 	src, err := s.src.openFor(ctx, svc)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
+	if src.store != nil && !explicit {
+		// The default path may hold another service's store.
+		if recorded, _, err := src.store.Spec(ctx); err != nil || recorded.Name != svc.Name {
+			return fmt.Errorf("it was not written for service %s", svc.Name)
+		}
+	}
 	at, err := src.instant(ctx, time.Now())
 	if err != nil {
 		return err
