@@ -298,9 +298,10 @@ func (s *Source) Events(ctx context.Context, r slo.Range) (map[slo.Key]slo.Event
 // Span implements slo.Spanner for the CUJs that use slolab's metrics: they
 // hold events from the first step inside r in which any proxy counted a
 // request (Events counts each step's requests at the step's end), as the
-// store holds them from its first bucket. Without any request in r, they
-// hold nothing of it. CUJs with their own queries are taken to cover every
-// window.
+// store holds them from its first bucket. Requests before a proxy's first
+// scrape count in the step of that scrape, so the start is known to within
+// a scrape interval. Without any request in r, they hold nothing of it.
+// CUJs with their own queries are taken to cover every window.
 func (s *Source) Span(ctx context.Context, r slo.Range) (slo.Span, error) {
 	to := slo.Align(r.To, s.cfg.Step)
 	if s.cujs == "" || to.Sub(r.From) < s.cfg.Step {
