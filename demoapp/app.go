@@ -189,6 +189,22 @@ func (a *App) routes() {
 // Handler returns the app: its API, its UI at / and /healthz.
 func (a *App) Handler() http.Handler { return a.mux }
 
+// Baseline returns the delay the app waits before it answers a route (a
+// pattern of Routes), and false for a route it does not serve; zero with
+// Config.NoLatency. Besides its delays the app fails no request by itself:
+// its only 5xx come from its dependency, the blob store. The lab's
+// synthetic history is made from this baseline.
+func (a *App) Baseline(pat string) (*spec.Delay, bool) {
+	l, ok := a.latency[pat]
+	if !ok {
+		return nil, false
+	}
+	if a.cfg.NoLatency {
+		return &spec.Delay{Kind: spec.DelayFixed}, true
+	}
+	return l.delay, true
+}
+
 // BlobAddr returns the address of the blob store the app calls.
 func (a *App) BlobAddr() string { return a.blobs.addr }
 

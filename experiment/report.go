@@ -72,7 +72,7 @@ func (f *FaultStage) Realised() string {
 	if f.Matched == 0 {
 		return "-"
 	}
-	return spec.NewRatio(f.Injected, f.Matched).String()
+	return spec.NewRatio(f.Injected, f.Matched).Percent()
 }
 
 // Recovery is when a CUJ met its SLOs again after the method.

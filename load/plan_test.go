@@ -51,18 +51,20 @@ func items(p *load.Plan) []load.Item {
 	}
 }
 
-func TestEveryCUJGetsExactlyItsShareAtEveryInstant(t *testing.T) {
+// TestThePlanSendsItsExactTotalAndEveryCUJItsShare: after t the plan has
+// sent exactly ⌊t·r⌋ requests, and every CUJ is within one request of its
+// share of them, at every instant.
+func TestThePlanSendsItsExactTotalAndEveryCUJItsShare(t *testing.T) {
 	p, err := load.NewPlan(chat(t), load.PlanConfig{Stages: constant(rate(1000, time.Second), 10*time.Second), Seed: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	shares := map[string]uint64{"login": 10, "send": 30, "update": 15, "read": 35, "upload": 5, "task": 5} // % of 1000/s
+	shares := map[string]int64{"login": 10, "send": 30, "update": 15, "read": 35, "upload": 5, "task": 5} // % of 1000/s
 	all := items(p)
 	if len(all) != 10_000 {
 		t.Fatalf("the plan holds %d requests, want 10000", len(all))
 	}
-	// After t ms, CUJ c has exactly floor(t·share·1000/s) requests due.
-	counts := make([]uint64, len(p.CUJs))
+	counts := make([]int64, len(p.CUJs))
 	next := 0
 	for ms := int64(0); ms <= 10_000; ms++ {
 		at := time.Duration(ms) * time.Millisecond
@@ -70,9 +72,13 @@ func TestEveryCUJGetsExactlyItsShareAtEveryInstant(t *testing.T) {
 			counts[all[next].CUJ]++
 			next++
 		}
+		if int64(next) != ms {
+			t.Fatalf("after %s the plan sent %d requests, want exactly %d", at, next, ms)
+		}
 		for i, c := range p.CUJs {
-			if want := uint64(ms) * shares[c.Name] * 1000 / 100 / 1000; counts[i] != want {
-				t.Fatalf("after %s CUJ %s has %d requests, want %d", at, c.Name, counts[i], want)
+			// |count − ms·share%| < 1, in hundredths.
+			if d := 100*counts[i] - ms*shares[c.Name]; d <= -100 || d >= 100 {
+				t.Fatalf("after %s CUJ %s has %d requests, want within one of %d%% of %d", at, c.Name, counts[i], shares[c.Name], ms)
 			}
 		}
 	}
@@ -81,6 +87,22 @@ func TestEveryCUJGetsExactlyItsShareAtEveryInstant(t *testing.T) {
 		if all[i].K != uint64(i) || i > 0 && all[i].Due < all[i-1].Due {
 			t.Fatalf("item %d = %+v after %+v", i, all[i], all[max(i-1, 0)])
 		}
+	}
+}
+
+// TestSharesThatDoNotDivideEvenlyStillAddUp: 7/s for 3s is 21 requests,
+// though 7/s split 10/30/15/35/5/5 gives no CUJ a whole number of them (the
+// CUJs' own floors summed to 20).
+func TestSharesThatDoNotDivideEvenlyStillAddUp(t *testing.T) {
+	p, err := load.NewPlan(chat(t), load.PlanConfig{Stages: constant(rate(7, time.Second), 3*time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, ok := p.Total(); !ok || n != 21 {
+		t.Errorf("the plan holds %d requests, want 21", n)
+	}
+	if got := len(items(p)); got != 21 {
+		t.Errorf("the stream yields %d requests, want 21", got)
 	}
 }
 

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"strconv"
@@ -30,6 +31,7 @@ func applyRequest(out *http.Request, mods []*fault.Rule) {
 			}
 			if rr.Body != nil {
 				setRequestBody(out, *rr.Body)
+				setBodyType(out.Header, rr.Headers, *rr.Body)
 			}
 		}
 		if s.Patch != nil && s.Patch.Request != nil {
@@ -107,6 +109,7 @@ func applyResponse(resp *http.Response, mods []*fault.Rule) {
 			if rr.Body != nil {
 				resp.Body.Close()
 				setResponseBody(resp, io.NopCloser(strings.NewReader(*rr.Body)), int64(len(*rr.Body)))
+				setBodyType(resp.Header, rr.Headers, *rr.Body)
 			}
 		}
 		if s.Patch != nil && s.Patch.Response != nil {
@@ -122,6 +125,26 @@ func applyResponse(resp *http.Response, mods []*fault.Rule) {
 				setResponseBody(resp, readCloser{io.MultiReader(resp.Body, strings.NewReader(rp.Body)), resp.Body}, n)
 			}
 		}
+	}
+}
+
+// setBodyType gives a replaced body the Content-Type that fits it, unless
+// the rule sets one: the upstream's (or the client's) type described the
+// body that is gone, and a plain-text error under "application/json" breaks
+// the client that reads it.
+func setBodyType(h http.Header, ruleHeaders map[string]string, body string) {
+	for k := range ruleHeaders {
+		if http.CanonicalHeaderKey(k) == "Content-Type" {
+			return
+		}
+	}
+	switch {
+	case body == "":
+		h.Del("Content-Type")
+	case json.Valid([]byte(body)):
+		h.Set("Content-Type", "application/json")
+	default:
+		h.Set("Content-Type", http.DetectContentType([]byte(body)))
 	}
 }
 

@@ -523,3 +523,38 @@ func TestClientsThatLeaveAreNotCountedAsFailures(t *testing.T) {
 	}
 	t.Error("the request was not recorded")
 }
+
+// TestAReplacedBodyGetsATypeThatFitsIt: a JSON API's answer replaced with
+// plain text is served as text/plain, not under the upstream's
+// application/json; a rule that names a Content-Type keeps it; a replaced
+// request body is typed for the upstream the same way.
+func TestAReplacedBodyGetsATypeThatFitsIt(t *testing.T) {
+	var sent string
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sent = r.Header.Get("Content-Type")
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"ok": true}`)
+	}))
+	defer up.Close()
+	s := start(t, up.URL)
+	for _, c := range []struct {
+		rule, wantType, wantSent string
+	}{
+		{`{"name": "r", "match": {"cuj": "update"}, "replace": {"response": {"body": "service degraded, try later\n"}, "request": {"body": "plain"}}}`,
+			"text/plain; charset=utf-8", "text/plain; charset=utf-8"},
+		{`{"name": "r", "match": {"cuj": "update"}, "replace": {"response": {"body": "{\"error\": \"degraded\"}"}}}`,
+			"application/json", "application/json"},
+		{`{"name": "r", "match": {"cuj": "update"}, "replace": {"response": {"body": "<b>no</b>", "headers": {"content-type": "text/x-custom"}}}}`,
+			"text/x-custom", "application/json"},
+	} {
+		put(t, s.faults, c.rule)
+		resp, err := http.Post(s.url+"/update", "application/json", strings.NewReader(`{"id": 1}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("Content-Type"); got != c.wantType || sent != c.wantSent {
+			t.Errorf("%s:\nthe client got Content-Type %q, want %q; the upstream got %q, want %q", c.rule, got, c.wantType, sent, c.wantSent)
+		}
+	}
+}

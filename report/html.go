@@ -38,6 +38,7 @@ var page = template.Must(template.New("review").Funcs(template.FuncMap{
 	"cap":       capitalise,
 	"healthy":   func(s slo.SLOReview) bool { return !s.Budget.Exhausted && s.Met && len(s.Policy) == 0 },
 	"exhausted": func(s slo.SLOReview) bool { return s.Budget.Exhausted || !s.Met },
+	"history":   func(r *slo.Review) []string { return HistoryNotes(&r.Span, r.To, time.Duration(r.Window)) },
 }).Parse(`<!doctype html>
 <html lang="en">
 <head>
@@ -56,7 +57,8 @@ svg { display: block; margin: .4rem 0 .8rem; } .muted { color: #57606a; }
 <body>
 <h1>SLO review: {{.Service}}</h1>
 <p class="muted">Window {{span .Window}}: {{time .From}} → {{time .To}}. Budgets and SLIs count every request in the window; the burn-down has a row per {{step .Step}}.</p>
-<table>
+{{range history .}}<p class="policy">{{.}}</p>
+{{end}}<table>
 <tr><th>CUJ</th><th>Owner</th><th>SLO</th><th>SLI</th><th>Budget left</th><th>Alerts</th><th>Policy</th></tr>
 {{- range $c := .CUJs}}{{range .SLOs}}
 <tr><td><a href="#{{$c.Name}}">{{$c.Name}}</a></td><td>{{$c.Owner}}</td><td>{{sloName .Kind .Objective .Threshold}}</td>
@@ -71,7 +73,7 @@ svg { display: block; margin: .4rem 0 .8rem; } .muted { color: #57606a; }
 <h3>{{cap (sloName .Kind .Objective .Threshold)}}</h3>
 <p>SLI {{sli .SLIPercent}}: {{count .Events.Total}} requests, {{count .Events.Bad}} {{bad .Kind}}.
 {{- if .Events.Total}}{{if .Met}} <span class="ok">The objective is met.</span>{{else}} <span class="bad">The objective is missed.</span>{{end}}{{end}}
-{{- if .TooFewToJudge}} <span class="warn">Too few requests to judge.</span>{{end}}<br>
+{{- if .TooFewToJudge}} <span class="warn">Too few to judge.</span>{{end}}<br>
 Budget: {{allowed .Budget.Allowed}} bad requests allowed, {{count .Budget.Spent}} spent ({{pct .Budget.ConsumedPercent}}): {{state .}}.</p>
 {{burndown .Trend}}
 <table>

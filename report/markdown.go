@@ -19,6 +19,9 @@ func Markdown(out io.Writer, r *slo.Review) error {
 	p("# SLO review: %s\n\n", r.Service)
 	p("Window: %s, %s → %s. Budgets and SLIs count every request in the window; the burn-down has a row per %s.\n\n",
 		spec.FormatDuration(time.Duration(r.Window)), Time(r.From), Time(r.To), stepName(r.Step))
+	for _, n := range HistoryNotes(&r.Span, r.To, time.Duration(r.Window)) {
+		p("> %s\n\n", n)
+	}
 	p("| CUJ | Owner | SLO | SLI | Budget left | Alerts | Policy |\n|---|---|---|---|---|---|---|\n")
 	for _, c := range r.CUJs {
 		for _, s := range c.SLOs {
@@ -50,7 +53,7 @@ func Markdown(out io.Writer, r *slo.Review) error {
 				}
 			}
 			if s.TooFewToJudge {
-				p(" Too few requests to judge: at the objective, the window would hold fewer bad requests than the alerts' minimum.")
+				p(" Too few to judge: fewer bad requests than an alert needs, and too few requests to expect that many at the objective.")
 			}
 			p("\n")
 			p("- Budget: %s bad requests allowed, %s spent (%s): %s.\n",
@@ -112,11 +115,21 @@ func stepName(step spec.Duration) string {
 	return "hour"
 }
 
+// stepLabel names the burn-down period that ends at end. A period that is a
+// calendar day (or a clock hour) in UTC is named by it; any other names its
+// start and end, so that a rolling day ending this afternoon is not filed
+// under yesterday's date.
 func stepLabel(end time.Time, step time.Duration) string {
-	if step == spec.Day {
-		return end.Add(-step).UTC().Format("2006-01-02")
+	start, end := end.Add(-step).UTC(), end.UTC()
+	switch {
+	case step == spec.Day && start.Equal(start.Truncate(spec.Day)):
+		return start.Format("2006-01-02")
+	case step == spec.Day:
+		return start.Format("01-02 15:04") + " → " + end.Format("01-02 15:04")
+	case start.Equal(start.Truncate(time.Hour)):
+		return start.Format("01-02 15:04")
 	}
-	return end.Add(-step).UTC().Format("01-02 15:04")
+	return start.Format("01-02 15:04") + " → " + end.Format("15:04")
 }
 
 func capitalise(s string) string {

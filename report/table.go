@@ -99,10 +99,17 @@ func StatusTable(w io.Writer, st *slo.Status, opt StatusOptions) error {
 	fmt.Fprintln(w)
 	header := []string{"CUJ", "OWNER", "SLO", "SLI", "BUDGET LEFT", "EXHAUSTED IN"}
 	var windows []time.Duration
+	var longest time.Duration
 	if len(st.SLOs) > 0 {
 		for _, ws := range st.SLOs[0].Windows {
 			windows = append(windows, time.Duration(ws.Window))
 		}
+	}
+	for _, s := range st.SLOs {
+		longest = max(longest, s.Period.Duration())
+	}
+	for _, n := range HistoryNotes(st.Span, st.At, longest) {
+		fmt.Fprintln(w, n)
 	}
 	for _, d := range windows {
 		header = append(header, spec.FormatDuration(d))
@@ -149,7 +156,7 @@ func StatusTable(w io.Writer, st *slo.Status, opt StatusOptions) error {
 		return err
 	}
 	if few {
-		fmt.Fprintln(w, "? too few requests to judge: burning exactly at the objective, the window would hold fewer bad requests than the alerts' minimum")
+		fmt.Fprintln(w, "? too few to judge: fewer bad requests than an alert needs, and too few requests to expect that many at the objective; no alert fires on such a window")
 	}
 	return nil
 }
@@ -248,6 +255,9 @@ func BacktestTable(w io.Writer, bt *slo.Backtest, opt StatusOptions) error {
 		fmt.Fprintf(w, " · %s", opt.Source)
 	}
 	fmt.Fprintln(w)
+	if s := bt.Span.Synthetic; s != nil && s.Until.After(bt.From) {
+		fmt.Fprintln(w, HistoryNotes(&slo.Span{Synthetic: s}, bt.To, 0)[0])
+	}
 	if len(bt.Episodes) == 0 {
 		fmt.Fprintln(w, "No alert would have fired.")
 		return nil

@@ -1,6 +1,6 @@
 package sli
 
-// Metric names: a contract users script against (DESIGN.md). Generated rules
+// Metric names: a contract users script against (docs/architecture.md). Generated rules
 // and dashboards read these names from here.
 const (
 	// MetricRequests counts requests: labels cuj, route, method, code, group,

@@ -38,11 +38,14 @@ func (e *Episode) Duration(end time.Time) time.Duration {
 
 // Backtest is the replay of stored history through the alert rules.
 type Backtest struct {
-	Service  string        `json:"service"`
-	From     time.Time     `json:"from"`
-	To       time.Time     `json:"to"`
-	Step     spec.Duration `json:"step"`
-	Episodes []Episode     `json:"episodes"`
+	Service string        `json:"service"`
+	From    time.Time     `json:"from"`
+	To      time.Time     `json:"to"`
+	Step    spec.Duration `json:"step"`
+	// Span is what the source held: since when, and which part of it is
+	// synthetic (the lab's generated history).
+	Span     Span      `json:"span,omitzero"`
+	Episodes []Episode `json:"episodes"`
 	// Summary counts episodes and firing time per SLO and severity.
 	Summary []BacktestSummary `json:"summary"`
 }
@@ -61,7 +64,7 @@ type BacktestSummary struct {
 // resolved. The history must start a long window before from for the first
 // evaluations to see full windows; missing history counts as no events.
 func Replay(svc *spec.Service, h *History, from, to time.Time, step time.Duration) *Backtest {
-	bt := &Backtest{Service: svc.Name, From: from.UTC(), To: to.UTC(), Step: spec.Duration(step), Episodes: []Episode{}}
+	bt := &Backtest{Service: svc.Name, From: from.UTC(), To: to.UTC(), Step: spec.Duration(step), Span: h.span, Episodes: []Episode{}}
 	slos := SLOs(svc)
 	type track struct {
 		slo   *SLO

@@ -20,6 +20,7 @@ type History struct {
 	start   time.Time // minute-aligned
 	minutes int
 	series  map[Key]histSeries
+	span    Span // what the source held, as its loader said
 }
 
 type histSeries struct{ total, bad *column }
@@ -40,7 +41,14 @@ func (c *column) at(i int) uint64 {
 	return c.hours[i/minutesPerHour] + uint64(c.offs[i])
 }
 
-var _ Source = (*History)(nil)
+var (
+	_ Source  = (*History)(nil)
+	_ Spanner = (*History)(nil)
+)
+
+// Span implements Spanner: what the source the history was loaded from
+// holds, as its loader set it (HistoryBuilder.SetSpan).
+func (h *History) Span(context.Context, Range) (Span, error) { return h.span, nil }
 
 // Start and End return the span the history covers.
 func (h *History) Start() time.Time { return h.start }
@@ -94,6 +102,10 @@ func (h *History) Events(_ context.Context, r Range) (map[Key]Events, error) {
 func (h *History) Lookup(k Key) func(Range) Events {
 	return func(r Range) Events { return h.Between(k, r) }
 }
+
+// SetSpan records what the source the history comes from holds: since when,
+// and which part is synthetic.
+func (b *HistoryBuilder) SetSpan(s Span) { b.h.span = s }
 
 // HistoryBuilder collects minute buckets into a History.
 type HistoryBuilder struct {

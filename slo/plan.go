@@ -103,6 +103,10 @@ type Plan struct {
 	// Notes say what the plan changed or cannot promise (a baseline capped
 	// for a fast CUJ, an alert state exactly at the threshold).
 	Notes []string `json:"notes,omitempty"`
+
+	lead   string      // the explanation's first part: what fails
+	window spec.Window // of the SLO the state burns; zero when it burns none
+	what   string      // "" or "latency "
 }
 
 // Intended is what the simulation means to realise on the CUJ.
@@ -115,11 +119,29 @@ type Intended struct {
 	// state causes on it; absent when the CUJ has no such SLO.
 	SLO      string `json:"slo,omitempty"`
 	BurnRate string `json:"burnRate,omitempty"`
-	// BudgetLasts: how long a full budget lasts at this burn rate.
+	// BudgetLasts: how long the budget lasts at this burn rate: a full one
+	// from a clean history, or, once measured, what is left of it.
 	BudgetLasts *spec.Duration `json:"budgetLasts,omitempty"`
 	Alerts      []PlannedAlert `json:"alerts,omitempty"`
+	// Measured says what the figures were computed from: absent, they
+	// assume a clean, full history under steady traffic; present, they come
+	// from what the source holds (Plan.Measure).
+	Measured *Measured `json:"measured,omitempty"`
 
-	burn *big.Rat
+	burn    *big.Rat
+	nominal *spec.Duration // BudgetLasts from a clean, full history
+}
+
+// Measured is the state a plan's figures were computed from.
+type Measured struct {
+	At time.Time `json:"at"`
+	// Covered is how much of the SLO window the source held.
+	Covered spec.Duration `json:"covered"`
+	// Rate is the CUJ's traffic over the last hour, in requests a second.
+	Rate float64 `json:"rate"`
+	// Baseline is the SLO's error ratio over its window before the
+	// simulation, in percent: the share of requests that would be bad anyway.
+	Baseline float64 `json:"baselinePercent"`
 }
 
 // PlannedAlert says when an alert of the SLO fires in this state (from a
@@ -167,6 +189,11 @@ func PlanFor(svc *spec.Service, cuj string, w Want) (*Plan, error) {
 	}
 	return p, nil
 }
+
+// SimulationRule is the name of the rule a plan puts on CUJ cuj itself
+// (its baselines for other CUJs are named sim-baseline-CUJ): whoever sees
+// the proxy's rules (the dashboard) can tell a running simulation by it.
+func SimulationRule(cuj string) string { return ruleName(cuj) }
 
 func ruleName(parts ...string) string {
 	n := strings.Join(append([]string{"sim"}, parts...), "-")
@@ -228,8 +255,10 @@ func (p *Plan) availability(svc *spec.Service, c *spec.CUJ, w Want) error {
 	})
 	p.Intended = Intended{Kind: Availability, Share: share}
 	sentence := fmt.Sprintf("%s %s requests %s", shareText(share), c.Name, verb(share, "fails", "fail"))
+	p.lead = sentence
 	if slo != nil {
 		p.Intended.judge(svc, c, slo.Objective, slo.Window)
+		p.window = slo.Window
 		sentence += "; " + p.Intended.consequence(slo.Window, "")
 	}
 	p.Explanation = sentence + "."
@@ -292,6 +321,7 @@ func (p *Plan) latency(svc *spec.Service, c *spec.CUJ, w Want) error {
 	default:
 		p.Intended.judge(svc, c, slo.Objective, slo.Window)
 		p.Intended.SLO = fmt.Sprintf("%s under %s", slo.Objective, spec.FormatDuration(slo.Threshold))
+		p.lead, p.window, p.what = sentence, slo.Window, "latency "
 		sentence += "; " + p.Intended.consequence(slo.Window, "latency ")
 	}
 	p.Explanation = sentence + "."
@@ -305,7 +335,7 @@ func (in *Intended) judge(svc *spec.Service, c *spec.CUJ, objective spec.Ratio, 
 	in.BurnRate = ratDecimal(in.burn)
 	length := nominalLength(w)
 	lasts := spec.Duration(roundRat(new(big.Rat).Quo(new(big.Rat).SetInt64(int64(length)), in.burn)))
-	in.BudgetLasts = &lasts
+	in.BudgetLasts, in.nominal = &lasts, &lasts
 	for _, a := range AlertsFor(svc, c) {
 		pa := PlannedAlert{Severity: a.Severity, Pair: spec.FormatDuration(a.Long) + "/" + spec.FormatDuration(a.Short), Factor: a.Factor.Decimal()}
 		if d, ok := DetectionTime(a, objective, in.Share); ok {
@@ -314,6 +344,46 @@ func (in *Intended) judge(svc *spec.Service, c *spec.CUJ, objective spec.Ratio, 
 		}
 		in.Alerts = append(in.Alerts, pa)
 	}
+}
+
+// Measure recomputes the plan's figures — how long the budget lasts, when
+// each alert fires — from the state of the SLO it burns, as a source holds
+// it (st, judged just before the plan starts): how much of each window the
+// history covers, what the windows hold, the CUJ's traffic over the last
+// hour. The requests the plan makes bad add to those that are bad anyway
+// (the SLO window's error ratio). It reports false, changing nothing, when
+// st is not that SLO's or the last hour holds no request to go by.
+func (p *Plan) Measure(st *SLOStatus) bool {
+	in := &p.Intended
+	if in.burn == nil || st.CUJ != p.CUJ || st.Kind != in.Kind {
+		return false
+	}
+	base := ratioOf(st.Events)
+	e := new(big.Rat).Add(ratioRat(in.Share), new(big.Rat).Mul(base, ratioRat(in.Share.OneMinus())))
+	o, ok := st.Outlook(e)
+	if !ok || len(o.FiresAfter) != len(in.Alerts) {
+		return false
+	}
+	in.BudgetLasts = nil
+	if o.BudgetLasts != nil {
+		d := spec.Duration(*o.BudgetLasts)
+		in.BudgetLasts = &d
+	}
+	for i, f := range o.FiresAfter {
+		in.Alerts[i].FiresAfter = nil
+		if f != nil {
+			d := spec.Duration(*f)
+			in.Alerts[i].FiresAfter = &d
+		}
+	}
+	bf, _ := base.Float64()
+	in.Measured = &Measured{At: st.at.UTC(), Covered: st.Covered, Rate: o.Rate, Baseline: 100 * bf}
+	p.Explanation = p.lead + "; " + in.consequence(p.window, p.what) + "."
+	if held := time.Duration(st.Covered); held < st.Period.Duration() {
+		p.Notes = append(p.Notes, fmt.Sprintf("the source holds only %s of history: every window longer than that counts only those minutes, so the budget and the alerts react to them alone",
+			spanText(held.Round(time.Second))))
+	}
+	return true
 }
 
 // consequence says what the burn means for the budget, and which alert fires first.
@@ -330,8 +400,12 @@ func (in *Intended) consequence(w spec.Window, what string) string {
 	switch cmp := in.burn.Cmp(big.NewRat(1, 1)); {
 	case cmp == 0:
 		s = fmt.Sprintf("at this rate %s lasts exactly %s", name, spanText(length))
+	case cmp > 0 && in.BudgetLasts == nil:
+		s = fmt.Sprintf("at this rate (burn rate %s) %s does not run out", in.BurnRate, name)
+	case cmp > 0 && *in.BudgetLasts == 0:
+		s = fmt.Sprintf("at this rate (burn rate %s) %s is spent already", in.BurnRate, name)
 	case cmp > 0:
-		exact := new(big.Rat).Quo(new(big.Rat).SetInt64(int64(length)), in.burn).IsInt()
+		exact := new(big.Rat).Quo(new(big.Rat).SetInt64(int64(length)), in.burn).IsInt() && *in.BudgetLasts == *in.nominal
 		how := "about "
 		if exact {
 			how = "exactly "
@@ -348,9 +422,12 @@ func (in *Intended) consequence(w spec.Window, what string) string {
 			first = a
 		}
 	}
-	if first != nil {
+	switch {
+	case first != nil && *first.FiresAfter == 0:
+		s += fmt.Sprintf(", and the %s alert (%s ≥ %s) fires at once", first.Severity, first.Pair, first.Factor)
+	case first != nil:
 		s += fmt.Sprintf(", and the %s alert (%s ≥ %s) fires after %s", first.Severity, first.Pair, first.Factor, spanText(time.Duration(*first.FiresAfter)))
-	} else if len(in.Alerts) > 0 {
+	case len(in.Alerts) > 0:
 		s += ", and no alert fires"
 	}
 	return s

@@ -16,7 +16,10 @@ type Review struct {
 	From    time.Time     `json:"from"`
 	To      time.Time     `json:"to"`
 	Step    spec.Duration `json:"trendStep"`
-	CUJs    []CUJReview   `json:"cujs"`
+	// Span is what the source held: since when, and which part of it is
+	// synthetic (the lab's generated history).
+	Span Span        `json:"span,omitzero"`
+	CUJs []CUJReview `json:"cujs"`
 }
 
 // CUJReview is one CUJ's part of a review.
@@ -69,7 +72,7 @@ func TrendStep(window time.Duration) time.Duration {
 func ReviewOf(svc *spec.Service, h *History, at time.Time, window time.Duration) *Review {
 	from := at.Add(-window)
 	step := TrendStep(window)
-	rv := &Review{Service: svc.Name, Window: spec.Duration(window), From: from.UTC(), To: at.UTC(), Step: spec.Duration(step)}
+	rv := &Review{Service: svc.Name, Window: spec.Duration(window), From: from.UTC(), To: at.UTC(), Step: spec.Duration(step), Span: h.span}
 	bt := Replay(svc, h, from, at, time.Minute)
 	slos := SLOs(svc)
 	for _, c := range svc.CUJs {
@@ -81,7 +84,7 @@ func ReviewOf(svc *spec.Service, h *History, at time.Time, window time.Duration)
 				continue
 			}
 			s.Window = spec.Window{Rolling: window}
-			st := Judge(&s, at, h.Lookup(s.Key))
+			st := judge(&s, at, h.span, h.Lookup(s.Key))
 			sr := SLOReview{
 				Kind: s.Kind, Objective: s.Objective, Threshold: st.Threshold, Events: st.Events, SLIPercent: st.SLIPercent,
 				Met: st.Met, Budget: st.Budget, TooFewToJudge: tooFew(st.Events, s.Objective, s.MinBadEvents),

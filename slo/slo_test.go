@@ -203,41 +203,118 @@ func TestLowTrafficGuard(t *testing.T) {
 	svc := service(t, chat)
 	s := slo.SLOs(svc)[0] // min bad events: the default, 5
 	at := base.Add(time.Hour)
-	judge := func(bad uint64) slo.AlertState {
+	judge := func(longBad, shortBad uint64) slo.AlertState {
 		st := slo.Judge(&s, at, func(r slo.Range) slo.Events {
-			if r.Duration() > 6*time.Hour {
-				return slo.Events{Total: 1000, Bad: bad}
+			switch {
+			case r.Duration() > 6*time.Hour:
+				return slo.Events{Total: 1000, Bad: longBad}
+			case r.Duration() == 5*time.Minute:
+				return slo.Events{Total: 10, Bad: shortBad}
 			}
-			return slo.Events{Total: 10, Bad: bad}
+			return slo.Events{Total: 10, Bad: longBad}
 		})
 		return st.Alerts[0]
 	}
-	t.Run("four bad requests out of ten burn fast enough but are held back", func(t *testing.T) {
-		a := judge(4)
-		if a.Firing || !a.Guarded {
-			t.Errorf("firing %v guarded %v; want held back by the guard", a.Firing, a.Guarded)
-		}
-	})
-	t.Run("the fifth bad request pages", func(t *testing.T) {
-		a := judge(5)
-		if !a.Firing || a.Guarded {
-			t.Errorf("firing %v guarded %v; want firing", a.Firing, a.Guarded)
-		}
-	})
+	for _, c := range []struct {
+		name            string
+		long, short     uint64
+		firing, guarded bool
+	}{
+		{"four bad requests out of ten burn fast enough but are held back", 4, 4, false, true},
+		{"the fifth bad request in both windows pages", 5, 5, true, false},
+		{"five in the hour but four in the last five minutes are held back", 5, 4, false, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a := judge(c.long, c.short)
+			if a.Firing != c.firing || a.Guarded != c.guarded {
+				t.Errorf("firing %v guarded %v; want firing %v guarded %v", a.Firing, a.Guarded, c.firing, c.guarded)
+			}
+		})
+	}
+}
+
+// TestAYoungHistoryDoesNotAlertOnAHandfulOfFailures is the worked example
+// of docs/slo.md: a CUJ with one request a minute, an hour after its
+// history began, with 3 failures among its 60 requests. Every window from
+// 1h to 30d holds those 60 requests, so the 1d and 3d windows burn at
+// 50 (5% over an allowed 0.1%), far above the tickets' factors; but the
+// guard counts the bad requests the windows hold, never extrapolating
+// them to the window's length, and 3 is fewer than 5: nothing fires, and
+// every window shows too few to judge. Two more failures in the last two
+// hours fire both tickets, and then no window they use is marked too few.
+func TestAYoungHistoryDoesNotAlertOnAHandfulOfFailures(t *testing.T) {
+	svc := service(t, chat)
+	at := base.Add(time.Hour)
+	for _, c := range []struct {
+		name  string
+		fails []int // minutes of the hour that fail
+		fires []string
+	}{
+		{"three failures in the first hour fire nothing", []int{10, 30, 50}, nil},
+		{"five failures in the first hour open both tickets", []int{10, 20, 30, 40, 50}, []string{"ticket 1d/2h", "ticket 3d/6h"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := slo.NewHistoryBuilder(at.Add(-30*spec.Day), at)
+			for m := range 60 {
+				cnt := slo.Counts{Total: 1}
+				if slices.Contains(c.fails, m) {
+					cnt.Bad = 1
+				}
+				b.AddCounts("update", base.Add(time.Duration(m)*time.Minute), cnt)
+			}
+			b.SetSpan(slo.Span{Start: base})
+			h, err := b.Build()
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := slo.Evaluate(t.Context(), svc, h, at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			avail := st.SLOs[0]
+			if got := firing(avail); !slices.Equal(got, c.fires) {
+				t.Errorf("firing %v, want %v", got, c.fires)
+			}
+			for _, a := range avail.Alerts {
+				for _, w := range avail.Windows {
+					uses := w.Window == a.Long || w.Window == a.Short
+					if a.Firing && uses && w.TooFewToJudge {
+						t.Errorf("%s fires but its %v window is marked too few to judge", a.String(), w.Window)
+					}
+				}
+			}
+			if len(c.fires) == 0 {
+				for _, w := range avail.Windows {
+					if time.Duration(w.Window) >= time.Hour && !w.TooFewToJudge {
+						t.Errorf("the %v window holding 60 requests and 3 failures is not marked too few to judge", w.Window)
+					}
+				}
+			}
+		})
+	}
 }
 
 func TestTooFewToJudge(t *testing.T) {
 	svc := service(t, chat)
 	s := slo.SLOs(svc)[0]
-	// At 99.9% and 5 bad events, a window needs 5,000 requests.
+	// At 99.9% and 5 bad events, a window needs 5,000 requests, or 5 bad ones.
 	for _, c := range []struct {
-		total uint64
-		want  bool
-	}{{4999, true}, {5000, false}, {0, true}} {
-		st := slo.Judge(&s, base, func(slo.Range) slo.Events { return slo.Events{Total: c.total} })
-		if got := st.Windows[0].TooFewToJudge; got != c.want {
-			t.Errorf("%d requests: too few %v, want %v", c.total, got, c.want)
-		}
+		name string
+		ev   slo.Events
+		want bool
+	}{
+		{"4,999 clean requests are too few", slo.Events{Total: 4999}, true},
+		{"5,000 clean requests are enough to expect 5 failures", slo.Events{Total: 5000}, false},
+		{"no request is too few", slo.Events{}, true},
+		{"4 failures in 100 are too few", slo.Events{Total: 100, Bad: 4}, true},
+		{"5 failures in 100 are enough", slo.Events{Total: 100, Bad: 5}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			st := slo.Judge(&s, base, func(slo.Range) slo.Events { return c.ev })
+			if got := st.Windows[0].TooFewToJudge; got != c.want {
+				t.Errorf("too few %v, want %v", got, c.want)
+			}
+		})
 	}
 }
 
@@ -253,8 +330,11 @@ func TestBudgetAndPolicy(t *testing.T) {
 		ttl       *time.Duration
 		policy    []string
 	}{
-		{"half the budget left at burn 2 lasts 7.5 days", slo.Events{Total: 1_000_000, Bad: 500}, slo.Events{Total: 1000, Bad: 2},
-			50, ptr(180 * time.Hour), nil},
+		// 1,000 requests an hour: 360 old failures leave the window at half
+		// a failure an hour while new ones come at 2 an hour, so the 360
+		// left of 720 allowed are gone after 360/1.5 = 240 hours.
+		{"half the budget left at burn 2 lasts 10 days as old failures leave the window", slo.Events{Total: 720_000, Bad: 360}, slo.Events{Total: 1000, Bad: 2},
+			50, ptr(240 * time.Hour), nil},
 		{"exactly 25% left is not below 25%", slo.Events{Total: 1_000_000, Bad: 750}, slo.Events{Total: 1000},
 			25, nil, nil},
 		{"less than 25% left freezes features", slo.Events{Total: 1_000_000, Bad: 751}, slo.Events{Total: 1000},

@@ -89,21 +89,27 @@ func (s *SLO) Windows() []time.Duration {
 
 // Status is the state of every SLO of a service at one instant.
 type Status struct {
-	Service string      `json:"service"`
-	At      time.Time   `json:"at"`
-	SLOs    []SLOStatus `json:"slos"`
+	Service string    `json:"service"`
+	At      time.Time `json:"at"`
+	// Span is what the source holds, when it can tell: since when, and
+	// which part of it is synthetic (the lab's generated history).
+	Span *Span       `json:"span,omitempty"`
+	SLOs []SLOStatus `json:"slos"`
 }
 
 // SLOStatus is the state of one SLO: its SLI over the SLO window, the error
 // budget, burn rates and alerts.
 type SLOStatus struct {
-	CUJ          string        `json:"cuj"`
-	Owner        string        `json:"owner"`
-	Kind         Kind          `json:"kind"`
-	Objective    spec.Ratio    `json:"objective"`
-	Threshold    spec.Duration `json:"threshold,omitempty"`
-	Window       string        `json:"window"`
-	Period       Range         `json:"period"`
+	CUJ       string        `json:"cuj"`
+	Owner     string        `json:"owner"`
+	Kind      Kind          `json:"kind"`
+	Objective spec.Ratio    `json:"objective"`
+	Threshold spec.Duration `json:"threshold,omitempty"`
+	Window    string        `json:"window"`
+	Period    Range         `json:"period"`
+	// Covered is how much of the period the source holds: less than the
+	// period while its history is younger than the SLO window.
+	Covered      spec.Duration `json:"covered"`
 	Events       Events        `json:"events"`
 	SLIPercent   *float64      `json:"sliPercent"` // nil without events
 	Met          bool          `json:"met"`
@@ -113,6 +119,7 @@ type SLOStatus struct {
 	MinBadEvents int64         `json:"minBadEvents"`
 	Policy       []PolicyHit   `json:"policy,omitempty"`
 
+	at  time.Time
 	slo SLO
 }
 
@@ -140,9 +147,9 @@ type Budget struct {
 	ConsumedPercent  float64 `json:"consumedPercent"`
 	RemainingPercent float64 `json:"remainingPercent"` // 100 − consumed; negative when overspent
 	Exhausted        bool    `json:"exhausted"`
-	// TimeToExhaustion is how long the remaining budget lasts at the burn
-	// rate of the last BurnBasis, if that rate holds; absent when nothing
-	// burns, zero when the budget is gone.
+	// TimeToExhaustion is how long the budget lasts if the traffic keeps
+	// the rate and the error ratio of the last BurnBasis (see Outlook);
+	// absent when it never runs out so, zero when it is gone.
 	TimeToExhaustion *spec.Duration `json:"timeToExhaustion,omitempty"`
 	BurnBasis        spec.Duration  `json:"burnBasis"`
 
@@ -160,11 +167,16 @@ func (b *Budget) Consumed() *big.Rat {
 
 // WindowState is an SLO's burn over one window ending at the status instant.
 type WindowState struct {
-	Window   spec.Duration `json:"window"`
+	Window spec.Duration `json:"window"`
+	// Covered is how much of the window the source holds: less than Window
+	// while its history is younger than the window.
+	Covered  spec.Duration `json:"covered"`
 	Events   Events        `json:"events"`
 	BurnRate *float64      `json:"burnRate"` // nil without requests
-	// TooFewToJudge: burning at exactly the budget (burn rate 1), the window
-	// would hold fewer than MinBadEvents bad events, so its burn rate is noise.
+	// TooFewToJudge: the window holds fewer than MinBadEvents bad events
+	// and too few requests to expect that many at the objective
+	// (Total·(1 − objective) < MinBadEvents), so its burn rate is noise.
+	// No alert fires on such a window (see Judged).
 	TooFewToJudge bool `json:"tooFewToJudge,omitempty"`
 }
 
@@ -177,8 +189,9 @@ type AlertState struct {
 	LongBurn  *float64      `json:"longBurnRate"`
 	ShortBurn *float64      `json:"shortBurnRate"`
 	LongBad   uint64        `json:"longBad"`
+	ShortBad  uint64        `json:"shortBad"`
 	Firing    bool          `json:"firing"`
-	// Guarded: both windows burn fast enough, but the long window holds fewer
+	// Guarded: both windows burn fast enough, but one of them holds fewer
 	// than MinBadEvents bad events, so the low-traffic guard holds it back.
 	Guarded bool `json:"guarded,omitempty"`
 
@@ -220,9 +233,21 @@ func Evaluate(ctx context.Context, svc *spec.Service, src Source, at time.Time) 
 		return m, nil
 	}
 	st := &Status{Service: svc.Name, At: at.UTC(), SLOs: make([]SLOStatus, 0, len(slos))}
+	var span Span
+	if sp, ok := src.(Spanner); ok {
+		longest := time.Duration(0)
+		for i := range slos {
+			longest = max(longest, Period(slos[i].Window, at).Duration(), slos[i].Windows()[len(slos[i].Windows())-1])
+		}
+		var err error
+		if span, err = sp.Span(ctx, Last(longest, at)); err != nil {
+			return nil, fmt.Errorf("reading what the source holds: %w", err)
+		}
+		st.Span = &span
+	}
 	if h, ok := src.(*History); ok { // prefix sums: read each SLO's windows directly
 		for i := range slos {
-			st.SLOs = append(st.SLOs, Judge(&slos[i], at, h.Lookup(slos[i].Key)))
+			st.SLOs = append(st.SLOs, judge(&slos[i], at, span, h.Lookup(slos[i].Key)))
 		}
 		return st, nil
 	}
@@ -236,7 +261,7 @@ func Evaluate(ctx context.Context, svc *spec.Service, src Source, at time.Time) 
 			}
 			return m[slos[i].Key]
 		}
-		s := Judge(&slos[i], at, events)
+		s := judge(&slos[i], at, span, events)
 		if failed != nil {
 			return nil, failed
 		}
@@ -246,14 +271,20 @@ func Evaluate(ctx context.Context, svc *spec.Service, src Source, at time.Time) 
 }
 
 // Judge evaluates one SLO at the instant at; events returns its events over
-// a range. It is the pure heart of status, backtests and reviews.
+// a range. It is the pure heart of status, backtests and reviews. It takes
+// the source to cover every window; Evaluate tells it otherwise.
 func Judge(s *SLO, at time.Time, events func(Range) Events) SLOStatus {
+	return judge(s, at, Span{}, events)
+}
+
+// judge is Judge over a source holding span.
+func judge(s *SLO, at time.Time, span Span, events func(Range) Events) SLOStatus {
 	period := Period(s.Window, at)
 	ev := events(period)
 	st := SLOStatus{
 		CUJ: s.CUJ, Owner: s.Owner, Kind: s.Kind, Objective: s.Objective, Threshold: spec.Duration(s.Threshold),
-		Window: s.Window.String(), Period: period, Events: ev, Met: Met(ev, s.Objective),
-		MinBadEvents: s.MinBadEvents, slo: *s,
+		Window: s.Window.String(), Period: period, Covered: spec.Duration(span.Covered(period)), Events: ev, Met: Met(ev, s.Objective),
+		MinBadEvents: s.MinBadEvents, at: at, slo: *s,
 	}
 	windows := s.Windows()
 	// One allocation for every float the status points to.
@@ -263,22 +294,15 @@ func Judge(s *SLO, at time.Time, events func(Range) Events) SLOStatus {
 		st.SLIPercent = &floats[0]
 	}
 	st.Windows = make([]WindowState, len(windows))
-	var basis Events
-	hasBasis := false
 	for i, w := range windows {
-		e := events(Last(w, at))
-		ws := WindowState{Window: spec.Duration(w), Events: e, TooFewToJudge: tooFew(e, s.Objective, s.MinBadEvents)}
+		r := Last(w, at)
+		e := events(r)
+		ws := WindowState{Window: spec.Duration(w), Covered: spec.Duration(span.Covered(r)), Events: e, TooFewToJudge: tooFew(e, s.Objective, s.MinBadEvents)}
 		if e.Total > 0 {
 			floats[1+i] = burnFloat(e, s.Objective)
 			ws.BurnRate = &floats[1+i]
 		}
 		st.Windows[i] = ws
-		if w == BurnBasis {
-			basis, hasBasis = e, true
-		}
-	}
-	if !hasBasis {
-		basis = events(Last(BurnBasis, at))
 	}
 	of := func(d time.Duration) Events {
 		for i, w := range windows {
@@ -288,7 +312,7 @@ func Judge(s *SLO, at time.Time, events func(Range) Events) SLOStatus {
 		}
 		return events(Last(d, at))
 	}
-	st.Budget = budget(ev, basis, s.Objective, PeriodLength(s.Window, at))
+	st.Budget = budget(ev, s.Objective)
 	st.Alerts = make([]AlertState, len(s.Alerts))
 	for i, a := range s.Alerts {
 		as := judgeAlert(a, of(a.Long), of(a.Short), s.Objective, s.MinBadEvents, floats[1+len(windows)+2*i:][:2])
@@ -304,18 +328,45 @@ func Judge(s *SLO, at time.Time, events func(Range) Events) SLOStatus {
 			st.Policy = append(st.Policy, PolicyHit{When: p.When.String(), Action: p.Action})
 		}
 	}
+	switch {
+	case st.Budget.Exhausted:
+		zero := spec.Duration(0)
+		st.Budget.TimeToExhaustion = &zero
+	default:
+		// The current burn: the last BurnBasis's error ratio, if it has any.
+		if basis, ok := st.window(BurnBasis); ok && basis.Events.Bad > 0 {
+			if o, ok := st.outlook(ratioOf(basis.Events), false); ok && o.BudgetLasts != nil {
+				d := spec.Duration(o.BudgetLasts.Round(time.Second))
+				st.Budget.TimeToExhaustion = &d
+			}
+		}
+	}
 	return st
 }
 
-// tooFew reports whether burning at exactly the budget, e would hold fewer
-// than minBad bad events: Total·(1 − objective) < minBad.
+// window returns the state of the window of length d.
+func (s *SLOStatus) window(d time.Duration) (WindowState, bool) {
+	for _, w := range s.Windows {
+		if time.Duration(w.Window) == d {
+			return w, true
+		}
+	}
+	return WindowState{}, false
+}
+
+// tooFew reports whether e is too little to judge: fewer than minBad bad
+// events, and too few requests to expect minBad of them when burning at
+// exactly the budget: Bad < minBad and Total·(1 − objective) < minBad.
 func tooFew(e Events, objective spec.Ratio, minBad int64) bool {
+	if e.Bad >= uint64(max(minBad, 0)) {
+		return false
+	}
 	n, d := budgetParts(objective)
 	// Total·(d − n) < minBad·d
 	return mul3(e.Total, d-n, 1).cmp(mul3(uint64(max(minBad, 0)), d, 1)) < 0
 }
 
-func budget(ev, basis Events, objective spec.Ratio, length time.Duration) Budget {
+func budget(ev Events, objective spec.Ratio) Budget {
 	b := Budget{Spent: ev.Bad, BurnBasis: spec.Duration(BurnBasis), events: ev, objective: objective}
 	allowedShare := objective.OneMinus().Float()
 	b.Allowed = float64(ev.Total) * allowedShare
@@ -323,16 +374,6 @@ func budget(ev, basis Events, objective spec.Ratio, length time.Duration) Budget
 	b.ConsumedPercent = consumed * 100
 	b.RemainingPercent = 100 - b.ConsumedPercent
 	b.Exhausted = ev.Bad > 0 && BurnRateAtLeast(ev, objective, spec.One)
-	switch {
-	case b.Exhausted:
-		zero := spec.Duration(0)
-		b.TimeToExhaustion = &zero
-	case basis.Total > 0 && basis.Bad > 0:
-		// At burn rate r the whole budget lasts length/r, so what remains
-		// lasts remaining·length/r. A display value: floats and seconds will do.
-		d := spec.Duration(time.Duration((1 - consumed) * float64(length) / burnFloat(basis, objective)).Round(time.Second))
-		b.TimeToExhaustion = &d
-	}
 	return b
 }
 
@@ -347,8 +388,17 @@ func roundRat(r *big.Rat) int64 {
 
 // judgeAlert evaluates one alert rule; floats (two) hold its burn rates.
 // Factor is left for the caller to fill in.
+//
+// The rule, the one place it is decided: an alert fires when both of its
+// windows burn at least its factor and each holds at least minBad bad
+// events (the low-traffic guard). Counts are what the windows hold, never
+// extrapolated, so a young history alerts on no fewer failures than an old
+// one. A window with fewer than minBad bad events cannot fire an alert, and
+// is marked too few to judge unless it holds enough requests to expect
+// minBad at the objective (tooFew), so a firing alert never rests on a
+// window marked too few.
 func judgeAlert(a spec.BurnRateAlert, long, short Events, objective spec.Ratio, minBad int64, floats []float64) AlertState {
-	st := AlertState{Severity: a.Severity, Long: spec.Duration(a.Long), Short: spec.Duration(a.Short), LongBad: long.Bad, rule: a}
+	st := AlertState{Severity: a.Severity, Long: spec.Duration(a.Long), Short: spec.Duration(a.Short), LongBad: long.Bad, ShortBad: short.Bad, rule: a}
 	if long.Total > 0 {
 		floats[0] = burnFloat(long, objective)
 		st.LongBurn = &floats[0]
@@ -358,7 +408,7 @@ func judgeAlert(a spec.BurnRateAlert, long, short Events, objective spec.Ratio, 
 		st.ShortBurn = &floats[1]
 	}
 	burning := BurnRateAtLeast(long, objective, a.Factor) && BurnRateAtLeast(short, objective, a.Factor)
-	enough := long.Bad >= uint64(max(minBad, 0))
+	enough := long.Bad >= uint64(max(minBad, 0)) && short.Bad >= uint64(max(minBad, 0))
 	st.Firing = burning && enough
 	st.Guarded = burning && !enough
 	return st

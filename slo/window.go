@@ -1,6 +1,7 @@
 package slo
 
 import (
+	"context"
 	"time"
 
 	"slolab.dev/slolab/spec"
@@ -49,4 +50,39 @@ func MonthStart(at time.Time) time.Time {
 // every window holds whole buckets.
 func Align(at time.Time, step time.Duration) time.Time {
 	return time.Unix(0, at.UnixNano()-at.UnixNano()%int64(step)).UTC()
+}
+
+// Span is what a source holds: events from Start on (zero when the source
+// cannot tell, or holds nothing), of which those before Synthetic.Until, if
+// set, were made up rather than measured.
+type Span struct {
+	Start     time.Time  `json:"start,omitzero"`
+	Synthetic *Synthetic `json:"synthetic,omitempty"`
+}
+
+// Synthetic is a stretch of history that was generated, not measured: the
+// lab writes one so that every window is full from its first minute.
+type Synthetic struct {
+	From  time.Time `json:"from"`
+	Until time.Time `json:"until"`
+	// Description says how it was made: the traffic, the baseline, the seed.
+	Description string `json:"description"`
+}
+
+// Spanner is a Source that can say what it holds. Status uses it to tell how
+// much of each window the source covers and which part of it is synthetic;
+// a source that is not one is taken to cover every window.
+type Spanner interface {
+	// Span says what the source holds within r: Start is r.From, or
+	// earlier, when it holds events from before r.
+	Span(ctx context.Context, r Range) (Span, error)
+}
+
+// Covered returns how much of the range r the span covers: the part of r
+// from Start on.
+func (s Span) Covered(r Range) time.Duration {
+	if s.Start.IsZero() || !s.Start.After(r.From) {
+		return r.Duration()
+	}
+	return max(r.To.Sub(s.Start), 0)
 }

@@ -2,6 +2,7 @@ package spec
 
 import (
 	"fmt"
+	"math/big"
 	"strconv"
 	"strings"
 	"time"
@@ -33,7 +34,7 @@ func ParseDuration(s string) (time.Duration, error) {
 	if s == "0" {
 		return 0, nil
 	}
-	var total float64
+	total := new(big.Rat) // exact: "1m55.741s" is 115,741,000,000ns, not a float's neighbour
 	for s != "" {
 		i := 0
 		for i < len(s) && (s[i] >= '0' && s[i] <= '9' || s[i] == '.') {
@@ -42,8 +43,8 @@ func ParseDuration(s string) (time.Duration, error) {
 		if i == 0 {
 			return 0, fmt.Errorf("want a duration such as 250ms, 5m or 30d, got %q", orig)
 		}
-		num, err := strconv.ParseFloat(s[:i], 64)
-		if err != nil {
+		num, ok := new(big.Rat).SetString(s[:i])
+		if !ok || strings.Count(s[:i], ".") > 1 {
 			return 0, fmt.Errorf("want a duration such as 250ms, 5m or 30d, got %q", orig)
 		}
 		s = s[i:]
@@ -65,16 +66,19 @@ func ParseDuration(s string) (time.Duration, error) {
 			}
 			return 0, fmt.Errorf("duration %q has an unknown unit %q (use ns, us, ms, s, m, h, d or w)", orig, unit)
 		}
-		total += num * float64(u)
+		total.Add(total, num.Mul(num, new(big.Rat).SetInt64(int64(u))))
 	}
-	if total > float64(1<<63-1) {
+	ns := new(big.Int).Quo(total.Num(), total.Denom())
+	if !ns.IsInt64() {
 		return 0, fmt.Errorf("duration %q is too long", orig)
 	}
-	return time.Duration(total), nil
+	return time.Duration(ns.Int64()), nil
 }
 
-// FormatDuration writes d in the shortest form ParseDuration reads back: "30d",
-// "1h30m", "250ms", "1.5s".
+// FormatDuration writes d in the form ParseDuration reads back: the largest
+// units first ("30d", "1h30m"), seconds to the millisecond ("1.5s",
+// "1m55.741s") and, under a second, milliseconds to the microsecond ("250ms",
+// "12.346ms"); below a microsecond, nanoseconds.
 func FormatDuration(d time.Duration) string {
 	if d == 0 {
 		return "0s"
@@ -82,21 +86,30 @@ func FormatDuration(d time.Duration) string {
 	if d < 0 {
 		return "-" + FormatDuration(-d)
 	}
-	if d%time.Second != 0 || d < time.Minute {
-		if d >= time.Minute {
-			return time.Duration(d).String()
+	switch {
+	case d < time.Microsecond:
+		return fmt.Sprintf("%dns", d)
+	case d < time.Second:
+		// Milliseconds to the microsecond: "250ms", "12.346ms", "0.3ms".
+		if r := d.Round(time.Microsecond); r < time.Second {
+			return decimals(int64(r/time.Microsecond), 3) + "ms"
 		}
-		switch {
-		case d%time.Millisecond == 0:
-			if d < time.Second {
-				return fmt.Sprintf("%dms", d/time.Millisecond)
-			}
-			return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + "s"
-		default:
-			return d.String()
-		}
+		d = time.Second
+	case d%time.Second != 0:
+		d = d.Round(time.Millisecond) // seconds to the millisecond: "51.84s", "1m55.741s"
 	}
 	var b strings.Builder
+	if frac := d % time.Second; frac != 0 {
+		if whole := d - frac; whole > 0 {
+			b.WriteString(FormatDuration(whole - whole%time.Minute))
+			d = whole%time.Minute + frac
+			if b.String() == "0s" {
+				b.Reset()
+			}
+		}
+		b.WriteString(decimals(int64(d/time.Millisecond), 3) + "s")
+		return b.String()
+	}
 	for _, u := range []struct {
 		name string
 		d    time.Duration
@@ -112,8 +125,20 @@ func FormatDuration(d time.Duration) string {
 	return b.String()
 }
 
+// decimals writes n/10^places as a decimal without trailing zeros.
+func decimals(n int64, places int) string {
+	s := strconv.FormatInt(n, 10)
+	for len(s) <= places {
+		s = "0" + s
+	}
+	s = s[:len(s)-places] + "." + s[len(s)-places:]
+	return strings.TrimSuffix(strings.TrimRight(s, "0"), ".")
+}
+
 // Duration is a time.Duration that reads and writes the ParseDuration syntax in
-// JSON and YAML ("30d", "250ms").
+// JSON and YAML ("30d", "250ms"): one form everywhere, the largest units
+// first, seconds to the millisecond and, under a second, milliseconds to the
+// microsecond ("1m55.741s", "51.84s", "12.346ms").
 type Duration time.Duration
 
 func (d Duration) String() string { return FormatDuration(time.Duration(d)) }

@@ -83,6 +83,9 @@ func (r Rate) String() string {
 // ParseRate reads "200/s", "200" (per second), "30/m", "5/2s" or "0.5/s".
 func ParseRate(s string) (Rate, error) {
 	bad := fmt.Errorf("want a rate such as 200/s, 30/m or 5/2s, got %q", s)
+	if strings.Contains(s, "%") {
+		return Rate{}, fmt.Errorf("want a rate such as 200/s, 30/m or 5/2s, got %q: a rate counts requests per unit of time, not a percentage", s)
+	}
 	num, per, ok := strings.Cut(strings.TrimSpace(s), "/")
 	if !ok {
 		per = "s"

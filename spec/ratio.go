@@ -158,6 +158,17 @@ func (r Ratio) String() string {
 	return fmt.Sprintf("%d/%d", r.num, r.Den())
 }
 
+// Percent formats r as a percentage for people: exact when its expansion
+// ends within six places ("1.44%", "0.0001%"), else to four significant
+// digits, marked approximate ("~1.448%", "~33.33%"). String, which fault
+// rules and APIs use, keeps the exact fraction instead.
+func (r Ratio) Percent() string {
+	if s, ok := r.decimal(100); ok && len(s)-strings.IndexByte(s+".", '.') <= 7 {
+		return s + "%"
+	}
+	return "~" + strconv.FormatFloat(r.Float()*100, 'g', 4, 64) + "%"
+}
+
 // Decimal formats r as an exact decimal number ("0.001", "14.4") when it has a
 // terminating expansion, else as a fraction.
 func (r Ratio) Decimal() string {

@@ -169,3 +169,61 @@ func TestRates(t *testing.T) {
 		t.Errorf("ParseRate(fast) = %v", err)
 	}
 }
+
+// TestRatesReadAsPercentagesToThePrecisionThatMatters: a rate people read
+// is a percentage, exact when it has few decimals, else four significant
+// digits marked approximate; never a fraction like 22058/1523125.
+func TestRatesReadAsPercentagesToThePrecisionThatMatters(t *testing.T) {
+	for _, c := range []struct {
+		r    spec.Ratio
+		want string
+	}{
+		{spec.NewRatio(1, 1000), "0.1%"},
+		{spec.NewRatio(1, 1_000_000), "0.0001%"},
+		{spec.NewRatio(9, 625), "1.44%"},
+		{spec.NewRatio(109, 7500), "~1.453%"},
+		{spec.NewRatio(22058, 1523125), "~1.448%"},
+		{spec.NewRatio(1, 3), "~33.33%"},
+		{spec.One, "100%"},
+	} {
+		if got := c.r.Percent(); got != c.want {
+			t.Errorf("%s: %q, want %q", c.r, got, c.want)
+		}
+	}
+}
+
+// TestDurationsHaveOneForm: every duration slolab writes (JSON, YAML,
+// tables) is in one form that ParseDuration reads back exactly: the largest
+// units first, seconds to the millisecond, under a second milliseconds to
+// the microsecond; never Go's nanosecond tails ("1m55.740740741s").
+func TestDurationsHaveOneForm(t *testing.T) {
+	for _, c := range []struct {
+		d    time.Duration
+		want string
+	}{
+		{0, "0s"},
+		{30 * spec.Day, "30d"},
+		{90 * time.Minute, "1h30m"},
+		{1500 * time.Millisecond, "1.5s"},
+		{51840 * time.Millisecond, "51.84s"},
+		{115740740741, "1m55.741s"},
+		{2*spec.Day + time.Hour + 500*time.Millisecond, "2d1h0.5s"},
+		{12345678, "12.346ms"},
+		{300 * time.Microsecond, "0.3ms"},
+		{999999999, "1s"},
+		{150, "150ns"},
+		{10002345678, "10.002s"},
+	} {
+		got := spec.FormatDuration(c.d)
+		if got != c.want {
+			t.Errorf("%d ns: %q, want %q", int64(c.d), got, c.want)
+		}
+		back, err := spec.ParseDuration(got)
+		if err != nil || spec.FormatDuration(back) != got {
+			t.Errorf("%q reads back as %v (%v)", got, back, err)
+		}
+	}
+	if d, err := spec.ParseDuration("1m55.741s"); err != nil || d != 115741*time.Millisecond {
+		t.Errorf("1m55.741s reads as %d ns (%v), want exactly 115,741,000,000", d, err)
+	}
+}

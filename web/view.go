@@ -1,13 +1,16 @@
 package web
 
 import (
+	"fmt"
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"slolab.dev/slolab/fault"
 	"slolab.dev/slolab/proxy/admin"
+	"slolab.dev/slolab/report"
 	"slolab.dev/slolab/slo"
 	"slolab.dev/slolab/spec"
 )
@@ -28,6 +31,10 @@ type State struct {
 	Source      string     `json:"source"`
 	Judged      *time.Time `json:"judged,omitempty"`
 	EngineError string     `json:"engineError,omitempty"`
+	// History says what the engine's source holds, when it is not simply a
+	// long measured history: which part is synthetic (the lab's), and
+	// whether it is younger than the SLO windows.
+	History []string `json:"history"`
 	// Windows are the engine's burn-rate windows, in the order of every
 	// SLOView.Burn.
 	Windows       []string         `json:"windows"`
@@ -91,10 +98,13 @@ type BurnView struct {
 	Rate   *float64 `json:"rate"` // absent without requests
 	Total  uint64   `json:"total"`
 	Bad    uint64   `json:"bad"`
-	// TooFew: the window holds too few requests to judge (burning exactly
-	// at the objective it would hold fewer bad requests than the alerts'
-	// minimum), so its rate is noise.
+	// TooFew: the window holds fewer bad requests than an alert needs and
+	// too few requests to expect that many at the objective, so its rate
+	// is noise; no alert fires on it (slo.WindowState.TooFewToJudge).
 	TooFew bool `json:"tooFew,omitempty"`
+	// Covered is how much of the window the source holds, when less than
+	// all of it ("3m" of a 1d window): its rate counts only that.
+	Covered string `json:"covered,omitempty"`
 }
 
 // AlertView is one multiwindow burn-rate alert of an SLO.
@@ -129,13 +139,19 @@ type FaultView struct {
 	ExpiresIn float64 `json:"expiresIn"`
 }
 
-// AuditView is one audit entry.
+// AuditView is one audit entry, or a run of lease renewals of one rule
+// folded into one (Count of them, the last at Time).
 type AuditView struct {
 	Time   time.Time `json:"time"`
 	Who    string    `json:"who"`
 	Action string    `json:"action"`
 	Fault  string    `json:"fault,omitempty"`
+	Count  int       `json:"count,omitempty"`
 }
+
+// auditReadFactor: the dashboard reads this many audit entries per line it
+// shows, so that folded renewals leave room for other changes.
+const auditReadFactor = 10
 
 func buildState(cfg Config, s *snapshot, sims []SimulationView) State {
 	st := State{
@@ -152,10 +168,16 @@ func buildState(cfg Config, s *snapshot, sims []SimulationView) State {
 	if s.judgement.err != nil {
 		st.EngineError = s.judgement.err.Error()
 	}
+	st.History = []string{}
 	judged := map[slo.Key]*slo.SLOStatus{}
 	if js := s.status; js != nil {
 		at := js.At
 		st.Judged = &at
+		var longest time.Duration
+		for i := range js.SLOs {
+			longest = max(longest, js.SLOs[i].Period.Duration())
+		}
+		st.History = orEmpty(report.HistoryNotes(js.Span, js.At, longest))
 		for i := range js.SLOs {
 			x := &js.SLOs[i]
 			judged[x.Key()] = x
@@ -189,14 +211,35 @@ func buildState(cfg Config, s *snapshot, sims []SimulationView) State {
 			ExpiresAt: f.ExpiresAt.UTC(), ExpiresIn: max(f.ExpiresAt.Sub(st.Now).Seconds(), 0),
 		})
 	}
-	for _, e := range slices.Backward(s.audit) {
+	st.Audit = foldAudit(s.audit, cfg.AuditEntries)
+	return st
+}
+
+// foldAudit turns audit entries (oldest first) into at most n lines, newest
+// first, each run of renewals of one rule by one client folded into one: a
+// simulation renews its lease every few seconds, and those lines would
+// bury every change a person made.
+func foldAudit(entries []admin.AuditEntry, n int) []AuditView {
+	out := []AuditView{}
+	for _, e := range slices.Backward(entries) {
 		who := e.Identity
 		if e.Actor != "" {
 			who = e.Actor + " (" + e.Identity + ")"
 		}
-		st.Audit = append(st.Audit, AuditView{Time: e.Time.UTC(), Who: who, Action: e.Action, Fault: e.Fault})
+		if last := len(out) - 1; e.Action == "renew" && last >= 0 && out[last].Action == "renew" && out[last].Fault == e.Fault && out[last].Who == who {
+			out[last].Count++
+			continue
+		}
+		if len(out) == n {
+			break
+		}
+		v := AuditView{Time: e.Time.UTC(), Who: who, Action: e.Action, Fault: e.Fault}
+		if e.Action == "renew" {
+			v.Count = 1
+		}
+		out = append(out, v)
 	}
-	return st
+	return out
 }
 
 func orEmpty[T any](s []T) []T {
@@ -266,10 +309,14 @@ func sloView(objective spec.Ratio, win spec.Window, threshold time.Duration, x *
 	}
 	v.Exhausted, v.ExhaustedIn = x.Budget.Exhausted, x.Budget.TimeToExhaustion
 	for _, w := range x.Windows {
-		v.Burn = append(v.Burn, BurnView{
+		b := BurnView{
 			Window: w.Window.String(), Rate: w.BurnRate, Total: w.Events.Total, Bad: w.Events.Bad,
 			TooFew: w.TooFewToJudge && w.BurnRate != nil,
-		})
+		}
+		if w.Covered < w.Window {
+			b.Covered = report.Span(time.Duration(w.Covered))
+		}
+		v.Burn = append(v.Burn, b)
 	}
 	return v
 }
@@ -303,7 +350,9 @@ func alertViews(svc *spec.Service, c *spec.CUJ, kind slo.Kind, x *slo.SLOStatus)
 	return out
 }
 
-// simulation is a simulation started from the dashboard.
+// simulation is a simulation started from the dashboard, or one the
+// dashboard found running on the proxy ('slolab simulate', another
+// dashboard): a rule named as slo.PlanFor names the rule on a CUJ.
 type simulation struct {
 	ID        string
 	Request   SimulationRequest
@@ -314,6 +363,9 @@ type simulation struct {
 	StoppedBy string
 	seen      bool         // its rules were seen on the proxy
 	last      fault.Status // the CUJ rule as last seen
+	// elsewhere: started outside this dashboard, which stops it only by
+	// its lease (the program that started it would put it back).
+	elsewhere bool
 }
 
 // SimulationView is a simulation: what it intends and what it realised.
@@ -337,6 +389,10 @@ type SimulationView struct {
 	StoppedBy       string     `json:"stoppedBy,omitempty"`
 	Active          bool       `json:"active"`
 	Rules           []string   `json:"rules"`
+	// StartedBy is "dashboard", or "elsewhere" for a simulation found
+	// running on the proxy (slolab simulate), which only whoever started
+	// it stops.
+	StartedBy string `json:"startedBy"`
 }
 
 func (s *simulation) view() SimulationView {
@@ -344,7 +400,10 @@ func (s *simulation) view() SimulationView {
 		ID: s.ID, CUJ: s.Plan.CUJ, State: s.Request.State, Value: s.Request.Value, Explanation: s.Plan.Explanation, Notes: orEmpty(s.Plan.Notes),
 		Kind: s.Plan.Intended.Kind, Intended: s.Plan.Intended.Share, IntendedPercent: 100 * s.Plan.Intended.Share.Float(),
 		Matched: s.last.Matched, Injected: s.last.Injected, Started: s.Started.UTC(), Rules: s.Rules,
-		Active: s.Stopped.IsZero(), StoppedBy: s.StoppedBy,
+		Active: s.Stopped.IsZero(), StoppedBy: s.StoppedBy, StartedBy: "dashboard",
+	}
+	if s.elsewhere {
+		v.StartedBy = "elsewhere"
 	}
 	if !s.Stopped.IsZero() {
 		t := s.Stopped.UTC()
@@ -357,14 +416,16 @@ func (s *simulation) view() SimulationView {
 	return v
 }
 
-// track updates the simulations from the proxy's fault list: counts, and
-// the end of those whose rules are gone (stopped elsewhere, or lapsed).
+// track updates the simulations from the proxy's fault list: counts, the
+// end of those whose rules are gone (stopped elsewhere, or lapsed), and
+// the simulations started elsewhere that it has not seen yet.
 func (d *Dashboard) track(faults []fault.Status) {
 	byName := map[string]fault.Status{}
 	for _, f := range faults {
 		byName[f.Rule.Name] = f
 	}
 	now := d.cfg.Now()
+	d.adopt(faults)
 	for _, s := range d.sims {
 		if !s.Stopped.IsZero() {
 			continue
@@ -387,6 +448,46 @@ func (d *Dashboard) track(faults []fault.Status) {
 		}
 	}
 }
+
+// adopt lists as simulations the active rules that a simulation put on a
+// CUJ and no simulation of this dashboard holds: 'slolab simulate' from a
+// terminal. What they intend is the rule's own rate; what they realise, its
+// injected of matched.
+func (d *Dashboard) adopt(faults []fault.Status) {
+	held := map[string]bool{}
+	for _, s := range d.sims {
+		if s.Stopped.IsZero() {
+			for _, n := range s.Rules {
+				held[n] = true
+			}
+		}
+	}
+	for _, f := range faults {
+		r := f.Rule
+		cuj := d.cfg.Service.CUJ(r.Match.CUJ)
+		if held[r.Name] || cuj == nil || r.Name != slo.SimulationRule(cuj.Name) || f.State != fault.StateActive && f.State != fault.StatePending {
+			continue
+		}
+		kind := slo.Availability
+		if !r.Terminal() {
+			kind = slo.Latency
+		}
+		explanation := strings.TrimPrefix(r.Description, "slolab simulate: ")
+		d.seq++
+		d.sims = append(d.sims, &simulation{
+			ID: fmt.Sprintf("sim%d", d.seq), Request: SimulationRequest{CUJ: cuj.Name, State: "started elsewhere"},
+			Plan:    &slo.Plan{CUJ: cuj.Name, Rules: []*spec.FaultRule{r}, Intended: slo.Intended{Kind: kind, Share: r.Rate}, Explanation: explanation},
+			Started: f.Created, Rules: []string{r.Name}, elsewhere: true,
+		})
+		held[r.Name] = true
+	}
+	if len(d.sims) > maxSimulations {
+		d.sims = slices.Delete(d.sims, 0, len(d.sims)-maxSimulations)
+	}
+}
+
+// maxSimulations is how many simulations, running or ended, the dashboard lists.
+const maxSimulations = 20
 
 func (d *Dashboard) simulations(faults []fault.Status) []SimulationView {
 	d.mu.Lock()

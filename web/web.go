@@ -99,7 +99,8 @@ type Config struct {
 	Poll time.Duration
 	// Keep is how much history the charts show (default 1h).
 	Keep time.Duration
-	// AuditEntries is how many audit entries the dashboard shows (default 30).
+	// AuditEntries is how many lines the dashboard's audit log shows
+	// (default 30); lease renewals of one rule in a row fold into one.
 	AuditEntries int
 	// Seed offsets the exact-rate pattern of simulated faults.
 	Seed   uint64
@@ -250,7 +251,9 @@ func (d *Dashboard) poll(ctx context.Context) {
 		s.faults, s.err = d.cfg.Admin.ListFaults(ctx)
 	}
 	if s.err == nil {
-		s.audit, s.err = d.cfg.Admin.Audit(ctx, d.cfg.AuditEntries)
+		// Renewals fold into one line per run of them: read enough to fill
+		// the lines shown with other changes too.
+		s.audit, s.err = d.cfg.Admin.Audit(ctx, auditReadFactor*d.cfg.AuditEntries)
 	}
 	s.judgement = d.judge(ctx, s.at)
 	if s.err != nil {
@@ -418,6 +421,14 @@ func (d *Dashboard) planFor(req *SimulationRequest) (*slo.Plan, error) {
 	if err != nil {
 		return nil, slolab.Errorf(slolab.Invalid, "%v", err)
 	}
+	// The figures from what the SLO engine last saw, not a clean history.
+	if s := d.latest.Load(); s != nil && s.status != nil {
+		for i := range s.status.SLOs {
+			if x := &s.status.SLOs[i]; x.CUJ == p.CUJ && x.Kind == p.Intended.Kind {
+				p.Measure(x)
+			}
+		}
+	}
 	return p, nil
 }
 
@@ -460,8 +471,8 @@ func (d *Dashboard) startSimulation(r *http.Request) (any, error) {
 		}
 	}
 	d.sims = append(d.sims, sim)
-	if len(d.sims) > 20 {
-		d.sims = slices.Delete(d.sims, 0, len(d.sims)-20)
+	if len(d.sims) > maxSimulations {
+		d.sims = slices.Delete(d.sims, 0, len(d.sims)-maxSimulations)
 	}
 	d.mu.Unlock()
 	d.cfg.Logger.Info("dashboard: simulation started", "id", sim.ID, "cuj", p.CUJ, "state", req.State, "rules", names)
@@ -490,6 +501,9 @@ func (d *Dashboard) stopSimulation(r *http.Request) (any, error) {
 	d.mu.Unlock()
 	if sim == nil {
 		return nil, slolab.Errorf(slolab.NotFound, "no simulation %q", id)
+	}
+	if sim.elsewhere {
+		return nil, slolab.Errorf(slolab.Conflict, "simulation %s was started elsewhere (slolab simulate), which would put its rule back: stop it there (Ctrl-C), or stop the fault %s", id, sim.Rules[0])
 	}
 	var errs []error
 	for _, n := range sim.Rules {

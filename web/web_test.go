@@ -232,13 +232,17 @@ func TestTheCUJTableIsTheSLOEnginesJudgement(t *testing.T) {
 		!a.Exhausted || a.ExhaustedIn == nil || *a.ExhaustedIn != 0 || a.Objective.String() != "99.9%" || a.Window != "30d" {
 		t.Errorf("update availability: %+v", *a)
 	}
-	// 1,000 requests at 99.9% allow one bad request: burning exactly at the
-	// objective no window would hold the alerts' minimum of 5, so every
-	// burn rate is too few to judge.
+	// 1,000 requests at 99.9% allow one bad request, but 15 failures are
+	// more than the alerts' minimum of 5: every burn rate is judged (the
+	// page fires on them), and every window says it holds only the 10
+	// seconds the store has.
 	for _, b := range a.Burn {
-		if b.Total != 1000 || b.Bad != 15 || math.Abs(*b.Rate-15) > 1e-9 || !b.TooFew {
-			t.Errorf("update burn over %s = %+v (rate %v), want 15 of 1000, burn 15, too few to judge", b.Window, b, *b.Rate)
+		if b.Total != 1000 || b.Bad != 15 || math.Abs(*b.Rate-15) > 1e-9 || b.TooFew || b.Covered != "10s" {
+			t.Errorf("update burn over %s = %+v (rate %v), want 15 of 1000, burn 15, judged, covering 10s", b.Window, b, *b.Rate)
 		}
+	}
+	if r := cujOf(t, st, "read").Availability.Burn[0]; !r.TooFew || r.Bad != 2 {
+		t.Errorf("read's 2 failures of 20 requests: %+v, want too few to judge", r)
 	}
 	if l := u.Latency; !l.Judged || *l.SLI != 100 || !l.Met || *l.BudgetRemaining != 100 || l.ExhaustedIn != nil {
 		t.Errorf("update latency: %+v", *l)
@@ -442,7 +446,8 @@ func TestAnAlertStateUsesTheMeasuredTraffic(t *testing.T) {
 		t.Fatalf("%d %s", code, body)
 	}
 	// 1.44% plus one failure per 5m window of 18,000 requests: 1,296/90,000 + 5/90,000.
-	want := []string{"at about 3,600 requests a minute, one extra failure per 5m window keeps every window over the threshold of the page alert (1h/5m ≥ 14.4)"}
+	want := []string{"at about 3,600 requests a minute, one extra failure per 5m window keeps every window over the threshold of the page alert (1h/5m ≥ 14.4)",
+		"the source holds only 10s of history: every window longer than that counts only those minutes, so the budget and the alerts react to them alone"}
 	if got := p.Rules[0].Rate; got != spec.NewRatio(1301, 90000) || !reflect.DeepEqual(p.Notes, want) {
 		t.Errorf("rate %s, notes %q; want 1301/90000 and %q", got, p.Notes, want)
 	}
@@ -584,5 +589,69 @@ func TestPollsFromChangesAndTheTickerDoNotCollide(t *testing.T) {
 	case <-f.dash.Polled():
 	default:
 		t.Error("Polled is not closed after polls")
+	}
+}
+
+// TestASimulationStartedElsewhereIsListedWithIntendedAndRealised: a rule
+// that 'slolab simulate' put on a CUJ (named and shaped as slo.PlanFor
+// makes it) shows in the Simulations table with the rule's rate as
+// intended and its counters as realised; the dashboard does not offer to
+// stop it (simulate would put it back), and lists it as ended once its
+// rule is gone.
+func TestASimulationStartedElsewhereIsListedWithIntendedAndRealised(t *testing.T) {
+	f := newFixture(t, "")
+	p, err := slo.PlanFor(f.svc, "update", slo.Want{BurnRate: ptr(spec.NewRatio(72, 5)), TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.faults.Put(p.Rules[0]); err != nil {
+		t.Fatal(err)
+	}
+	route := f.routes.Route("update", "POST /update")
+	for range 625 { // through the rule, as the proxy decides
+		f.faults.Table().Decide(httptest.NewRequest("POST", "/update", nil), route, match.GroupNone, f.now)
+	}
+	f.poll()
+	sims := f.state().Simulations
+	if len(sims) != 1 {
+		t.Fatalf("simulations: %+v", sims)
+	}
+	s := sims[0]
+	if s.CUJ != "update" || s.StartedBy != "elsewhere" || !s.Active || s.Intended != spec.NewRatio(9, 625) ||
+		s.Matched != 625 || s.Injected != 9 || s.RealisedPercent == nil || *s.RealisedPercent != 1.44 {
+		t.Errorf("the simulation started elsewhere: %+v", s)
+	}
+	if code, body := f.do("DELETE", "/api/simulations/"+s.ID, "", nil); code != 409 || !strings.Contains(body, "started elsewhere") {
+		t.Errorf("stopping it from the dashboard: %d %s, want 409 and why", code, body)
+	}
+	f.poll()
+	if sims := f.state().Simulations; len(sims) != 1 {
+		t.Errorf("polling again lists it %d times", len(sims))
+	}
+	f.faults.Delete(p.Rules[0].Name)
+	f.poll()
+	if sims := f.state().Simulations; len(sims) != 1 || sims[0].Active {
+		t.Errorf("after its rule is gone: %+v", sims)
+	}
+}
+
+// TestRenewalsFoldIntoOneAuditLine: every few seconds a simulation renews
+// its lease; in the dashboard's audit log a run of renewals of one rule is
+// one line with its count, and the changes around it stay visible.
+func TestRenewalsFoldIntoOneAuditLine(t *testing.T) {
+	t0 := time.Date(2026, 6, 1, 10, 0, 0, 0, time.UTC)
+	entries := []admin.AuditEntry{{Time: t0, Identity: "anonymous", Actor: "slolab simulate", Action: "put", Fault: "sim-update"}}
+	for i := range 360 {
+		entries = append(entries, admin.AuditEntry{Time: t0.Add(time.Duration(i+1) * 10 * time.Second), Identity: "anonymous", Actor: "slolab simulate", Action: "renew", Fault: "sim-update"})
+	}
+	entries = append(entries, admin.AuditEntry{Time: t0.Add(time.Hour + time.Second), Identity: "anonymous", Actor: "dashboard", Action: "delete", Fault: "slow-read"})
+	got := foldAudit(entries, 30)
+	want := []AuditView{
+		{Time: t0.Add(time.Hour + time.Second), Who: "dashboard (anonymous)", Action: "delete", Fault: "slow-read"},
+		{Time: t0.Add(time.Hour), Who: "slolab simulate (anonymous)", Action: "renew", Fault: "sim-update", Count: 360},
+		{Time: t0, Who: "slolab simulate (anonymous)", Action: "put", Fault: "sim-update"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("folded:\n%+v\nwant:\n%+v", got, want)
 	}
 }

@@ -23,7 +23,7 @@ func TestKillingTheRunnerLeavesNothingBeyondTheLease(t *testing.T) {
 	defer app.Close()
 	dir := t.TempDir()
 	proxy := exec.Command(bin, "proxy", "--spec", "../../examples/chat.yaml", "--upstream", app.URL,
-		"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--audit-log", "-")
+		"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--audit-log", "-", "--store", filepath.Join(dir, "proxy.db"))
 	stderr, _ := proxy.StderrPipe()
 	if err := proxy.Start(); err != nil {
 		t.Fatal(err)

@@ -102,17 +102,17 @@ func TestProxyEndToEndThroughTheRealBinary(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	// Read the log to its end before Wait, which closes the pipe and may
+	// cut the last lines off.
+	var log string
 	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("exit: %v", err)
-		}
+	case log = <-rest:
 	case <-time.After(20 * time.Second):
 		t.Fatal("the proxy did not stop within 20s of SIGINT")
 	}
-	log := <-rest
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("exit: %v", err)
+	}
 	if !strings.Contains(log, `msg="fault rule removed on shutdown" fault=always matched=1 injected=1`) || !strings.HasSuffix(log, "slolab proxy: stopped; no fault rule remains\n") {
 		t.Errorf("shutdown log:\n%s", log)
 	}

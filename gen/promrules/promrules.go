@@ -281,13 +281,26 @@ func alertRule(s gen.SLO, a spec.BurnRateAlert, sel string, base time.Duration, 
 	}
 	long, short := gen.PromDuration(a.Long), gen.PromDuration(a.Short)
 	th := gen.Threshold(threshold)
-	// Bad events in the long window: the mean recorded base-window count
-	// times the number of base windows in the long one.
-	perLong := spec.NewRatio(uint64(a.Long/time.Second), uint64(base/time.Second))
-	expr := fmt.Sprintf("%s%s%s > %s\nand\n%s%s%s > %s\nand\navg_over_time(%s%s[%s]) * %s >= %d",
+	// The low-traffic guard, as the engine applies it: each window must
+	// hold minBad bad events, counted, never extrapolated. A bad event is
+	// in every recorded base-window count of the base window after it, so
+	// the sum of those counts over a window divided by the number of counts
+	// per base window is the window's bad events; right after the rules
+	// load, that is what the short history holds, not its mean scaled up
+	// to the window (which let 3 failures at a request a minute raise both
+	// tickets). The ranges stop a second short so that Prometheus 2's
+	// closed ranges and 3's left-open ones take the same samples.
+	perBase := gen.PromDuration(base - time.Second)
+	count := func(w time.Duration) string {
+		if w == base {
+			return badBase + sel
+		}
+		return fmt.Sprintf("sum_over_time(%s%s[%s]) / count_over_time(%s%s[%s])", badBase, sel, gen.PromDuration(w-time.Second), badBase, sel, perBase)
+	}
+	expr := fmt.Sprintf("%s%s%s > %s\nand\n%s%s%s > %s\nand\n%s >= %d\nand\n%s >= %d",
 		gen.RecordErrorRatio, long, sel, th,
 		gen.RecordErrorRatio, short, sel, th,
-		badBase, sel, long, gen.Threshold(perLong), minBad)
+		count(a.Long), minBad, count(a.Short), minBad)
 	exhaust := time.Duration(float64(opt.scaled(gen.WindowDuration(s.Window))) / a.Factor.Float()).Round(time.Second)
 	vars := map[string]string{"service": s.Service.Name, "cuj": s.CUJ.Name, "slo": string(s.Kind)}
 	ann := map[string]string{

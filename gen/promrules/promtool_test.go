@@ -177,6 +177,27 @@ func TestPromtoolShowsAlertsFiringWhenTheMathsSaysSo(t *testing.T) {
 				ExpSamples: []expSample{{Labels: `slolab:slo_error_budget_remaining{cuj="below",service="shop",slo="availability"}`, Value: -13}},
 			}},
 		}, {
+			// The low-traffic guard in a young history: the first hour after
+			// the rules load, one request a minute. below fails 3 times
+			// (minutes 10, 30, 50): its 1d and 3d ratios are 3/60 = 5%, far
+			// over the tickets' 0.3% and 0.1%, but the windows hold 3 bad
+			// requests, fewer than the 5 the guard asks for, so nothing
+			// fires (the old guard scaled the mean 5m count to a day: 72).
+			// above fails 5 times (minutes 10, 20, 30, 40, 50): 5 in every
+			// window from 2h on, so both tickets fire; the pages do not,
+			// their short windows (5m, 30m) holding 0 and 3.
+			Name:     "a young history does not alert on a handful of failures",
+			Interval: "1m",
+			InputSeries: []series{
+				requests("below", "200", "control", "0+1x60"),
+				requests("below", "500", "control", "0x10 1x20 2x20 3x10"),
+				requests("above", "200", "control", "0+1x60"),
+				requests("above", "500", "control", "0x10 1x10 2x10 3x10 4x10 5x10"),
+			},
+			AlertRuleTests: []alertTest{
+				{EvalTime: "60m", AlertName: promrules.AlertName, ExpAlerts: alerts(alertKey{"above", "3d", "6h"}, alertKey{"above", "1d", "2h"})},
+			},
+		}, {
 			// slow: 1000 requests a minute, 990 within the 1s bucket, so 1%
 			// are slow: exactly the 99% objective, a burn rate of 1.
 			Name:     "the latency SLI reads the bucket at the threshold",

@@ -132,7 +132,7 @@ func (j *judgeFlags) load(ctx context.Context, cmd *cobra.Command, adminToo bool
 				if err != nil {
 					return time.Time{}, err
 				}
-				return storeInstant(time.Now(), ext.FlushedUntil), nil
+				return storeInstant(time.Now(), ext), nil
 			},
 		}
 	}

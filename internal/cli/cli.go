@@ -17,7 +17,7 @@ import (
 	"slolab.dev/slolab/spec"
 )
 
-// Exit codes, as DESIGN.md promises them to scripts.
+// Exit codes, as docs/architecture.md promises them to scripts.
 const (
 	ExitOK      = 0
 	ExitFailure = 1 // a hypothesis failed, a canary failed, a dependency is down
@@ -67,6 +67,9 @@ Check:       slolab validate examples/chat.yaml`,
 		return usageErrorf("%v\nRun '%s --help' for usage.", err, c.CommandPath())
 	})
 	root.AddCommand(commands(e)...)
+	for _, c := range root.Commands() {
+		refuseUnknownSubcommands(c)
+	}
 	cmd, err := root.ExecuteContextC(e.ctx)
 	if err == nil {
 		return ExitOK
@@ -94,6 +97,40 @@ func commands(e *env) []*cobra.Command {
 		serveCmd(e),
 		versionCmd(e),
 	}
+}
+
+// refuseUnknownSubcommands makes every command that only groups others (slo,
+// fault, ...) refuse a word that is none of them, with a suggestion, instead
+// of printing its help and succeeding: 'slolab slo statuss' must fail.
+// Alone, such a command prints its help.
+func refuseUnknownSubcommands(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		refuseUnknownSubcommands(sub)
+	}
+	if !c.HasSubCommands() || c.Runnable() {
+		return
+	}
+	c.Args = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return nil
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+		var s []string // what the word begins, else what is within two edits of it
+		for _, sub := range cmd.Commands() {
+			if sub.IsAvailableCommand() && strings.HasPrefix(sub.Name(), strings.ToLower(args[0])) {
+				s = append(s, sub.Name())
+			}
+		}
+		if len(s) == 0 {
+			cmd.SuggestionsMinimumDistance = 2 // cobra's own default, set only on its own path
+			s = cmd.SuggestionsFor(args[0])
+		}
+		if len(s) > 0 {
+			msg += "; did you mean " + strings.Join(s, " or ") + "?"
+		}
+		return usageErrorf("%s\nRun '%s --help' for usage.", msg, cmd.CommandPath())
+	}
+	c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
 }
 
 // usageError marks mistakes in flags and arguments (exit 2).

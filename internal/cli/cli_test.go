@@ -135,3 +135,66 @@ func writeFile(t *testing.T, dir, name, text string) string {
 	}
 	return p
 }
+
+// TestAMistypedSubcommandFailsWithASuggestion: 'slolab fault ad' used to
+// print fault's help and exit 0, so a script never noticed.
+func TestAMistypedSubcommandFailsWithASuggestion(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"fault", "ad"}, "slolab: unknown command \"ad\" for \"slolab fault\"; did you mean add?\n"},
+		{[]string{"slo", "statuss"}, "slolab: unknown command \"statuss\" for \"slolab slo\"; did you mean status?\n"},
+		{[]string{"experiment", "nope"}, "slolab: unknown command \"nope\" for \"slolab experiment\"\n"},
+	} {
+		code, out, errOut := runCLI(t, nil, c.args...)
+		if code != ExitUsage || !strings.HasPrefix(errOut, c.want) || out != "" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want 2 and %q", c.args, code, out, errOut, c.want)
+		}
+	}
+	if code, out, _ := runCLI(t, nil, "slo"); code != ExitOK || !strings.Contains(out, "Available Commands") {
+		t.Errorf("slo alone: exit %d, want its help and 0:\n%s", code, out)
+	}
+}
+
+// TestHelpNeverShowsASecret: tokens default to environment variables, and
+// --help names the variable, never its value.
+func TestHelpNeverShowsASecret(t *testing.T) {
+	env := map[string]string{"SLOLAB_ADMIN_TOKEN": "tok-4f9a2c-admin", "SLOLAB_GAMEDAY_TOKEN": "tok-4f9a2c-gameday"}
+	for _, args := range [][]string{
+		{"proxy", "--help"}, {"lab", "--help"}, {"fault", "add", "--help"}, {"simulate", "--help"},
+		{"serve", "--help"}, {"gameday", "ack", "--help"}, {"gameday", "run", "--help"},
+	} {
+		code, out, errOut := runCLI(t, env, args...)
+		if code != 0 || strings.Contains(out+errOut, "tok-4f9a2c") || !strings.Contains(out, "$SLOLAB_") {
+			t.Errorf("%v: exit %d, and the help shows a secret or no variable:\n%s%s", args, code, out, errOut)
+		}
+	}
+}
+
+// TestTheTokenStillComesFromTheEnvironment: with the default hidden from
+// --help, $SLOLAB_ADMIN_TOKEN still reaches the admin API.
+func TestTheTokenStillComesFromTheEnvironment(t *testing.T) {
+	svc, err := spec.LoadService("../../examples/chat.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, _ := url.Parse("http://127.0.0.1:1")
+	o := &proxyOptions{listen: "127.0.0.1:0", adminAddr: "127.0.0.1:0", maxTTL: time.Hour, drain: time.Second, auditLog: "-", faultHeader: "-", adminToken: "s3cret-s3cret-s3cret"}
+	stack, err := newProxyStack(svc, up, o, newTestLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { stack.run(ctx) })
+	defer func() { cancel(); wg.Wait() }()
+	code, _, errOut := runCLI(t, map[string]string{"SLOLAB_ADMIN_TOKEN": "s3cret-s3cret-s3cret"}, "fault", "add", "x", "--admin", stack.adminURL(), "--cuj", "read", "--status", "500", "--rate", "1%")
+	if code != 0 {
+		t.Errorf("fault add with the token from the environment: exit %d: %s", code, errOut)
+	}
+	code, _, errOut = runCLI(t, map[string]string{"SLOLAB_ADMIN_TOKEN": "nope-nope-nope-nope"}, "fault", "rm", "x", "--admin", stack.adminURL())
+	if code == 0 || !strings.Contains(errOut, "refused the token given") {
+		t.Errorf("fault rm with a wrong token: exit %d: %s", code, errOut)
+	}
+}

@@ -154,7 +154,7 @@ Rates: 0.1% or 0.001, down to 0.0001% (one in a million).`,
 			if output == "json" {
 				return writeJSON(e.stdout, st)
 			}
-			fmt.Fprintf(e.stdout, "fault %s %s: %s on %s at %s, lease until %s\n", name, st.State, rule.Actions(), rule.Match, rule.Rate, st.ExpiresAt.Local().Format(time.TimeOnly))
+			fmt.Fprintf(e.stdout, "fault %s %s: %s on %s at %s, lease until %s\n", name, st.State, rule.Actions(), rule.Match, rule.Rate.Percent(), st.ExpiresAt.Local().Format(time.TimeOnly))
 			return nil
 		},
 	}
@@ -218,7 +218,7 @@ func faultLsCmd(e *env) *cobra.Command {
 			t := newTable(e.stdout, "NAME", "STATE", "MATCH", "ACTIONS", "RATE", "MATCHED", "INJECTED", "LEASE")
 			now := time.Now()
 			for _, st := range list {
-				t.row(st.Rule.Name, st.State, st.Rule.Match, st.Rule.Actions(), st.Rule.Rate, st.Matched, st.Injected, lease(st, now))
+				t.row(st.Rule.Name, st.State, st.Rule.Match, st.Rule.Actions(), st.Rule.Rate.Percent(), st.Matched, st.Injected, lease(st, now))
 			}
 			return t.flush()
 		},

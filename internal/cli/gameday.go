@@ -50,7 +50,7 @@ func (g *gamedayFlags) add(cmd *cobra.Command, e *env) {
 		def = "http://" + defaultGameDayAddr
 	}
 	cmd.Flags().StringVar(&g.url, "gameday", def, "the running GameDay (default $SLOLAB_GAMEDAY_URL or http://"+defaultGameDayAddr+")")
-	cmd.Flags().StringVar(&g.token, "token", e.getenv("SLOLAB_GAMEDAY_TOKEN"), "the GameDay's token, if it has one (default $SLOLAB_GAMEDAY_TOKEN)")
+	secretFlag(cmd.Flags(), &g.token, "token", "SLOLAB_GAMEDAY_TOKEN", e.getenv, "the GameDay's token, if it has one (default $SLOLAB_GAMEDAY_TOKEN)")
 }
 
 func (g *gamedayFlags) client() (*experiment.ResponderClient, error) {
@@ -294,7 +294,7 @@ Exit status: 0 when every experiment's hypothesis held, 1 otherwise.`,
 	rec.add(cmd, e)
 	cmd.Flags().StringVar(&name, "name", "", "the GameDay to run, when the files hold several")
 	cmd.Flags().StringVar(&listen, "listen", defaultGameDayAddr, "address of the responder API that 'slolab gameday ack|mitigate|note' report to")
-	cmd.Flags().StringVar(&token, "token", e.getenv("SLOLAB_GAMEDAY_TOKEN"), "token responders must send (default $SLOLAB_GAMEDAY_TOKEN), at least 16 characters; required beyond loopback")
+	secretFlag(cmd.Flags(), &token, "token", "SLOLAB_GAMEDAY_TOKEN", e.getenv, "token responders must send (default $SLOLAB_GAMEDAY_TOKEN), at least 16 characters; required beyond loopback")
 	cmd.Flags().StringArrayVar(&allow, "allow-host", nil, "a DNS name responders reach the responder API by (its Host header), besides its address and localhost; repeatable")
 	outputFlag(cmd.Flags(), &output)
 	return cmd

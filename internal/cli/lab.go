@@ -44,6 +44,7 @@ type labOptions struct {
 	logLevel  string
 	noLatency bool
 	store     string
+	history   time.Duration
 	// explicit records the address flags the user gave: those fail when
 	// taken; defaults fall back to a free port.
 	explicit map[string]bool
@@ -64,6 +65,7 @@ const (
 
 func labCmd(e *env) *cobra.Command {
 	o := &labOptions{}
+	var history string
 	cmd := &cobra.Command{
 		Use:   "lab [--spec FILE] [--upstream URL]",
 		Short: "Run the whole product at once: a demo app, the proxy, steady load and the dashboard",
@@ -74,6 +76,13 @@ func labCmd(e *env) *cobra.Command {
                   the proxy's TCP listener "blobs"
   the proxy       measures every CUJ and injects faults at exact rates
   steady load     --rate requests per second with the spec's per-CUJ mix
+  a history       --history of synthetic minutes written into the store
+                  before anything starts (30 days by default): every CUJ at
+                  the load's exact rate with the demo app's baseline
+                  latencies and no failures, marked synthetic in the store,
+                  'slo status', reports and the dashboard; so every window
+                  from 5 minutes to 30 days is full, and budgets, burn rates
+                  and alert timings are what production would show
   the SLO engine  on the embedded store the proxy writes (as 'slolab proxy
                   --store' does), judging every SLO every 10 seconds
   the dashboard   CUJs with SLIs over their windows, budgets, burn rates and
@@ -89,9 +98,10 @@ leaves this machine.
 
 The store is a new one in a temporary directory, removed on exit, unless
 --store names a file to keep (and to read with 'slolab slo status|report|
-backtest --store PATH'). The SLO engine reads the store's whole minutes and
-the proxy's newest 10-second intervals together, so SLIs, budgets and alerts
-appear within seconds of the start.
+backtest --store PATH': the store remembers its spec). The SLO engine reads
+the store's whole minutes and the proxy's newest 10-second intervals
+together, so SLIs, budgets and alerts appear within seconds of the start. A
+store that already holds minutes gets no synthetic history.
 
 The dashboard and the admin API need the admin token, to read and to change
 (simulations, stopping faults): the lab uses $SLOLAB_ADMIN_TOKEN or makes
@@ -103,8 +113,12 @@ the app: nothing stays injected.`,
 		Example: `  # the demo: open the dashboard URL it prints
   slolab lab
 
-  # your own app and spec, heavier load
+  # your own app and spec, heavier load (no synthetic history: the lab
+  # does not know your app's baseline)
   slolab lab --spec service.yaml --upstream http://127.0.0.1:3000 --rate 100/s
+
+  # no history: every window holds only the lab's own minutes
+  slolab lab --history 0
 
   # from another terminal, against the running lab
   SLOLAB_ADMIN_TOKEN=<printed token> slolab fault add slow-read --cuj read --delay 400ms --rate 5%
@@ -115,20 +129,26 @@ the app: nothing stays injected.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.explicit = map[string]bool{}
-			for _, f := range []string{"listen", "admin", "dashboard", "app"} {
+			for _, f := range []string{"listen", "admin", "dashboard", "app", "history"} {
 				o.explicit[f] = cmd.Flags().Changed(f)
 			}
+			d, err := spec.ParseDuration(history)
+			if err != nil || d < 0 {
+				return usageErrorf("--history %q: want a duration such as 30d, or 0 for none", history)
+			}
+			o.history = d
 			l, err := newLab(e.ctx, o, e.stderr)
 			if err != nil {
 				return err
 			}
-			l.printURLs(e.stderr)
+			l.printURLs(e.stdout)
 			err = l.run(e.ctx)
 			fmt.Fprintln(e.stderr, "slolab lab: stopped; no fault rule remains")
 			return err
 		},
 	}
 	fs := cmd.Flags()
+	fs.StringVar(&history, "history", spec.FormatDuration(defaultLabHistory), `synthetic history written into the store before the lab starts, so every window is full ("0" for none)`)
 	fs.StringVar(&o.specPath, "spec", "", "the service spec (default: examples/chat.yaml, built in)")
 	fs.StringVar(&o.upstream, "upstream", "", "your app's base URL (default: run the built-in demo app)")
 	fs.StringVar(&o.listen, "listen", defaultLabProxy, "address of the proxy, where the app is reached")
@@ -137,7 +157,7 @@ the app: nothing stays injected.`,
 	fs.StringVar(&o.app, "app", defaultLabApp, "address of the demo app (without --upstream)")
 	fs.StringVar(&o.rate, "rate", defaultLabRate, `steady load through the proxy, e.g. 50/s ("0" for none)`)
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the load, the app's latencies and the faults' patterns")
-	fs.StringVar(&o.token, "admin-token", e.getenv("SLOLAB_ADMIN_TOKEN"), "admin token for changes (default $SLOLAB_ADMIN_TOKEN, else a new random one)")
+	secretFlag(fs, &o.token, "admin-token", "SLOLAB_ADMIN_TOKEN", e.getenv, "admin token for changes (default $SLOLAB_ADMIN_TOKEN, else a new random one)")
 	fs.StringArrayVar(&o.allowHost, "allow-host", nil, "a DNS name the dashboard and the admin API are reached by (their Host header), besides their addresses and localhost; repeatable")
 	fs.DurationVar(&o.poll, "poll", 2*time.Second, "how often the dashboard reads the proxy")
 	fs.StringVar(&o.auditLog, "audit-log", "-", `file the admin API appends every change to ("-": the dashboard's memory only)`)
@@ -165,6 +185,7 @@ type lab struct {
 	fallbacks []string
 	stderr    io.Writer
 	tempDir   string // the temporary store's directory, removed on exit
+	history   labHistory
 }
 
 func labService(path string) (*spec.Service, error) {
@@ -200,6 +221,9 @@ func (l *lab) listen(flag, addr string) (net.Listener, error) {
 // freeAddr returns addr when it can be listened on, else (for a default) a
 // free port: for the proxy stack, which opens its own listeners.
 func (l *lab) freeAddr(flag, addr string) (string, error) {
+	if _, port, err := net.SplitHostPort(addr); err == nil && port == "0" {
+		return addr, nil // the stack picks a free port itself: none to lose to another process meanwhile
+	}
 	ln, err := l.listen(flag, addr)
 	if err != nil {
 		return "", err
@@ -294,8 +318,36 @@ func newLab(ctx context.Context, o *labOptions, stderr io.Writer) (_ *lab, err e
 		return nil, err
 	}
 	if l.blobs != nil {
-		cfg := demoapp.Config{Seed: o.seed, NoLatency: o.noLatency, Logger: log, Blobs: l.stack.tcp[0].ln.Addr().String()}
+		// The app's own warnings (a 502 for every upload a TCP fault
+		// breaks) are what the lab's user asked for: shown at info and
+		// debug, not at the default warn.
+		appLog := log
+		if lvl := new(slog.Level); lvl.UnmarshalText([]byte(o.logLevel)) == nil && *lvl > slog.LevelInfo {
+			appLog, _ = newLogger(stderr, "error")
+		}
+		cfg := demoapp.Config{Seed: o.seed, NoLatency: o.noLatency, Logger: appLog, Blobs: l.stack.tcp[0].ln.Addr().String()}
 		if l.app, err = demoapp.New(cfg); err != nil {
+			return nil, err
+		}
+	}
+	var plan *load.Plan
+	if !rate.IsZero() {
+		if plan, err = load.NewPlan(svc, load.PlanConfig{Stages: []load.Stage{{From: rate}}, Seed: o.seed}); err != nil {
+			return nil, fmt.Errorf("the lab's load: %w", err)
+		}
+	}
+	switch {
+	case o.history == 0:
+		l.history.skipped = "--history 0"
+	case l.app == nil:
+		if o.explicit["history"] {
+			return nil, usageErrorf("--history needs the demo app: with --upstream the lab does not know your app's baseline")
+		}
+		l.history.skipped = "--upstream: the lab does not know your app's baseline"
+	case plan == nil:
+		l.history.skipped = "no load (--rate 0) to make one from"
+	default:
+		if l.history, err = l.writeHistory(ctx, plan, o.history, time.Now()); err != nil {
 			return nil, err
 		}
 	}
@@ -324,11 +376,7 @@ func newLab(ctx context.Context, o *labOptions, stderr io.Writer) (_ *lab, err e
 		return nil, err
 	}
 
-	if !rate.IsZero() {
-		plan, err := load.NewPlan(svc, load.PlanConfig{Stages: []load.Stage{{From: rate}}, Seed: o.seed})
-		if err != nil {
-			return nil, fmt.Errorf("the lab's load: %w", err)
-		}
+	if plan != nil {
 		if l.gen, err = load.New(load.Config{Plan: plan, Target: l.stack.proxyURL(), Timeout: 10 * time.Second, Drain: time.Second}); err != nil {
 			return nil, fmt.Errorf("the lab's load: %w", err)
 		}
@@ -372,6 +420,7 @@ func (l *lab) printURLs(w io.Writer) {
 	} else {
 		fmt.Fprintf(w, "  store      %s  (slolab slo status --store %s reads it too)\n", l.stack.opts.store, l.stack.opts.store)
 	}
+	fmt.Fprintf(w, "  history    %s\n", l.history)
 	fmt.Fprintf(w, "  token      export SLOLAB_ADMIN_URL=%s SLOLAB_ADMIN_TOKEN=%s SLOLAB_STORE=%s\n\n", l.stack.adminURL(), l.o.token, l.stack.opts.store)
 	fmt.Fprintln(w, "Ctrl-C stops everything and removes every fault.")
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -133,6 +134,7 @@ func TestTheLabPrintsWhereEverythingIs(t *testing.T) {
 		"  blobs      " + l.stack.tcp[0].ln.Addr().String() + " → " + l.blobsLn.Addr().String() + "  (the app's blob store, through the proxy: fault rules with match: {tcp: blobs})",
 		"  admin API  " + l.stack.adminURL() + "/api/v1/  metrics " + l.stack.adminURL() + "/metrics",
 		"  store      " + filepath.Join(l.tempDir, "slolab.db") + "  (removed on exit; --store PATH keeps one)",
+		"  history    none: --history 0",
 		"  token      export SLOLAB_ADMIN_URL=" + l.stack.adminURL() + " SLOLAB_ADMIN_TOKEN=t0k-t0k-t0k-t0k-t0k SLOLAB_STORE=" + filepath.Join(l.tempDir, "slolab.db"),
 		"",
 		"Ctrl-C stops everything and removes every fault.",
@@ -428,3 +430,107 @@ func TestServeRunsScheduledExperimentsAndKeepsTheirRecord(t *testing.T) {
 		t.Errorf("history: exit %d %v %+v\n%s", code, err, runs, hist)
 	}
 }
+
+// TestTheLabStartsWithAFullSyntheticHistory: with --history 30d the lab
+// writes, before anything serves, 30 days of minutes at the load's exact
+// per-CUJ rates (update: 15% of 20/s, 180 a minute) with the demo app's
+// baseline latencies and no failures, marked synthetic; every window of
+// every SLO is then full and clean, and says so.
+func TestTheLabStartsWithAFullSyntheticHistory(t *testing.T) {
+	o := freeOptions("20/s")
+	o.history = 30 * spec.Day
+	start := time.Now()
+	l, err := newLab(context.Background(), o, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.closeAll()
+	t.Logf("newLab with 30 days of history took %v; the history: %s", time.Since(start), l.history)
+	var out bytes.Buffer
+	l.printURLs(&out)
+	if want := "  history    30d of synthetic minutes before "; !strings.Contains(out.String(), want) ||
+		!strings.Contains(out.String(), "(steady load 20/s in the spec's mix, the demo app's baseline latencies, no failures; seed 1); 259,") {
+		t.Errorf("the banner does not say what history was written:\n%s", out.String())
+	}
+	at := slo.Align(l.history.synthetic.Until, time.Minute)
+	st, err := slo.Evaluate(context.Background(), l.svc, l.stack.store, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Span == nil || st.Span.Synthetic == nil || !st.Span.Synthetic.Until.Equal(l.history.synthetic.Until) {
+		t.Errorf("status does not mark the synthetic history: %+v", st.Span)
+	}
+	for _, s := range st.SLOs {
+		if s.Covered != spec.Duration(30*spec.Day) {
+			t.Errorf("%s %s: the period is covered for %v, want 30d", s.CUJ, s.Kind, s.Covered)
+		}
+		if s.Events.Bad != 0 || len(s.Firing()) > 0 || s.Budget.RemainingPercent != 100 {
+			t.Errorf("%s %s: %d bad, %d alerts, %v%% budget left; want a clean history", s.CUJ, s.Kind, s.Events.Bad, len(s.Firing()), s.Budget.RemainingPercent)
+		}
+		if s.CUJ == "update" && s.Events.Total != 180*43200 {
+			t.Errorf("update holds %d requests over 30 days, want 180 a minute: 7,776,000", s.Events.Total)
+		}
+		for _, w := range s.Windows {
+			if w.Covered != w.Window {
+				t.Errorf("%s %s: the %v window is covered for %v", s.CUJ, s.Kind, w.Window, w.Covered)
+			}
+		}
+	}
+}
+
+// TestTheLabsBannerIsItsOutputAndTheAppKeepsQuiet: 'slolab lab' prints
+// where everything is on stdout (stderr is for what goes wrong), and at the
+// default log level the demo app's warnings — a 502 for every upload a TCP
+// fault breaks, which the user asked for — stay out of the terminal.
+func TestTheLabsBannerIsItsOutputAndTheAppKeepsQuiet(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errOut lockedBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- runCLICtx(ctx, &out, &errOut, "lab", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--dashboard", "127.0.0.1:0",
+			"--app", "127.0.0.1:0", "--rate", "0", "--history", "0", "--admin-token", "t0k-t0k-t0k-t0k-t0k", "--no-latency")
+	}()
+	var admin, app string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if m := regexp.MustCompile(`admin API +(http://\S+)/api/v1/`).FindStringSubmatch(out.String()); m != nil && strings.Contains(out.String(), "Ctrl-C stops everything") {
+			admin = m[1]
+			app = regexp.MustCompile(`app +(http://\S+)/ `).FindStringSubmatch(out.String())[1]
+			break
+		}
+	}
+	if admin == "" {
+		cancel()
+		t.Fatalf("no banner on stdout within 20s; stdout %q, stderr %q (exit %d)", out.String(), errOut.String(), <-done)
+	}
+	c, err := adminClient(admin, "t0k-t0k-t0k-t0k-t0k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rule, err := spec.ParseFaultRule("test", []byte(`{"match": {"tcp": "blobs"}, "rate": "100%", "tcp": {"reset": true}, "ttl": "1h"}`), "blobs-reset")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutFault(ctx, rule); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		resp, err := http.Post(app+"/files?name=a.txt", "text/plain", strings.NewReader("hello"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 502 {
+			t.Errorf("an upload with the blob store reset answered %d, want 502", resp.StatusCode)
+		}
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("the lab exited %d: %s", code, errOut.String())
+	}
+	if strings.Contains(errOut.String(), "dashboard") || strings.Contains(errOut.String(), "demo app") {
+		t.Errorf("stderr holds the banner or the app's warnings:\n%s", errOut.String())
+	}
+}
+
+func adminClient(url, token string) (*admin.Client, error) { return admin.NewClient(url, token) }

@@ -116,6 +116,9 @@ what was sent.`,
 			if err != nil {
 				return err
 			}
+			if err := checkSendsSomething(p); err != nil {
+				return err
+			}
 			cfg := load.Config{
 				Plan: p, Target: target,
 				Users:       load.Users{N: users, Header: userHeader, Cookie: userCookie},
@@ -147,6 +150,11 @@ what was sent.`,
 			if err != nil {
 				return err
 			}
+			// A target nothing reached is no load test: say so first, and fail.
+			unreachable := rep.Total.Sent > 0 && rep.Total.Errors == rep.Total.Sent
+			if unreachable {
+				fmt.Fprintf(e.stderr, "slolab load: none of the %d requests sent reached %s: %s\n", rep.Total.Sent, target, lastError(rep))
+			}
 			if output == "json" {
 				if err := writeJSON(e.stdout, rep); err != nil {
 					return err
@@ -154,7 +162,7 @@ what was sent.`,
 			} else if err := printLoadReport(e.stdout, rep); err != nil {
 				return err
 			}
-			if !ok {
+			if !ok || unreachable {
 				return errSilentFailure
 			}
 			return nil
@@ -181,6 +189,40 @@ what was sent.`,
 	f.Var(&every, "progress", "interval of plain progress lines when stderr is not a terminal")
 	outputFlag(f, &output)
 	return cmd
+}
+
+// checkSendsSomething refuses a plan (or this shard of it) that holds no
+// request at all: "1/m for 30s" rounds down to nothing.
+func checkSendsSomething(p *load.Plan) error {
+	n, ok := p.Total()
+	if !ok {
+		return nil
+	}
+	if n == 0 {
+		return usageErrorf("the plan sends no request: %s holds less than one; give a higher rate or a longer duration", strings.Join(planStages(p), " then "))
+	}
+	if of := max(p.Shard.Of, 1); p.Shard.Index >= n {
+		return usageErrorf("shard %s sends no request: the plan holds %d, and request k goes to shard k mod %d", p.Shard, n, of)
+	}
+	return nil
+}
+
+func planStages(p *load.Plan) []string {
+	out := make([]string, len(p.Stages))
+	for i, st := range p.Stages {
+		out[i] = st.String()
+	}
+	return out
+}
+
+// lastError is the last transport error the run saw, for a headline.
+func lastError(r *load.Report) string {
+	for _, c := range r.CUJs {
+		if c.LastError != "" {
+			return c.LastError
+		}
+	}
+	return "no answer"
 }
 
 func cujReports(p *load.Plan) []load.CUJReport {

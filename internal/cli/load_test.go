@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -67,11 +68,33 @@ func TestLoadRefusesBadFlagsWithUsage(t *testing.T) {
 		{[]string{"load", "--spec", chat, "--target", "http://127.0.0.1:1", "--rate", "1/s", "--threshold", "nope:p99<1s"}, `no CUJ "nope" in this run`},
 		{[]string{"load", "--spec", chat, "--target", "ftp://x", "--rate", "1/s"}, "target: want an http:// or https:// URL"},
 		{[]string{"load", "--spec", chat, "--target", "http://127.0.0.1:1", "--rate", "1/s", "--shard", "3/3"}, "want a shard i/N with 0 ≤ i < N"},
+		{[]string{"load", "--spec", chat, "--target", "http://127.0.0.1:1", "--rate", "150%"}, `got "150%": a rate counts requests per unit of time, not a percentage`},
+		{[]string{"load", "--spec", chat, "--target", "http://127.0.0.1:1", "--rate", "1/m", "--duration", "30s"}, "the plan sends no request: 1/m:30s holds less than one"},
+		{[]string{"load", "--spec", chat, "--target", "http://127.0.0.1:1", "--rate", "1/s", "--duration", "2s", "--shard", "2/3"}, "shard 2/3 sends no request: the plan holds 2"},
+		{[]string{"lab", "--rate", "150%"}, `--rate "150%": want a rate such as 200/s`},
 	}
 	for _, tt := range tests {
 		code, _, errs := runCLI(t, nil, tt.args...)
 		if code != ExitUsage || !strings.Contains(errs, tt.msg) {
 			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", tt.args[3:], code, errs, tt.msg)
 		}
+	}
+}
+
+// TestLoadAgainstNothingFails: a target that refuses every connection is
+// not a load test that passed: exit 1, and the first line says why.
+func TestLoadAgainstNothingFails(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := "http://" + ln.Addr().String()
+	ln.Close() // nothing listens there now
+	code, out, errOut := runCLI(t, nil, "load", "--spec", testtool.RepoRoot(t)+"/examples/chat.yaml", "--target", target, "--rate", "20/s", "--duration", "500ms")
+	if code != ExitFailure || !strings.HasPrefix(errOut, "slolab load: none of the 10 requests sent reached "+target+": ") || !strings.Contains(errOut, "connection refused") {
+		t.Errorf("exit %d, stderr %q; want 1 and a first line saying nothing was reached", code, errOut)
+	}
+	if !strings.Contains(out, "(total)") {
+		t.Errorf("the report is still printed:\n%s", out)
 	}
 }

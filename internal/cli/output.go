@@ -10,6 +10,21 @@ import (
 	"github.com/spf13/pflag"
 )
 
+// secretFlag adds a string flag holding a secret (a token) whose default
+// comes from the environment variable env. Its help names the variable,
+// never its value: a --help pasted into a ticket must not carry the token.
+func secretFlag(fs *pflag.FlagSet, dst *string, name, env string, getenv func(string) string, usage string) {
+	*dst = getenv(env)
+	fs.Var(secret{dst}, name, usage)
+}
+
+// secret is a flag value that prints nothing as its default.
+type secret struct{ v *string }
+
+func (s secret) String() string     { return "" }
+func (s secret) Set(v string) error { *s.v = v; return nil }
+func (s secret) Type() string       { return "string" }
+
 // outputFlag adds -o/--output with the formats "table" and "json".
 func outputFlag(fs *pflag.FlagSet, dst *string) {
 	fs.StringVarP(dst, "output", "o", "table", "output format: table or json")

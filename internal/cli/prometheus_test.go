@@ -136,6 +136,18 @@ scrape_configs:
 		if err := json.Unmarshal(out.Bytes(), &st); err != nil {
 			t.Fatal(err)
 		}
+		// Where the history starts is known to the minute from the store,
+		// but only to the first scrape from Prometheus, which counts the
+		// requests before it in the minute of that scrape: the counts agree,
+		// how much of each window is covered may not. (Backfilled at minute
+		// boundaries, store/promql's test checks those agree too.)
+		st.Span = nil
+		for i := range st.SLOs {
+			st.SLOs[i].Covered = 0
+			for j := range st.SLOs[i].Windows {
+				st.SLOs[i].Windows[j].Covered = 0
+			}
+		}
 		b, _ := json.MarshalIndent(st, "", " ")
 		return string(b), st
 	}

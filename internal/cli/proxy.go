@@ -64,7 +64,7 @@ func (o *proxyOptions) flags(cmd *cobra.Command, e *env) {
 	fs.Uint64Var(&o.canarySeed, "canary-seed", 1, "shifts which requests go to the canary (not how many), so the split does not alias with periodic traffic")
 	fs.StringVar(&o.revisionHeader, "revision-header", "", "read each request's revision from this header, set by a mesh on the request or the response (canary, true, 1, yes, on mean canary; anything else stable)")
 	fs.StringVar(&o.adminAddr, "admin", "127.0.0.1:9090", "address of the admin API, /metrics and /healthz")
-	fs.StringVar(&o.adminToken, "admin-token", e.getenv("SLOLAB_ADMIN_TOKEN"), "bearer token the admin API requires, for reads and changes (default $SLOLAB_ADMIN_TOKEN); at least 16 characters; required beyond loopback")
+	secretFlag(fs, &o.adminToken, "admin-token", "SLOLAB_ADMIN_TOKEN", e.getenv, "bearer token the admin API requires, for reads and changes (default $SLOLAB_ADMIN_TOKEN); at least 16 characters; required beyond loopback")
 	fs.StringArrayVar(&o.adminAllowHosts, "admin-allow-host", nil, "a DNS name the admin API is reached by (its Host header), besides the address it listens on and localhost; repeatable; * allows any (behind a proxy that checks Host)")
 	fs.BoolVar(&o.adminOpenMetrics, "admin-open-metrics", false, "serve /metrics and /healthz without the admin token, for scrapers and probes that cannot send one")
 	fs.BoolVar(&o.trustForwardedFor, "trust-forwarded-for", false, "attribute requests to the left-most X-Forwarded-For address (behind a load balancer or a load generator)")
@@ -311,6 +311,12 @@ func newProxyStack(svc *spec.Service, upstream *url.URL, o *proxyOptions, log *s
 		s.closers = append(s.closers, st.Close)
 		s.store = st
 		s.flusher = sqlite.NewFlusher(st, rec, sqlite.FlusherConfig{Logger: log})
+		// The store remembers the spec, so 'slolab slo' reads it with
+		// --store alone, and that a proxy is writing it.
+		if err := errors.Join(st.SetSpec(context.Background(), svc), st.Started(context.Background(), time.Now())); err != nil {
+			s.close()
+			return nil, fmt.Errorf("opening the store: %w", err)
+		}
 	}
 	if s.proxyLn, err = net.Listen("tcp", o.listen); err != nil {
 		s.close()
@@ -393,6 +399,9 @@ func (s *proxyStack) run(ctx context.Context) error {
 	if s.flusher != nil { // requests have drained: store the last, still open interval too
 		if err := s.flusher.Final(context.WithoutCancel(ctx)); err != nil {
 			s.log.Warn("storing the last buckets on shutdown", "err", err)
+		} else if err := s.store.Stopped(context.WithoutCancel(ctx), time.Now()); err != nil {
+			// Status judges a cleanly stopped store's last minute at once.
+			s.log.Warn("recording a clean stop in the store", "err", err)
 		}
 	}
 	removed, err := admin.RemoveAll(s.faults, s.audit, time.Now())
@@ -526,7 +535,7 @@ func (a *adminFlags) add(cmd *cobra.Command, e *env) {
 		def = "http://127.0.0.1:9090"
 	}
 	cmd.Flags().StringVar(&a.url, "admin", def, "the proxy's admin API (default $SLOLAB_ADMIN_URL or http://127.0.0.1:9090)")
-	cmd.Flags().StringVar(&a.token, "admin-token", e.getenv("SLOLAB_ADMIN_TOKEN"), "bearer token for changes (default $SLOLAB_ADMIN_TOKEN)")
+	secretFlag(cmd.Flags(), &a.token, "admin-token", "SLOLAB_ADMIN_TOKEN", e.getenv, "bearer token for changes (default $SLOLAB_ADMIN_TOKEN)")
 }
 
 func (a *adminFlags) client() (*admin.Client, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 func simulateCmd(e *env) *cobra.Command {
 	var (
 		a                                     adminFlags
+		src                                   sourceFlags
 		specPath                              string
 		availability, burnRate, latency, alrt string
 		baseline, forDur, output              string
@@ -53,7 +55,15 @@ have a maximum: a fixed delay, uniform(a, b) or a percentile table.
 
 Rules hold a short lease (--lease) that simulate renews; if simulate dies,
 they lapse by themselves. The CUJ's SLOs come from --spec, or else from the
-proxy (which then also decides the alert windows: the SRE Workbook's).`,
+proxy (which then also decides the alert windows: the SRE Workbook's).
+
+How long the budget lasts and when each alert fires are computed from what
+the store (--store, default $SLOLAB_STORE, which 'slolab lab' prints) or
+Prometheus (--prometheus) holds just before the rules go in: how much history
+each window covers, what it holds, the CUJ's traffic over the last hour. A
+young store's windows hold only its few minutes, so alerts fire sooner than
+on a month of history, and the explanation says so. Without a source the
+figures assume a clean, full history.`,
 		Example: `  slolab simulate update --availability 99.9%
   slolab simulate update --burn-rate 14.4 --for 1h
   slolab simulate read --latency 300ms@99% --baseline-latency "p50=80ms p99=250ms"
@@ -120,12 +130,17 @@ proxy (which then also decides the alert windows: the SRE Workbook's).`,
 			if err != nil {
 				return err
 			}
+			if err := src.check(cmd); err != nil {
+				return err
+			}
 			c.SetActor("slolab simulate")
-			sim := &simulation{api: c, out: e.stdout, log: e.stderr, json: output == "json", lease: lease, every: every, duration: duration}
+			sim := &simulation{api: c, out: e.stdout, log: e.stderr, json: output == "json", lease: lease, every: every, duration: duration,
+				src: &src, explicitStore: cmd.Flags().Changed("store")}
 			return sim.run(e.ctx, args[0], specPath, w)
 		},
 	}
 	a.add(cmd, e)
+	src.addSources(cmd, e, "the store the proxy writes, to compute the figures from what it holds")
 	fs := cmd.Flags()
 	fs.StringVar(&specPath, "spec", "", "the service spec (default: the CUJs' SLOs as the proxy reports them)")
 	fs.StringVar(&availability, "availability", "", "the share of the CUJ's requests that succeed, e.g. 99.9%")
@@ -149,6 +164,10 @@ type simulation struct {
 	lease    time.Duration
 	every    time.Duration
 	duration time.Duration
+	// src is where the figures are measured from; explicitStore: --store
+	// was given, so a missing store is an error rather than a note.
+	src           *sourceFlags
+	explicitStore bool
 }
 
 // serviceFromCUJs rebuilds a service from what a proxy reports of its CUJs:
@@ -221,6 +240,9 @@ func (s *simulation) run(ctx context.Context, cuj, specPath string, w slo.Want) 
 	if err != nil {
 		return slolab.Errorf(slolab.Invalid, "%v", err)
 	}
+	if err := s.measure(ctx, svc, plan); err != nil {
+		return err
+	}
 	if err := s.announce(plan); err != nil {
 		return err
 	}
@@ -263,6 +285,62 @@ func (s *simulation) run(ctx context.Context, cuj, specPath string, w slo.Want) 
 	}
 }
 
+// measure recomputes the plan's figures from what the store or Prometheus
+// holds now. The store at the default path is read only if it is there and
+// holds this service, and only for a while: a store that cannot be read then
+// leaves a note that the figures assume a clean, full history, and the
+// simulation goes ahead. A source given explicitly must answer.
+func (s *simulation) measure(ctx context.Context, svc *spec.Service, p *slo.Plan) error {
+	if s.src == nil {
+		return nil
+	}
+	explicit := s.src.prometheus != "" || s.explicitStore
+	if !explicit {
+		if _, err := os.Stat(s.src.store); err != nil {
+			p.Notes = append(p.Notes, fmt.Sprintf("no store at %s to measure from: the figures assume a clean, full history (give --store or --prometheus)", s.src.store))
+			return nil
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	err := s.measureFrom(ctx, svc, p, explicit)
+	if err != nil && !explicit {
+		p.Notes = append(p.Notes, fmt.Sprintf("the store at %s could not be read (%v): the figures assume a clean, full history", s.src.store, err))
+		return nil
+	}
+	return err
+}
+
+func (s *simulation) measureFrom(ctx context.Context, svc *spec.Service, p *slo.Plan, explicit bool) error {
+	src, err := s.src.openFor(ctx, svc)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	if src.store != nil && !explicit {
+		// The default path may hold another service's store.
+		if recorded, _, err := src.store.Spec(ctx); err != nil || recorded.Name != svc.Name {
+			return fmt.Errorf("it was not written for service %s", svc.Name)
+		}
+	}
+	at, err := src.instant(ctx, time.Now())
+	if err != nil {
+		return err
+	}
+	st, err := slo.Evaluate(ctx, svc, src, at)
+	if err != nil {
+		return err
+	}
+	for i := range st.SLOs {
+		if st.SLOs[i].CUJ == p.CUJ && st.SLOs[i].Kind == p.Intended.Kind {
+			if !p.Measure(&st.SLOs[i]) {
+				p.Notes = append(p.Notes, fmt.Sprintf("%s holds no %s request in the last hour to measure from: the figures assume a clean, full history", src.describe, p.CUJ))
+			}
+		}
+	}
+	return nil
+}
+
 func (s *simulation) announce(p *slo.Plan) error {
 	if s.json {
 		return writeJSON(s.out, struct {
@@ -274,7 +352,7 @@ func (s *simulation) announce(p *slo.Plan) error {
 		fmt.Fprintf(s.out, "  note: %s\n", n)
 	}
 	for _, r := range p.Rules {
-		fmt.Fprintf(s.out, "  rule %s: %s on %s at %s\n", r.Name, r.Actions(), r.Match, r.Rate)
+		fmt.Fprintf(s.out, "  rule %s: %s on %s at %s\n", r.Name, r.Actions(), r.Match, r.Rate.Percent())
 	}
 	return nil
 }
@@ -391,7 +469,7 @@ func (s *simulation) print(p *slo.Plan, resp *admin.CUJsResponse, elapsed time.D
 		what = "above " + spec.FormatDuration(time.Duration(p.Intended.Threshold))
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s  %s: intended %s %s", rpt.Span(elapsed), p.CUJ, p.Intended.Share, what)
+	fmt.Fprintf(&b, "%s  %s: intended %s %s", spec.FormatDuration(elapsed.Round(time.Second)), p.CUJ, p.Intended.Share.Percent(), what)
 	if p.Intended.BurnRate != "" {
 		fmt.Fprintf(&b, " (burn %s)", p.Intended.BurnRate)
 	}

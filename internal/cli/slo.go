@@ -46,7 +46,14 @@ until the budget is gone at the last hour's burn, and the SRE Workbook's
 multiwindow alerts (page: 1h & 5m ≥ 14.4, 6h & 30m ≥ 6; ticket: 1d & 2h ≥ 3,
 3d & 6h ≥ 1), unless the spec's alerting overrides them. Counts are whole
 events and comparisons exact; an alert needs at least minBadEvents bad
-requests in its long window (default 5).`,
+requests (default 5) in each of its two windows, counted, never
+extrapolated, and a window with fewer, and too few requests to expect that
+many at the objective, is marked '?': too few to judge.
+
+The store remembers the spec it was written under, so --spec is only needed
+with --prometheus (or to judge under another spec). Every command says which
+part of the history is synthetic (the lab's) and when the source holds less
+than the SLO windows.`,
 	}
 	cmd.AddCommand(sloStatusCmd(e), sloReportCmd(e), sloBacktestCmd(e))
 	return cmd
@@ -62,7 +69,7 @@ type sourceFlags struct {
 }
 
 func (f *sourceFlags) add(cmd *cobra.Command, e *env) {
-	cmd.Flags().StringVar(&f.specPath, "spec", "", "the service spec with the CUJs and their SLOs (required)")
+	cmd.Flags().StringVar(&f.specPath, "spec", "", "the service spec with the CUJs and their SLOs (default: the spec the store was written under; required with --prometheus)")
 	f.addSources(cmd, e, "the embedded store 'slolab proxy --store' writes")
 }
 
@@ -85,16 +92,39 @@ type source struct {
 	store *sqlite.Store // the embedded store; nil when reading Prometheus
 }
 
+// Span implements slo.Spanner when the source it wraps does.
+func (s *source) Span(ctx context.Context, r slo.Range) (slo.Span, error) {
+	if sp, ok := s.Source.(slo.Spanner); ok {
+		return sp.Span(ctx, r)
+	}
+	return slo.Span{}, nil
+}
+
 type nopCloser struct{}
 
 func (nopCloser) Close() error { return nil }
 
 func (f *sourceFlags) open(ctx context.Context, cmd *cobra.Command) (*spec.Service, *source, error) {
-	if f.specPath == "" {
-		return nil, nil, usageErrorf("--spec is required: the service spec with the CUJs and their SLOs")
-	}
 	if err := f.check(cmd); err != nil {
 		return nil, nil, err
+	}
+	if f.specPath == "" {
+		if f.prometheus != "" {
+			return nil, nil, usageErrorf("--spec is required with --prometheus: the service spec with the CUJs and their SLOs")
+		}
+		s, err := f.openStore(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		svc, _, err := s.store.Spec(ctx)
+		if err != nil {
+			s.Close()
+			if slolab.KindOf(err) == slolab.NotFound {
+				return nil, nil, usageErrorf("--spec is required: %v", err)
+			}
+			return nil, nil, err
+		}
+		return svc, s, nil
 	}
 	svc, err := loadService(f.specPath)
 	if err != nil {
@@ -134,6 +164,11 @@ func (f *sourceFlags) openFor(ctx context.Context, svc *spec.Service) (*source, 
 		}
 		return &source{Source: p, history: p.History, instant: instant, describe: describe, Closer: nopCloser{}}, nil
 	}
+	return f.openStore(ctx)
+}
+
+// openStore opens the embedded store named by --store.
+func (f *sourceFlags) openStore(ctx context.Context) (*source, error) {
 	if _, err := os.Stat(f.store); err != nil {
 		return nil, slolab.Errorf(slolab.NotFound, "no store at %s: run 'slolab proxy --store %s ...' to record one, or read Prometheus with --prometheus URL", f.store, f.store)
 	}
@@ -149,7 +184,7 @@ func (f *sourceFlags) openFor(ctx context.Context, svc *spec.Service) (*source, 
 			if err != nil {
 				return time.Time{}, err
 			}
-			return storeInstant(now, ext.FlushedUntil), nil
+			return storeInstant(now, ext), nil
 		},
 	}, nil
 }
@@ -158,11 +193,37 @@ func (f *sourceFlags) openFor(ctx context.Context, svc *spec.Service) (*source, 
 // the end of the last whole minute it holds. A proxy flushes every 10
 // seconds, so for up to 20 seconds after a minute ends its last interval may
 // still be missing; a store nobody wrote to for two minutes is judged now.
-func storeInstant(now, flushedUntil time.Time) time.Time {
-	if flushedUntil.After(now.Add(-2*time.Minute)) && flushedUntil.Before(now) {
-		return slo.Align(flushedUntil, time.Minute)
+// A proxy that stopped cleanly wrote everything it counted, its last,
+// partial minute included: that minute is judged at once.
+func storeInstant(now time.Time, ext sqlite.Extent) time.Time {
+	switch {
+	case !ext.Stopped.IsZero():
+		last := slo.Align(ext.Stopped, time.Minute)
+		if last.Before(ext.Stopped) {
+			last = last.Add(time.Minute)
+		}
+		return maxTime(slo.Align(now, time.Minute), last)
+	case ext.FlushedUntil.After(now.Add(-2*time.Minute)) && ext.FlushedUntil.Before(now):
+		return slo.Align(ext.FlushedUntil, time.Minute)
 	}
 	return slo.Align(now, time.Minute)
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// notFuture refuses an instant past the minute now is in: nothing is known
+// of it yet. (The end of the current minute is allowed: a window ending
+// there holds every request so far.)
+func notFuture(flag string, t, now time.Time) error {
+	if t.After(slo.Align(now, time.Minute).Add(time.Minute)) {
+		return usageErrorf("%s %s is in the future (now is %s): there are no events to judge yet", flag, rpt.Time(t), rpt.Time(now))
+	}
+	return nil
 }
 
 // parseInstant reads --at, --from and --to: RFC 3339, a date, or a duration ago ("7d").
@@ -211,12 +272,13 @@ func sloStatusCmd(e *env) *cobra.Command {
 		webhooks, ams []string
 	)
 	cmd := &cobra.Command{
-		Use:   "status --spec FILE [--store PATH | --prometheus URL]",
+		Use:   "status [--spec FILE] [--store PATH | --prometheus URL]",
 		Short: "Show every CUJ's SLIs, error budgets, burn rates and firing alerts",
 		Long: `Show one row per SLO: the SLI over its window, the budget left, how long it
-lasts at the last hour's burn rate, burn rates over every window, and the
-alerts firing (with the window pair that fired). A burn rate marked '?' comes
-from too few requests to judge.
+lasts if the last hour's traffic and burn go on, burn rates over every
+window, and the alerts firing (with the window pair that fired). A burn rate
+marked '?' rests on too little to judge: fewer bad requests than an alert
+needs among too few requests to expect that many; no alert fires on it.
 
 From the store, status is judged at the end of the last whole minute the
 proxy has flushed; from Prometheus, at the last whole minute (with
@@ -249,7 +311,11 @@ alert's firing and resolution as JSON (Slack-compatible "text"), and
 				if watch {
 					return usageErrorf("--at judges one past instant; it cannot be combined with --watch")
 				}
-				if fixed, err = parseInstant("--at", at, time.Now()); err != nil {
+				now := time.Now()
+				if fixed, err = parseInstant("--at", at, now); err != nil {
+					return err
+				}
+				if err := notFuture("--at", fixed, now); err != nil {
 					return err
 				}
 			}
@@ -354,7 +420,7 @@ func sloBacktestCmd(e *env) *cobra.Command {
 		output, color, step string
 	)
 	cmd := &cobra.Command{
-		Use:   "backtest --spec FILE [--from TIME] [--to TIME]",
+		Use:   "backtest [--spec FILE] [--from TIME] [--to TIME]",
 		Short: "Replay stored history through the alert rules: when each would have fired and resolved",
 		Long: `Replay history through every SLO's alert rules, evaluating them at each
 minute as 'slo status --watch' would have, and list when each alert would
@@ -389,6 +455,9 @@ From the store, minute history covers the last 35 days.`,
 			end := now
 			if to != "" {
 				if end, err = parseInstant("--to", to, now); err != nil {
+					return err
+				}
+				if err := notFuture("--to", end, now); err != nil {
 					return err
 				}
 			}
@@ -433,7 +502,7 @@ func sloReportCmd(e *env) *cobra.Command {
 		out                string
 	)
 	cmd := &cobra.Command{
-		Use:   "report --spec FILE [--window 30d] [--format md|html|json]",
+		Use:   "report [--spec FILE] [--window 30d] [--format md|html|json]",
 		Short: "Write the SLO review: budgets, burn-down, alerts fired and what the policy calls for",
 		Long: `Write the report for the regular SLO review. Per CUJ and SLO over --window:
 the SLI, the budget allowed, spent and left, its burn-down day by day (hour by
@@ -468,6 +537,9 @@ and json.`,
 			}
 			if at != "" {
 				if end, err = parseInstant("--at", at, now); err != nil {
+					return err
+				}
+				if err := notFuture("--at", end, now); err != nil {
 					return err
 				}
 				end = slo.Align(end, time.Minute)

@@ -301,3 +301,31 @@ func TestSimulateLeavesNothingBehind(t *testing.T) {
 		}
 	})
 }
+
+// TestSimulateProgressLinesSayWhenTheyWereTaken: past a minute, reports five
+// seconds apart carry different times (they used to read "1m" alike), and
+// an alert state's intended share reads as a percentage, not a fraction.
+func TestSimulateProgressLinesSayWhenTheyWereTaken(t *testing.T) {
+	svc, err := spec.LoadService(chatSpec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := slo.PlanFor(svc, "update", slo.Want{Alert: "page", RequestsPerMinute: 1500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := &admin.CUJsResponse{Service: "chat", CUJs: []admin.CUJStatus{{Name: "update",
+		Windows: []admin.WindowSLI{{Window: spec.Duration(time.Minute), Span: spec.Duration(time.Minute), Total: 1500, Bad: 22}}}}}
+	var out bytes.Buffer
+	s := &simulation{out: &out}
+	for _, d := range []time.Duration{65 * time.Second, 70 * time.Second} {
+		if err := s.print(p, resp, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "1m5s  update: intended ~1.453% failing (burn 14.53) · realised 1m 1.467%") ||
+		!strings.HasPrefix(lines[1], "1m10s  update: ") {
+		t.Errorf("progress lines:\n%s", out.String())
+	}
+}

@@ -3,6 +3,8 @@ package admin
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -83,6 +85,13 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	if err != nil {
 		return slolab.Errorf(slolab.Unavailable, "admin API %s: reading the response: %v", c.base, err)
 	}
+	if resp.StatusCode == http.StatusUnauthorized {
+		// Say which it is: the proxy's answer is the same for both.
+		if c.token == "" {
+			return slolab.Errorf(slolab.Unauthorized, "the admin API at %s needs its token for this change, and none was given: set SLOLAB_ADMIN_TOKEN or --admin-token (the lab prints it)", c.base)
+		}
+		return slolab.Errorf(slolab.Unauthorized, "the admin API at %s refused the token given (%s): it is not the one the proxy was started with; check SLOLAB_ADMIN_TOKEN or --admin-token", c.base, fingerprint(c.token))
+	}
 	if resp.StatusCode >= 300 {
 		var eb httpapi.ErrorBody
 		if json.Unmarshal(data, &eb) == nil && eb.Error != "" {
@@ -97,6 +106,12 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 		return slolab.Errorf(slolab.Internal, "admin API %s %s: decoding the response: %v", method, path, err)
 	}
 	return nil
+}
+
+// fingerprint names a token without showing it, as the audit log does.
+func fingerprint(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return "token:" + hex.EncodeToString(sum[:4])
 }
 
 func unwrap(err error) error {

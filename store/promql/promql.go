@@ -72,7 +72,10 @@ type Source struct {
 	batch   recordedBatch
 }
 
-var _ slo.Source = (*Source)(nil)
+var (
+	_ slo.Source  = (*Source)(nil)
+	_ slo.Spanner = (*Source)(nil)
+)
 
 type userQuery struct {
 	good, bad, total *template.Template
@@ -327,6 +330,31 @@ func (s *Source) tallies(ctx context.Context, w time.Duration, at time.Time) (ma
 	return per, nil
 }
 
+// Span implements slo.Spanner for the CUJs that use slolab's metrics: they
+// hold events from the first step inside r in which any proxy counted a
+// request (Events counts each step's requests at the step's end), as the
+// store holds them from its first bucket. Requests before a proxy's first
+// scrape count in the step of that scrape, so the start is known to within
+// a scrape interval. Without any request in r, they hold nothing of it.
+// CUJs with their own queries are taken to cover every window.
+func (s *Source) Span(ctx context.Context, r slo.Range) (slo.Span, error) {
+	to := slo.Align(r.To, s.cfg.Step)
+	if s.cujs == "" || to.Sub(r.From) < s.cfg.Step {
+		return slo.Span{}, nil
+	}
+	expr := fmt.Sprintf("min_over_time(timestamp(sum(%s) > 0)[%s:%s])",
+		StepIncrease(s.selector(sli.MetricRequests), s.cfg.Step), Duration(to.Sub(r.From)-time.Second), Duration(s.cfg.Step))
+	v, err := s.vector(ctx, expr, to)
+	if err != nil {
+		return slo.Span{}, err
+	}
+	if len(v) == 0 {
+		return slo.Span{Start: to}, nil
+	}
+	first := time.Unix(0, int64(math.Round(float64(v[0].Value)*1e3))*int64(time.Millisecond)).UTC()
+	return slo.Span{Start: first.Add(-s.cfg.Step)}, nil
+}
+
 // Revisions returns the counts of every CUJ that uses slolab's metrics per
 // revision ("stable" and "canary" while proxies split traffic, "" otherwise)
 // over the window of length w ending at at, both in whole steps, exactly as
@@ -445,6 +473,11 @@ func (s *Source) userEvents(ctx context.Context, uq *userQuery, w time.Duration,
 func (s *Source) History(ctx context.Context, from, to time.Time) (*slo.History, error) {
 	from, to = slo.Align(from, s.cfg.Step), slo.Align(to, s.cfg.Step)
 	b := slo.NewHistoryBuilder(from, to)
+	span, err := s.Span(ctx, slo.Range{From: from, To: to})
+	if err != nil {
+		return nil, err
+	}
+	b.SetSpan(span)
 	if s.cujs != "" {
 		per, err := s.historyTallies(ctx, from, to)
 		if err != nil {

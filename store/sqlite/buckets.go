@@ -139,11 +139,17 @@ func (w *writer) boundsOf(id int64) ([]time.Duration, error) {
 	return b, err
 }
 
-// merge adds r to the bucket (table, t, series), creating it if needed.
+// merge adds r to the bucket (table, t, series), creating it if needed;
+// a minute's counts go to its hour's sum in minute_hour too.
 func (w *writer) merge(table string, t int64, k seriesKey, r row) error {
 	sid, err := w.seriesID(k)
 	if err != nil {
 		return err
+	}
+	if table == "minute" {
+		if _, err := w.tx.ExecContext(w.ctx, addToHour, floorDiv(t, 60), sid, r.total, r.bad, r.slow); err != nil {
+			return err
+		}
 	}
 	var old row
 	var oldBounds int64
@@ -172,6 +178,10 @@ func (w *writer) merge(table string, t int64, k seriesKey, r row) error {
 		t, sid, r.total, r.bad, r.slow, bid, encodeHist(r.hist))
 	return err
 }
+
+// addToHour adds a minute's counts to its hour's sum.
+const addToHour = `INSERT INTO minute_hour (t, series, total, bad, slow) VALUES (?, ?, ?, ?, ?)
+	ON CONFLICT (t, series) DO UPDATE SET total = total + excluded.total, bad = bad + excluded.bad, slow = slow + excluded.slow`
 
 // minutes returns the Unix minutes of a range, both ends rounded down.
 func minutes(r slo.Range) (from, to int64) {
@@ -205,16 +215,37 @@ func (s *Store) Events(ctx context.Context, r slo.Range) (map[slo.Key]slo.Events
 			out[slo.Key{CUJ: cuj, Kind: k}] = c.Events(k)
 		}
 		return nil
-	}, `SELECT s.cuj, SUM(x.total), SUM(x.bad), SUM(x.slow) FROM (
-			SELECT series, total, bad, slow FROM minute WHERE t >= ?1 AND t < ?2
-			UNION ALL
-			SELECT series, total, bad, slow FROM hour WHERE t >= ?3 AND t < ?4
-		) x JOIN series s ON s.id = x.series
-		GROUP BY s.cuj`, a, b, ceilDiv(a, 60), ceilDiv(b, 60))
+	}, eventsQuery, args(a, b)...)
 	if err != nil {
 		return nil, slolab.Errorf(slolab.Unavailable, "store %s: %w", s.cfg.Path, err)
 	}
 	return out, nil
+}
+
+// eventsQuery sums a range of minutes [?1, ?2): the whole hours in it
+// [?5, ?6) from the hourly sums of the minutes, the minutes before and after
+// them from the minute buckets, and, where only hourly rollups remain, the
+// hours starting in it [?3, ?4).
+const eventsQuery = `SELECT s.cuj, SUM(x.total), SUM(x.bad), SUM(x.slow) FROM (
+		SELECT series, SUM(total) AS total, SUM(bad) AS bad, SUM(slow) AS slow FROM minute
+			WHERE t >= ?1 AND t < min(?2, ?5 * 60) GROUP BY series
+		UNION ALL
+		SELECT series, SUM(total), SUM(bad), SUM(slow) FROM minute
+			WHERE t >= max(?1, ?6 * 60) AND t < ?2 GROUP BY series
+		UNION ALL
+		SELECT series, SUM(total), SUM(bad), SUM(slow) FROM minute_hour WHERE t >= ?5 AND t < ?6 GROUP BY series
+		UNION ALL
+		SELECT series, SUM(total), SUM(bad), SUM(slow) FROM hour WHERE t >= ?3 AND t < ?4 GROUP BY series
+	) x JOIN series s ON s.id = x.series
+	GROUP BY s.cuj`
+
+// args are eventsQuery's arguments for the minutes [a, b).
+func args(a, b int64) []any {
+	ha, hb := ceilDiv(a, 60), floorDiv(b, 60) // the whole hours inside
+	if hb < ha {
+		hb = ha
+	}
+	return []any{a, b, ceilDiv(a, 60), ceilDiv(b, 60), ha, hb}
 }
 
 // Revisions returns every CUJ's counts per revision over r — "stable" and
@@ -272,6 +303,11 @@ func each(ctx context.Context, q querier, f func(*sql.Rows) error, query string,
 // first minute, so windows shorter than an hour mean little there.
 func (s *Store) History(ctx context.Context, from, to time.Time) (*slo.History, error) {
 	b := slo.NewHistoryBuilder(from, to)
+	span, err := s.Span(ctx, slo.Range{From: from, To: to})
+	if err != nil {
+		return nil, err
+	}
+	b.SetSpan(span)
 	a, z := minutes(slo.Range{From: from, To: to})
 	for _, q := range []struct {
 		table    string
@@ -308,16 +344,22 @@ type Extent struct {
 	MinuteFrom time.Time
 	// FlushedUntil is the end of the last interval a flusher wrote.
 	FlushedUntil time.Time
+	// Stopped is when the last proxy that wrote the store stopped cleanly,
+	// having written everything it counted; zero while one runs, or if it
+	// crashed.
+	Stopped time.Time
 }
 
 // Extent reports what the store holds.
 func (s *Store) Extent(ctx context.Context) (Extent, error) {
 	var e Extent
-	var mMin, mMax, hMin, hMax, flushed sql.NullInt64
+	var mMin, mMax, hMin, hMax, flushed, started, stopped sql.NullInt64
 	err := s.db.QueryRowContext(ctx, `SELECT
 		(SELECT min(t) FROM minute), (SELECT max(t) FROM minute),
 		(SELECT min(t) FROM hour), (SELECT max(t) FROM hour),
-		(SELECT value FROM meta WHERE key = 'flushed_until')`).Scan(&mMin, &mMax, &hMin, &hMax, &flushed)
+		(SELECT value FROM meta WHERE key = 'flushed_until'),
+		(SELECT value FROM meta WHERE key = 'started'), (SELECT value FROM meta WHERE key = 'stopped')`).
+		Scan(&mMin, &mMax, &hMin, &hMax, &flushed, &started, &stopped)
 	if err != nil {
 		return e, slolab.Errorf(slolab.Unavailable, "store %s: %w", s.cfg.Path, err)
 	}
@@ -333,6 +375,9 @@ func (s *Store) Extent(ctx context.Context) (Extent, error) {
 	}
 	if flushed.Valid {
 		e.FlushedUntil = time.Unix(0, flushed.Int64).UTC()
+	}
+	if stopped.Valid && (!started.Valid || stopped.Int64 >= started.Int64) {
+		e.Stopped = time.Unix(0, stopped.Int64).UTC()
 	}
 	return e, nil
 }
@@ -387,6 +432,9 @@ func (s *Store) Compact(ctx context.Context) error {
 			}
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM minute WHERE t < ?`, cutoff); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM minute_hour WHERE t < ?`, cutoff/60); err != nil {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `DELETE FROM hour WHERE t < ?`, drop)

@@ -8,7 +8,23 @@ import (
 	"slolab.dev/slolab/slo"
 )
 
-var _ slo.Source = (*Flusher)(nil)
+var (
+	_ slo.Source  = (*Flusher)(nil)
+	_ slo.Spanner = (*Flusher)(nil)
+)
+
+// Span implements slo.Spanner: what the store holds, from the recorder's
+// oldest interval on when the store holds nothing older.
+func (f *Flusher) Span(ctx context.Context, r slo.Range) (slo.Span, error) {
+	sp, err := f.store.Span(ctx, r)
+	if err != nil {
+		return sp, err
+	}
+	if held, to := f.rec.Held(); held.Before(to) && (sp.Start.IsZero() || held.Before(sp.Start)) {
+		sp.Start = held
+	}
+	return sp, nil
+}
 
 // Events implements slo.Source over the store and the recorder together, so
 // the SLO engine judges requests seconds old instead of waiting for whole

@@ -139,6 +139,36 @@ var migrations = []string{
 		report  BLOB              -- the JSON report; NULL for a skip
 	);
 	CREATE INDEX experiment_run_by_name ON experiment_run (name, started);`,
+	// 4: what a store knows about itself. spec_revision keeps the spec each
+	// proxy or lab wrote under (spec.FormatYAML, a new row only when it
+	// changed), so 'slolab slo' needs --store alone; synthetic marks the
+	// minutes the lab generated rather than measured.
+	`CREATE TABLE spec_revision (
+		id       INTEGER PRIMARY KEY,
+		written  INTEGER NOT NULL, -- Unix nanoseconds
+		service  TEXT NOT NULL,
+		document BLOB NOT NULL     -- the spec as YAML
+	);
+	CREATE TABLE synthetic (
+		id          INTEGER PRIMARY KEY,
+		from_t      INTEGER NOT NULL, -- Unix nanoseconds
+		until_t     INTEGER NOT NULL,
+		description TEXT NOT NULL
+	);
+	-- minute_hour: the minute buckets' counts summed per hour (t in Unix
+	-- hours), kept with every write, so that the events of a long window are
+	-- its whole hours from here and the minutes at its two ends: a status of
+	-- a month reads about 840 rows per series instead of 43,200.
+	CREATE TABLE minute_hour (
+		t      INTEGER NOT NULL,
+		series INTEGER NOT NULL REFERENCES series (id),
+		total  INTEGER NOT NULL,
+		bad    INTEGER NOT NULL,
+		slow   INTEGER NOT NULL,
+		PRIMARY KEY (t, series)
+	) WITHOUT ROWID;
+	INSERT INTO minute_hour (t, series, total, bad, slow)
+		SELECT t / 60, series, SUM(total), SUM(bad), SUM(slow) FROM minute GROUP BY t / 60, series;`,
 }
 
 // SchemaVersion is the schema version this slolab writes.

@@ -144,7 +144,9 @@ function burnCell(c) {
       if (i) div.append(" · ");
       let title = `${b.window}: ${fmtCount(b.bad)} bad of ${fmtCount(b.total)}`;
       if (b.tooFew) title += " (too few requests to judge)";
-      div.append(el("span", { className: burnClass(b, alerts), title, dataset: { window: b.window } }, fmtBurn(b.rate) + (b.tooFew ? "?" : "")));
+      if (b.covered) title += ` (the source holds only ${b.covered} of this window)`;
+      const cls = burnClass(b, alerts) + (b.covered ? " short" : "");
+      div.append(el("span", { className: cls, title, dataset: { window: b.window, covered: b.covered || "" } }, fmtBurn(b.rate) + (b.tooFew ? "?" : "")));
     });
     td.append(div);
   }
@@ -227,7 +229,8 @@ function renderSims() {
   body.replaceChildren(...state.simulations.map((s) => {
     const cells = [
       el("td", {}, s.cuj),
-      el("td", { title: s.explanation }, s.state + (s.value ? ` ${s.value}` : "")),
+      el("td", { title: s.explanation }, s.state + (s.value ? ` ${s.value}` : ""),
+        s.startedBy === "dashboard" ? null : el("span", { className: "desc" }, s.explanation)),
       el("td", { className: "intended" }, fmtPct(s.intendedPercent, 4)),
       el("td", { className: "realised" }, fmtPct(s.realisedPercent, 4)),
       el("td", {}, `${s.injected} of ${s.matched}`),
@@ -235,11 +238,11 @@ function renderSims() {
       el("td", {}, s.active ? "running" : (s.stoppedBy || "stopped")),
     ];
     let stop = "";
-    if (s.active) {
+    if (s.active && s.startedBy === "dashboard") {
       stop = el("button", { type: "button", className: "stop", textContent: "Stop", title: `Stop simulation ${s.id}` });
       stop.addEventListener("click", () => act(stop, () => api("DELETE", `api/simulations/${s.id}`), `Stopped the simulation on ${s.cuj}.`));
     }
-    return el("tr", { dataset: { sim: s.id, active: s.active, matched: s.matched, injected: s.injected } }, ...cells, el("td", {}, stop));
+    return el("tr", { dataset: { sim: s.id, active: s.active, matched: s.matched, injected: s.injected, startedBy: s.startedBy } }, ...cells, el("td", {}, stop));
   }));
 }
 
@@ -249,8 +252,10 @@ function renderAudit() {
     list.replaceChildren(el("li", { className: "muted" }, "No change yet."));
     return;
   }
+  // A run of lease renewals is one line: "renew sim-read ×12".
   list.replaceChildren(...state.audit.map((e) =>
-    el("li", {}, `${fmtTime(e.time)} · ${e.action}${e.fault ? " " + e.fault : ""} · ${e.who}`)));
+    el("li", { dataset: { action: e.action } }, el("time", { dateTime: e.time }, fmtTime(e.time)),
+      ` · ${e.action}${e.fault ? " " + e.fault : ""}${e.count > 1 ? ` ×${e.count} (the last shown)` : ""} · ${e.who}`)));
 }
 
 async function act(button, fn, done) {
@@ -574,6 +579,8 @@ function renderHeader() {
   $("#source").textContent = state.judged
     ? `SLIs, budgets, burn rates and alerts: the SLO engine over ${state.source}, judged at ${fmtTime(state.judged)}. Traffic, charts and faults: the proxy, live. Click a CUJ for its charts.`
     : `SLO view: ${state.source}. Traffic, charts and faults: the proxy, live. Click a CUJ for its charts.`;
+  $("#history").replaceChildren(...state.history.map((n) => el("span", {}, n)));
+  $("#history").hidden = !state.history.length;
   $("#burn-h").textContent = state.windows.length ? `Burn rate ${state.windows.join(" · ")}` : "Burn rate";
   $("#links").replaceChildren(...state.links.map((l) => el("a", { href: l.url, textContent: l.name, target: "_blank", rel: "noopener" })));
   $("#token-form").hidden = !state.tokenRequired;
