@@ -309,3 +309,70 @@ func BenchmarkDecide(b *testing.B) {
 		reg.Table().Decide(req, rt, match.GroupNone, now)
 	}
 }
+
+// A fleet member applies a rule another member set: the same incarnation
+// keeps counting and takes the new lease end, even after lapsing here; a
+// new incarnation counts afresh.
+func TestApplyKeepsAnIncarnationsCountersAndTakesItsLeaseEnd(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		svc, routes := chat(t)
+		reg, _ := fault.NewRegistry(fault.Config{Service: svc, Routes: routes})
+		r := rule(t, `{"name": "a", "match": {"cuj": "update"}, "status": 500, "rate": "50%", "ttl": "10s"}`)
+		created := time.Now().Add(-time.Minute) // made elsewhere, a minute ago
+		st, err := reg.Apply(r, created, time.Now().Add(2*time.Second))
+		if err != nil || !st.Created.Equal(created) || st.State != fault.StateActive {
+			t.Fatalf("apply: %+v %v", st, err)
+		}
+		req := httptest.NewRequest("POST", "/update", nil)
+		rt := routes.Match(req)
+		for range 4 {
+			reg.Table().Decide(req, rt, match.GroupNone, time.Now())
+		}
+		time.Sleep(3 * time.Second) // the lease lapsed here
+		if st, _ := reg.Get("a"); st.State != fault.StateExpired {
+			t.Fatalf("after the lease end: %s", st.State)
+		}
+		// Renewed just in time on another member: the same incarnation again.
+		st, err = reg.Apply(rule(t, `{"name": "a", "match": {"cuj": "update"}, "status": 500, "rate": "50%", "ttl": "10s"}`), created, time.Now().Add(10*time.Second))
+		if err != nil || st.State != fault.StateActive || st.Matched != 4 || st.Injected != 2 {
+			t.Fatalf("renewed elsewhere: %+v %v, want active with 4 matched and 2 injected", st, err)
+		}
+		// The stream goes on where it was: at 50%, request 5 passes and 6 is injected.
+		d5 := reg.Table().Decide(req, rt, match.GroupNone, time.Now())
+		d6 := reg.Table().Decide(req, rt, match.GroupNone, time.Now())
+		if d5.Terminal != nil || d6.Terminal == nil {
+			t.Errorf("requests 5 and 6 after the re-apply: injected %v and %v, want false and true", d5.Terminal != nil, d6.Terminal != nil)
+		}
+		st, _ = reg.Apply(r, created.Add(time.Second), time.Now().Add(10*time.Second))
+		if st.Matched != 0 || st.Injected != 0 {
+			t.Errorf("a new incarnation: matched %d injected %d, want a fresh count", st.Matched, st.Injected)
+		}
+	})
+}
+
+func TestApplyGroupingTakesTheLeaseEndOrReplacesTheGrouping(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		svc, routes := chat(t)
+		reg, _ := fault.NewRegistry(fault.Config{Service: svc, Routes: routes})
+		g := &spec.Grouping{By: "header:X-User-ID", Experiment: spec.NewRatio(1, 2), TTL: time.Minute}
+		if _, err := reg.ApplyGrouping(g, time.Now().Add(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		req := httptest.NewRequest("GET", "/", nil)
+		req.Header.Set("X-User-ID", "u1")
+		if reg.Table().Group(req, "", time.Now()) == match.GroupNone {
+			t.Fatal("no group under an applied grouping")
+		}
+		time.Sleep(time.Second)
+		if reg.Table().Group(req, "", time.Now()) != match.GroupNone {
+			t.Fatal("the grouping outlived its lease")
+		}
+		st, _ := reg.ApplyGrouping(g, time.Now().Add(time.Minute))
+		if !st.Active || reg.Table().Group(req, "", time.Now()) == match.GroupNone {
+			t.Errorf("re-applied grouping: %+v", st)
+		}
+		if _, err := reg.ApplyGrouping(&spec.Grouping{By: "client-ip", TTL: 48 * time.Hour}, time.Now().Add(time.Hour)); slolab.KindOf(err) != slolab.Invalid {
+			t.Errorf("a grouping past the maximum lease: %v", err)
+		}
+	})
+}

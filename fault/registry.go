@@ -23,6 +23,8 @@ const (
 	StateActive   = "active"   // applying
 	StateExpired  = "expired"  // its lease lapsed without a renewal
 	StateFinished = "finished" // past its stop time
+	// StateMissing is a fleet member that does not hold a rule the others do.
+	StateMissing = "missing"
 )
 
 // Config configures a Registry.
@@ -91,6 +93,26 @@ type Status struct {
 	ExpiresAt time.Time       `json:"expiresAt"`
 	Matched   uint64          `json:"matched"`
 	Injected  uint64          `json:"injected"`
+	// Members is what each member of a fleet counted, when the proxy is one
+	// of a cluster; Matched and Injected are then the fleet's totals.
+	Members []MemberCounts `json:"members,omitempty"`
+}
+
+// MemberCounts is one fleet member's view of a rule.
+type MemberCounts struct {
+	Member string `json:"member"`
+	// State is the rule's state on the member, or StateMissing when the
+	// member does not hold this rule (or holds another version of it).
+	State    string `json:"state"`
+	Matched  uint64 `json:"matched"`
+	Injected uint64 `json:"injected"`
+	// Version is the version of the rule the member holds.
+	Version string `json:"version,omitempty"`
+	// Reported is when the member last reported its counts (zero for the
+	// member answering, whose counts are live).
+	Reported time.Time `json:"reported,omitzero"`
+	// Gone is a member that left or failed: its counts are its last report.
+	Gone bool `json:"gone,omitempty"`
 }
 
 // GroupingStatus is the active grouping as the admin API reports it.
@@ -225,6 +247,38 @@ func (r *Registry) Put(s *spec.FaultRule) (st Status, created bool, err error) {
 	return r.status(e, now), !exists, nil
 }
 
+// Apply sets a rule to the state another member of a fleet holds: the
+// cluster package replicates changes this way, while the admin API uses Put
+// and Renew. created identifies the rule's incarnation: the same rule with
+// the same creation time keeps its counters and takes the new lease end,
+// whatever its state here; anything else replaces it and counts afresh.
+// expires is the lease's absolute end, the same on every member.
+func (r *Registry) Apply(s *spec.FaultRule, created, expires time.Time) (Status, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.cfg.Now()
+	old, exists := r.rules[s.Name]
+	if exists && old.created.Equal(created) && sameRule(old.rule.Spec, s) {
+		old.rule.state.expires.Store(expires.UnixNano())
+		old.renewed, old.reported = now, false
+		r.publish() // a rule that had lapsed here may hold a lease again
+		return r.status(old, now), nil
+	}
+	rule, err := r.compile(s, now)
+	if err != nil {
+		return Status{}, err
+	}
+	rule.state.expires.Store(expires.UnixNano())
+	e := &entry{rule: rule, created: created, renewed: now}
+	if exists {
+		old.rule.state.removed.Store(true)
+	}
+	r.rules[s.Name] = e
+	r.publish()
+	r.cfg.Logger.Info("fault rule applied", "fault", s.Name, "match", s.Match.String(), "actions", s.Actions(), "rate", s.Rate.String(), "expiresAt", expires.UTC().Format(time.RFC3339))
+	return r.status(e, now), nil
+}
+
 func sameRule(a, b *spec.FaultRule) bool {
 	x, y := *a, *b
 	x.Pos, y.Pos = spec.Pos{}, spec.Pos{}
@@ -330,6 +384,29 @@ func (r *Registry) SetGrouping(g *spec.Grouping) (GroupingStatus, error) {
 	r.grouping = &groupingEntry{spec: g, grouper: match.NewGrouper(g), expires: now.Add(g.TTL)}
 	r.publish()
 	return r.groupingStatus(now), nil
+}
+
+// ApplyGrouping sets the grouping another member of a fleet holds, with the
+// absolute end of its lease; the same grouping only takes the new lease end.
+func (r *Registry) ApplyGrouping(g *spec.Grouping, expires time.Time) (GroupingStatus, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if g.TTL > r.cfg.MaxTTL {
+		return GroupingStatus{}, slolab.Errorf(slolab.Invalid, "ttl: %s exceeds the proxy's maximum lease of %s", spec.FormatDuration(g.TTL), spec.FormatDuration(r.cfg.MaxTTL))
+	}
+	if cur := r.grouping; cur != nil && sameGrouping(cur.spec, g) {
+		cur.expires = expires
+	} else {
+		r.grouping = &groupingEntry{spec: g, grouper: match.NewGrouper(g), expires: expires}
+	}
+	r.publish()
+	return r.groupingStatus(r.cfg.Now()), nil
+}
+
+func sameGrouping(a, b *spec.Grouping) bool {
+	x, y := *a, *b
+	x.Pos, y.Pos = spec.Pos{}, spec.Pos{}
+	return x == y
 }
 
 // RenewGrouping extends the grouping's lease.

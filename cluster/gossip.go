@@ -1,0 +1,380 @@
+package cluster
+
+import (
+	"encoding/json"
+	"slices"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+
+	"slolab.dev/slolab/fault"
+	"slolab.dev/slolab/spec"
+)
+
+// maxBroadcast is the largest message sent by gossip, which piggybacks on
+// UDP packets of at most 1,400 bytes; larger ones (a rule with a long
+// replacement body, the report of a member holding many rules) go to every
+// member over TCP instead.
+const maxBroadcast = 1000
+
+// broadcast is one queued message; a newer one with the same name replaces
+// it in the queue.
+type broadcast struct {
+	name string
+	msg  []byte
+}
+
+func (b *broadcast) Name() string                                { return b.name }
+func (b *broadcast) Message() []byte                             { return b.msg }
+func (b *broadcast) Finished()                                   {}
+func (b *broadcast) Invalidates(other memberlist.Broadcast) bool { return false }
+
+var _ memberlist.NamedBroadcast = (*broadcast)(nil)
+
+// send queues env for gossip, or for a reliable send to every member when
+// it is too large for a packet. Callers hold n.mu and call n.flush after
+// unlocking.
+func (n *Node) send(name string, env *envelope) {
+	msg, err := encode(env)
+	if err != nil {
+		n.cfg.Logger.Error("cluster: encoding a message", "err", err)
+		return
+	}
+	if len(msg) <= maxBroadcast {
+		n.queue.QueueBroadcast(&broadcast{name: name, msg: msg})
+		return
+	}
+	n.sends = append(n.sends, func() {
+		for _, m := range n.ml.Members() {
+			if m.Name == n.cfg.Name {
+				continue
+			}
+			if err := n.ml.SendReliable(m, msg); err != nil {
+				n.cfg.Logger.Warn("cluster: sending to a member", "member", m.Name, "err", err)
+			}
+		}
+	})
+}
+
+// flush runs what a change left to do outside the lock: reliable sends
+// and the OnChange callbacks.
+func (n *Node) flush() {
+	n.mu.Lock()
+	sends, changes := n.sends, n.changes
+	n.sends, n.changes = nil, nil
+	n.mu.Unlock()
+	for _, s := range sends {
+		n.inflight.Go(s) // never block memberlist's goroutines on a TCP send
+	}
+	if n.cfg.OnChange != nil {
+		for _, c := range changes {
+			n.cfg.OnChange(c)
+		}
+	}
+}
+
+// ruleMessage encodes one rule record for an envelope.
+func ruleMessage(r *ruleRecord) json.RawMessage {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// merge applies every record of env that is newer than what the node holds.
+func (n *Node) merge(env *envelope, sync bool) {
+	n.mu.Lock()
+	now := n.cfg.Now()
+	for _, raw := range env.Rules {
+		var r ruleRecord
+		if err := json.Unmarshal(raw, &r); err != nil {
+			n.cfg.Logger.Warn("cluster: a member sent a rule this member cannot read", "err", err)
+			continue
+		}
+		n.mergeRule(&r, now, sync)
+	}
+	if g := env.Grouping; g != nil {
+		n.mergeGrouping(g, sync)
+	}
+	if c := env.Canary; c != nil {
+		n.mergeCanary(c, sync)
+	}
+	for _, r := range env.Reports {
+		if r.Member == n.cfg.Name {
+			continue
+		}
+		if old := n.reports[r.Member]; old == nil || r.Seq > old.Seq {
+			n.reports[r.Member] = r
+		}
+	}
+	n.mu.Unlock()
+	n.flush()
+}
+
+// observe moves the clock past a version seen.
+func (n *Node) observe(v Version) {
+	n.clock = max(n.clock, v.Time)
+}
+
+// next returns the version of a change made here now.
+func (n *Node) next() Version {
+	t := max(uint64(n.cfg.Now().UnixMilli()), n.clock+1)
+	n.clock = t
+	return Version{Time: t, Member: n.cfg.Name}
+}
+
+func (n *Node) mergeRule(r *ruleRecord, now time.Time, sync bool) {
+	n.observe(r.Version)
+	cur := n.rules[r.Name]
+	if cur != nil && !r.Version.After(cur.Version) {
+		return
+	}
+	n.rules[r.Name] = r
+	if !n.applyRule(r, now) {
+		return
+	}
+	c := Change{Member: r.Version.Member, Version: r.Version, Action: r.Action, Fault: r.Name, At: r.At, Sync: sync}
+	if r.Rule != nil {
+		c.Detail = r.Rule
+	}
+	n.changes = append(n.changes, c)
+}
+
+// applyRule makes the registry hold what a record says and reports whether
+// that changed anything here. Callers hold n.mu.
+func (n *Node) applyRule(r *ruleRecord, now time.Time) bool {
+	if r.Rule == nil {
+		delete(n.applied, r.Name)
+		_, err := n.cfg.Faults.Delete(r.Name)
+		return err == nil
+	}
+	if !r.Expires.After(now) {
+		// The lease ended: wherever the rule still is, it has lapsed at
+		// this same instant; a member that never held it does not start.
+		if _, held := n.applied[r.Name]; held {
+			n.applied[r.Name] = r.Version
+			_, _ = n.cfg.Faults.Apply(r.Rule, r.Created, r.Expires)
+		}
+		return false
+	}
+	if _, err := n.cfg.Faults.Apply(r.Rule, r.Created, r.Expires); err != nil {
+		delete(n.applied, r.Name)
+		n.cfg.Logger.Warn("cluster: a rule from another member does not apply here", "fault", r.Name, "member", r.Version.Member, "err", err)
+		return false
+	}
+	n.applied[r.Name] = r.Version
+	return true
+}
+
+func (n *Node) mergeGrouping(g *groupingRecord, sync bool) {
+	n.observe(g.Version)
+	if n.grouping != nil && !g.Version.After(n.grouping.Version) {
+		return
+	}
+	n.grouping = g
+	var detail any
+	if g.Grouping == nil {
+		n.cfg.Faults.ClearGrouping()
+	} else {
+		if _, err := n.cfg.Faults.ApplyGrouping(g.Grouping, g.Expires); err != nil {
+			n.cfg.Logger.Warn("cluster: the grouping from another member does not apply here", "member", g.Version.Member, "err", err)
+			return
+		}
+		detail = g.Grouping
+	}
+	n.changes = append(n.changes, Change{Member: g.Version.Member, Version: g.Version, Action: g.Action, Detail: detail, At: g.At, Sync: sync})
+}
+
+func (n *Node) mergeCanary(c *canaryRecord, sync bool) {
+	n.observe(c.Version)
+	if n.canary != nil && !c.Version.After(n.canary.Version) {
+		return
+	}
+	n.canary = c
+	if n.cfg.Split == nil {
+		n.cfg.Logger.Warn("cluster: another member set a canary weight, but this proxy does not split traffic", "member", c.Version.Member, "weight", c.Weight)
+		return
+	}
+	if n.cfg.Split.Weight().Cmp(c.Weight) == 0 {
+		return // the same weight keeps its exact pattern
+	}
+	if _, err := n.cfg.Split.SetWeight(c.Weight); err != nil {
+		n.cfg.Logger.Warn("cluster: the canary weight from another member does not apply here", "member", c.Version.Member, "err", err)
+		return
+	}
+	n.changes = append(n.changes, Change{Member: c.Version.Member, Version: c.Version, Action: c.Action, Detail: map[string]spec.Ratio{"weight": c.Weight}, At: c.At, Sync: sync})
+}
+
+// ownReport builds this member's report from its registry. Callers hold n.mu.
+func (n *Node) ownReport(now time.Time) *report {
+	r := &report{Member: n.cfg.Name, At: now.UTC(), Spec: n.cfg.SpecDigest}
+	if n.grouping != nil {
+		r.Grouping = n.grouping.Version
+	}
+	if n.canary != nil {
+		r.Canary = n.canary.Version
+	}
+	for _, st := range n.cfg.Faults.List() {
+		r.Rules = append(r.Rules, ruleReport{
+			Name: st.Rule.Name, Version: n.heldVersion(st), Created: st.Created.UTC(),
+			State: st.State, Matched: st.Matched, Injected: st.Injected,
+		})
+	}
+	return r
+}
+
+// heldVersion is the version of the record the registry's rule came from.
+func (n *Node) heldVersion(st fault.Status) Version {
+	if r := n.rules[st.Rule.Name]; r != nil && r.Rule != nil && r.Created.Equal(st.Created) {
+		return r.Version
+	}
+	return Version{}
+}
+
+// report sends this member's report when it changed (or when force is set,
+// or every tenth interval anyway).
+func (n *Node) report(force bool) {
+	n.mu.Lock()
+	if n.closed || n.ml == nil {
+		n.mu.Unlock()
+		return
+	}
+	now := n.cfg.Now()
+	r := n.ownReport(now)
+	stale := n.sent == nil || now.Sub(n.sent.At) >= 10*n.cfg.ReportInterval
+	if !force && !stale && sameReport(n.sent, r) {
+		n.mu.Unlock()
+		return
+	}
+	n.seq = max(n.seq+1, uint64(now.UnixNano()))
+	r.Seq = n.seq
+	n.sent = r
+	n.send("report/"+n.cfg.Name, &envelope{Reports: []*report{r}})
+	n.mu.Unlock()
+	n.flush()
+}
+
+func sameReport(a, b *report) bool {
+	return a.Spec == b.Spec && a.Grouping == b.Grouping && a.Canary == b.Canary && slices.EqualFunc(a.Rules, b.Rules, func(x, y ruleReport) bool {
+		return x.Name == y.Name && x.Version == y.Version && x.Created.Equal(y.Created) && x.State == y.State && x.Matched == y.Matched && x.Injected == y.Injected
+	})
+}
+
+// sweep forgets deletions, lapsed rules and silent members' reports older
+// than the retention.
+func (n *Node) sweep() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	now := n.cfg.Now()
+	for name, r := range n.rules {
+		if now.Sub(latest(r.Expires, r.At)) > n.cfg.Retention {
+			delete(n.rules, name)
+			delete(n.applied, name)
+		}
+	}
+	if g := n.grouping; g != nil && now.Sub(latest(g.Expires, g.At)) > n.cfg.Retention {
+		n.grouping = nil
+	}
+	for name, r := range n.reports {
+		if now.Sub(r.At) > n.cfg.Retention {
+			delete(n.reports, name)
+		}
+	}
+}
+
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// fullState is every record and every report the node knows, for a
+// full-state sync. Callers hold n.mu.
+func (n *Node) fullState() *envelope {
+	env := &envelope{Grouping: n.grouping, Canary: n.canary}
+	for _, r := range n.rules {
+		env.Rules = append(env.Rules, ruleMessage(r))
+	}
+	if !n.closed {
+		own := n.ownReport(n.cfg.Now())
+		n.seq = max(n.seq+1, uint64(own.At.UnixNano()))
+		own.Seq = n.seq
+		env.Reports = append(env.Reports, own)
+	}
+	for _, r := range n.reports {
+		env.Reports = append(env.Reports, r)
+	}
+	return env
+}
+
+// delegate is the Node as memberlist's Delegate.
+type delegate Node
+
+func (d *delegate) NodeMeta(int) []byte { return nil }
+
+func (d *delegate) NotifyMsg(msg []byte) {
+	n := (*Node)(d)
+	env, err := decode(msg)
+	if err != nil {
+		n.cfg.Logger.Warn("cluster: an unreadable message", "err", err)
+		return
+	}
+	n.merge(env, false)
+}
+
+func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
+	return d.queue.GetBroadcasts(overhead, limit)
+}
+
+func (d *delegate) LocalState(bool) []byte {
+	n := (*Node)(d)
+	n.mu.Lock()
+	env := n.fullState()
+	n.mu.Unlock()
+	msg, err := encode(env)
+	if err != nil {
+		n.cfg.Logger.Error("cluster: encoding the full state", "err", err)
+		return nil
+	}
+	return msg
+}
+
+func (d *delegate) MergeRemoteState(buf []byte, _ bool) {
+	n := (*Node)(d)
+	env, err := decode(buf)
+	if err != nil {
+		n.cfg.Logger.Warn("cluster: an unreadable full state", "err", err)
+		return
+	}
+	n.merge(env, true)
+}
+
+// events is the Node as memberlist's EventDelegate.
+type events Node
+
+func (e *events) NotifyJoin(m *memberlist.Node) {
+	e.setMember(m, MemberAlive)
+	if m.Name != e.cfg.Name {
+		e.cfg.Logger.Info("cluster: member joined", "member", m.Name, "address", m.Address())
+	}
+}
+
+func (e *events) NotifyLeave(m *memberlist.Node) {
+	state := MemberDead
+	if m.State == memberlist.StateLeft {
+		state = MemberLeft
+	}
+	e.setMember(m, state)
+	e.cfg.Logger.Warn("cluster: member "+state, "member", m.Name, "address", m.Address())
+}
+
+func (e *events) NotifyUpdate(m *memberlist.Node) { e.setMember(m, MemberAlive) }
+
+func (e *events) setMember(m *memberlist.Node, state string) {
+	n := (*Node)(e)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.members[m.Name] = &member{addr: m.Address(), state: state, since: n.cfg.Now()}
+}
