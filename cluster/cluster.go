@@ -180,6 +180,8 @@ type Node struct {
 	joined   bool                                  // a join succeeded once
 	inflight sync.WaitGroup                        // reliable sends under way
 	created  atomic.Pointer[memberlist.Memberlist] // n.ml, for numMembers
+	poke     chan struct{}                         // report now: what the member holds changed
+	held     bool                                  // a record changed since the last poke
 }
 
 // member is what the node knows of another member's membership.
@@ -208,7 +210,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n := &Node{
 		cfg: cfg, rules: map[string]*ruleRecord{}, applied: map[string]Version{},
-		reports: map[string]*report{}, members: map[string]*member{},
+		reports: map[string]*report{}, members: map[string]*member{}, poke: make(chan struct{}, 1),
 	}
 	mc := memberlist.DefaultLANConfig()
 	mc.Name = cfg.Name
@@ -356,6 +358,8 @@ func (n *Node) Run(ctx context.Context) {
 		case <-report.C:
 			n.report(false)
 			n.sweep()
+		case <-n.poke:
+			n.report(false)
 		case <-rejoin.C:
 			n.rejoin(ctx)
 		}

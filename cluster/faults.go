@@ -53,6 +53,7 @@ func (n *Node) setRule(r *ruleRecord) {
 	r.Version, r.At = n.next(), n.cfg.Now().UTC()
 	r.Created, r.Expires = r.Created.UTC(), r.Expires.UTC()
 	n.rules[r.Name] = r
+	n.held = true
 	if r.Rule != nil {
 		n.applied[r.Name] = r.Version
 	} else {
@@ -224,6 +225,7 @@ func (n *Node) Grouping() (fault.GroupingStatus, bool) { return n.cfg.Faults.Gro
 func (n *Node) setGrouping(g *groupingRecord) {
 	g.Version, g.At, g.Expires = n.next(), n.cfg.Now().UTC(), g.Expires.UTC()
 	n.grouping = g
+	n.held = true
 	n.send("grouping", &envelope{Grouping: g})
 }
 
@@ -243,6 +245,7 @@ func (n *Node) SetWeight(w spec.Ratio) (split.Status, error) {
 		return st, err
 	}
 	n.canary = &canaryRecord{Version: n.next(), Weight: w, Action: "canary.weight", At: n.cfg.Now().UTC()}
+	n.held = true
 	n.send("canary", &envelope{Canary: n.canary})
 	return st, nil
 }

@@ -61,6 +61,13 @@ func (n *Node) send(name string, env *envelope) {
 func (n *Node) flush() {
 	n.mu.Lock()
 	sends, changes := n.sends, n.changes
+	if n.held {
+		n.held = false
+		select {
+		case n.poke <- struct{}{}:
+		default:
+		}
+	}
 	n.sends, n.changes = nil, nil
 	n.mu.Unlock()
 	for _, s := range sends {
@@ -131,6 +138,7 @@ func (n *Node) mergeRule(r *ruleRecord, now time.Time, sync bool) {
 		return
 	}
 	n.rules[r.Name] = r
+	n.held = true
 	if !n.applyRule(r, now) {
 		return
 	}
@@ -173,6 +181,7 @@ func (n *Node) mergeGrouping(g *groupingRecord, sync bool) {
 		return
 	}
 	n.grouping = g
+	n.held = true
 	var detail any
 	if g.Grouping == nil {
 		n.cfg.Faults.ClearGrouping()
@@ -192,6 +201,7 @@ func (n *Node) mergeCanary(c *canaryRecord, sync bool) {
 		return
 	}
 	n.canary = c
+	n.held = true
 	if n.cfg.Split == nil {
 		n.cfg.Logger.Warn("cluster: another member set a canary weight, but this proxy does not split traffic", "member", c.Version.Member, "weight", c.Weight)
 		return

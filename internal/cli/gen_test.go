@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
 )
 
 // The done-means of issue 5: the same CUJ spec written in YAML and in CUE

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"slolab.dev/slolab/cluster"
 	"slolab.dev/slolab/fault"
 	"slolab.dev/slolab/internal/httpserve"
 	"slolab.dev/slolab/match"
@@ -52,6 +53,7 @@ type proxyOptions struct {
 	logLevel          string
 	tcp               []string // NAME=LISTEN,UPSTREAM
 	store             string
+	cluster           clusterOptions
 }
 
 func (o *proxyOptions) flags(cmd *cobra.Command, e *env) {
@@ -73,6 +75,7 @@ func (o *proxyOptions) flags(cmd *cobra.Command, e *env) {
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringArrayVar(&o.tcp, "tcp", nil, "also proxy a TCP dependency as NAME=LISTEN,UPSTREAM, for TCP fault rules (match.tcp: NAME); repeatable")
 	fs.StringVar(&o.store, "store", DefaultStore, `embedded store the proxy writes minute buckets to every 10s and on shutdown, for 'slolab slo' ("-" for none)`)
+	o.cluster.flags(fs, e)
 }
 
 func (o *proxyOptions) check() (*url.URL, error) {
@@ -96,6 +99,9 @@ func (o *proxyOptions) check() (*url.URL, error) {
 		return nil, usageErrorf("--max-ttl must be positive")
 	}
 	if _, err := o.tcpListeners(); err != nil {
+		return nil, err
+	}
+	if err := o.cluster.check(); err != nil {
 		return nil, err
 	}
 	return u, nil
@@ -220,6 +226,7 @@ type proxyStack struct {
 	closers  []func() error
 	flusher  *sqlite.Flusher // nil without a store
 	store    *sqlite.Store   // nil without a store
+	node     *cluster.Node   // nil unless the proxy is a member of a fleet
 }
 
 // tcpListener is one --tcp dependency.
@@ -289,10 +296,19 @@ func newProxyStack(svc *spec.Service, upstream *url.URL, o *proxyOptions, log *s
 		s.tcp = append(s.tcp, &tcpListener{proxy: tp, ln: ln, upstream: t.upstream})
 		reg.MustRegister(tp)
 	}
-	s.admin = admin.NewHandler(admin.Config{
+	acfg := admin.Config{
 		Service: svc, Routes: routes, Faults: faults, Recorder: rec, Split: sp, Audit: s.audit, Token: o.adminToken, Logger: log,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}),
-	})
+	}
+	if o.cluster.listen != "" {
+		if err := s.newNode(sp); err != nil {
+			s.close()
+			return nil, err
+		}
+		s.closers = append(s.closers, s.node.Close)
+		acfg.Faults, acfg.Weights, acfg.Cluster = s.node, s.node, s.node
+	}
+	s.admin = admin.NewHandler(acfg)
 	if o.store != "" && o.store != "-" {
 		st, err := sqlite.Open(context.Background(), sqlite.Config{Path: o.store})
 		if err != nil {
@@ -332,6 +348,10 @@ func (s *proxyStack) run(ctx context.Context) error {
 	defer stopBG()
 	go s.faults.Run(bg)
 	go s.recorder.Run(bg)
+	s.join(ctx)
+	if s.node != nil {
+		go s.node.Run(bg)
+	}
 	flushCtx, stopFlushing := context.WithCancel(bg)
 	flushing := make(chan struct{})
 	if s.flusher != nil {
@@ -384,6 +404,13 @@ func (s *proxyStack) run(ctx context.Context) error {
 	if s.flusher != nil { // requests have drained: store the last, still open interval too
 		if err := s.flusher.Final(context.WithoutCancel(ctx)); err != nil {
 			s.log.Warn("storing the last buckets on shutdown", "err", err)
+		}
+	}
+	if s.node != nil {
+		// Leave the fleet first: the rules are the fleet's, and the others
+		// keep them; only this member's copies go.
+		if err := s.node.Close(); err != nil {
+			s.log.Warn("leaving the cluster", "err", err)
 		}
 	}
 	for _, st := range s.faults.DeleteAll() {
@@ -467,6 +494,9 @@ non-loopback admin address requires one.`,
 			fmt.Fprintf(e.stderr, "slolab proxy: admin API %s/api/v1/ · metrics %s/metrics%s%s\n", stack.adminURL(), stack.adminURL(), tokenNote(o.adminToken), storeNote(o.store))
 			for _, t := range stack.tcp {
 				fmt.Fprintf(e.stderr, "slolab proxy: tcp %s: %s → %s (fault rules select it with match.tcp: %s)\n", t.proxy.Name(), t.ln.Addr(), t.upstream, t.proxy.Name())
+			}
+			if note := stack.clusterNote(); note != "" {
+				fmt.Fprintln(e.stderr, note)
 			}
 			err = stack.run(e.ctx)
 			fmt.Fprintln(e.stderr, "slolab proxy: stopped; no fault rule remains")

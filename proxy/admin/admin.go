@@ -31,10 +31,16 @@ import (
 type Config struct {
 	Service  *spec.Service
 	Routes   *match.Table
-	Faults   *fault.Registry
+	Faults   Faults
 	Recorder *sli.Recorder
 	// Split is the proxy's stable/canary split, nil when it has none.
-	Split   *split.Split
+	Split *split.Split
+	// Weights sets the canary's weight (default Split itself; a
+	// *cluster.Node sets it on every member of a fleet).
+	Weights Weights
+	// Cluster is the fleet the proxy is a member of, for GET
+	// /api/v1/cluster; nil for a proxy on its own.
+	Cluster Cluster
 	Metrics http.Handler // served at /metrics
 	Audit   *Audit
 	// Token, when set, is required as "Authorization: Bearer TOKEN" for every mutation.
@@ -82,6 +88,9 @@ func NewHandler(cfg Config) http.Handler {
 	if cfg.Audit == nil {
 		cfg.Audit = NewAudit(nil, 0)
 	}
+	if cfg.Weights == nil && cfg.Split != nil {
+		cfg.Weights = cfg.Split
+	}
 	h := &handler{cfg: cfg, mux: http.NewServeMux()}
 	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	if cfg.Metrics != nil {
@@ -102,6 +111,7 @@ func NewHandler(cfg Config) http.Handler {
 	h.mux.HandleFunc("PUT /api/v1/canary", h.mutation(h.putCanary))
 	h.mux.HandleFunc("GET /api/v1/sli", h.api(h.sli))
 	h.mux.HandleFunc("GET /api/v1/audit", h.api(h.audit))
+	h.mux.HandleFunc("GET /api/v1/cluster", h.api(h.cluster))
 	h.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, slolab.Errorf(slolab.NotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
@@ -151,7 +161,7 @@ func (h *handler) mutation(fn apiFunc) http.HandlerFunc {
 }
 
 func (h *handler) record(who identity, action, name string, detail any) {
-	h.cfg.Audit.Append(AuditEntry{Time: h.cfg.Now().UTC(), Identity: who.id, Actor: who.actor, Remote: who.remote, Action: action, Fault: name, Detail: detail})
+	h.cfg.Audit.Append(AuditEntry{Time: h.cfg.Now().UTC(), Identity: who.id, Actor: who.actor, Remote: who.remote, Action: action, Fault: name, Detail: detail, Member: h.member()})
 }
 
 // FaultList is the body of GET /api/v1/faults.

@@ -16,6 +16,9 @@ type AuditEntry struct {
 	Action   string    `json:"action"` // put, replace, delete, renew, grouping.put, ...
 	Fault    string    `json:"fault,omitempty"`
 	Detail   any       `json:"detail,omitempty"` // the rule or grouping as applied
+	// Member is the fleet member the change was made on, when the proxy is
+	// one of a cluster: changes made elsewhere reach every member's log.
+	Member string `json:"member,omitempty"`
 }
 
 // Audit appends entries as JSON lines to a writer and keeps the latest in

@@ -73,7 +73,7 @@ func (h *handler) putCanary(r *http.Request, who identity) (int, any, error) {
 		return 0, nil, slolab.Errorf(slolab.Invalid, "request body: weight: %v", err)
 	}
 	prev := h.cfg.Split.Weight()
-	st, err := h.cfg.Split.SetWeight(w)
+	st, err := h.cfg.Weights.SetWeight(w)
 	if err != nil {
 		return 0, nil, err
 	}
