@@ -14,6 +14,7 @@ import (
 	rpt "slolab.dev/slolab/report"
 	"slolab.dev/slolab/slo"
 	"slolab.dev/slolab/spec"
+	"slolab.dev/slolab/store/promql"
 )
 
 func simulateCmd(e *env) *cobra.Command {
@@ -24,6 +25,7 @@ func simulateCmd(e *env) *cobra.Command {
 		baseline, forDur, output              string
 		lease, every                          time.Duration
 		seed                                  uint64
+		prometheus, matchers                  string
 	)
 	cmd := &cobra.Command{
 		Use:   "simulate CUJ --admin URL (--availability A | --burn-rate B | --latency T@P | --alert page|ticket)",
@@ -53,7 +55,11 @@ have a maximum: a fixed delay, uniform(a, b) or a percentile table.
 
 Rules hold a short lease (--lease) that simulate renews; if simulate dies,
 they lapse by themselves. The CUJ's SLOs come from --spec, or else from the
-proxy (which then also decides the alert windows: the SRE Workbook's).`,
+proxy (which then also decides the alert windows: the SRE Workbook's).
+
+On a fleet of proxies (slolab proxy --cluster-listen), the rules go to every
+member and the injected counts are the fleet's; --prometheus reads the
+realised windows from Prometheus, every member's requests over whole minutes.`,
 		Example: `  slolab simulate update --availability 99.9%
   slolab simulate update --burn-rate 14.4 --for 1h
   slolab simulate read --latency 300ms@99% --baseline-latency "p50=80ms p99=250ms"
@@ -121,7 +127,19 @@ proxy (which then also decides the alert windows: the SRE Workbook's).`,
 				return err
 			}
 			c.SetActor("slolab simulate")
-			sim := &simulation{api: c, out: e.stdout, log: e.stderr, json: output == "json", lease: lease, every: every, duration: duration}
+			sim := &simulation{api: c, out: e.stdout, log: e.stderr, json: output == "json", lease: lease, every: every, duration: duration, promURL: prometheus}
+			if prometheus != "" {
+				if specPath == "" {
+					return usageErrorf("--prometheus needs --spec: the CUJs' queries and latency thresholds")
+				}
+				svc, err := loadService(specPath)
+				if err != nil {
+					return err
+				}
+				if sim.prom, err = promql.New(promql.Config{URL: prometheus, Service: svc, Matchers: matchers}); err != nil {
+					return usageErrorf("--prometheus: %v", err)
+				}
+			}
 			return sim.run(e.ctx, args[0], specPath, w)
 		},
 	}
@@ -137,6 +155,8 @@ proxy (which then also decides the alert windows: the SRE Workbook's).`,
 	fs.DurationVar(&lease, "lease", 30*time.Second, "each rule's lease; simulate renews it at a third of that")
 	fs.DurationVar(&every, "every", 5*time.Second, "how often to print intended against realised")
 	fs.Uint64Var(&seed, "seed", 1, "offsets the exact-rate pattern so it does not align with periodic traffic (0: none)")
+	fs.StringVar(&prometheus, "prometheus", "", "read the realised windows from Prometheus at this URL: a fleet's requests, in whole minutes")
+	fs.StringVar(&matchers, "prometheus-matchers", "", `extra label matchers for slolab's metrics, e.g. 'job="chat-proxy"'`)
 	outputFlag(fs, &output)
 	return cmd
 }
@@ -149,6 +169,8 @@ type simulation struct {
 	lease    time.Duration
 	every    time.Duration
 	duration time.Duration
+	prom     *promql.Source // the fleet's realised windows, when set
+	promURL  string
 }
 
 // serviceFromCUJs rebuilds a service from what a proxy reports of its CUJs:
@@ -224,6 +246,7 @@ func (s *simulation) run(ctx context.Context, cuj, specPath string, w slo.Want) 
 	if err := s.announce(plan); err != nil {
 		return err
 	}
+	s.fleetNote(ctx)
 	installed, err := s.install(ctx, plan)
 	defer s.remove(installed)
 	if err != nil {
@@ -253,6 +276,10 @@ func (s *simulation) run(ctx context.Context, cuj, specPath string, w slo.Want) 
 				if ctx.Err() != nil {
 					return nil
 				}
+				fmt.Fprintf(s.log, "slolab simulate: %v\n", err)
+				continue
+			}
+			if err := s.realisedWindows(ctx, resp, plan.CUJ); err != nil {
 				fmt.Fprintf(s.log, "slolab simulate: %v\n", err)
 				continue
 			}
