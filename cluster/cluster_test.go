@@ -513,3 +513,28 @@ func TestADeletionOnAnyMemberRemovesTheRuleEverywhere(t *testing.T) {
 		t.Errorf("deleting r again: %v, want not found", err)
 	}
 }
+
+// A member that stops cleanly is seen to leave; its rules stay with the
+// others, and its last counts stay in the fleet's totals.
+func TestAMemberThatLeavesIsSeenToLeaveAndTheRulesStay(t *testing.T) {
+	f := newFleet(t)
+	a, b := f.start("a"), f.start("b")
+	st, _, err := a.node.Put(rule("r", "update", spec.One, time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "b holds r", func() bool { return holds(b, st) })
+	req := httptest.NewRequest("POST", "/update", nil)
+	for range 3 {
+		b.faults.Table().Decide(req, b.routes.Match(req), match.GroupNone, f.clock.Now())
+	}
+	b.close()
+	waitFor(t, "a sees b leave", func() bool {
+		s := a.node.Status()
+		return len(s.Members) == 2 && s.Members[1].Name == "b" && s.Members[1].State == cluster.MemberLeft
+	})
+	got, err := a.node.Get("r")
+	if err != nil || got.State != fault.StateActive || got.Matched != 3 || len(got.Members) != 2 || !got.Members[1].Gone {
+		t.Errorf("a after b left: %+v %v", got, err)
+	}
+}

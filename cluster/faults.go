@@ -59,7 +59,7 @@ func (n *Node) setRule(r *ruleRecord) {
 	} else {
 		delete(n.applied, r.Name)
 	}
-	n.send("rule/"+r.Name, &envelope{Rules: []json.RawMessage{ruleMessage(r)}})
+	n.send("rule/"+r.Name, &envelope{Rules: []json.RawMessage{ruleMessage(r)}}, true)
 }
 
 // Renew extends a rule's lease on every member, to the same absolute end.
@@ -226,7 +226,7 @@ func (n *Node) setGrouping(g *groupingRecord) {
 	g.Version, g.At, g.Expires = n.next(), n.cfg.Now().UTC(), g.Expires.UTC()
 	n.grouping = g
 	n.held = true
-	n.send("grouping", &envelope{Grouping: g})
+	n.send("grouping", &envelope{Grouping: g}, true)
 }
 
 // SetWeight sets the canary's weight on every member.
@@ -246,6 +246,6 @@ func (n *Node) SetWeight(w spec.Ratio) (split.Status, error) {
 	}
 	n.canary = &canaryRecord{Version: n.next(), Weight: w, Action: "canary.weight", At: n.cfg.Now().UTC()}
 	n.held = true
-	n.send("canary", &envelope{Canary: n.canary})
+	n.send("canary", &envelope{Canary: n.canary}, true)
 	return st, nil
 }

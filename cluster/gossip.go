@@ -32,24 +32,33 @@ func (b *broadcast) Invalidates(other memberlist.Broadcast) bool { return false 
 var _ memberlist.NamedBroadcast = (*broadcast)(nil)
 
 // send queues env for gossip, or for a reliable send to every member when
-// it is too large for a packet. Callers hold n.mu and call n.flush after
-// unlocking.
-func (n *Node) send(name string, env *envelope) {
+// it is too large for a packet. A change (urgent) also goes at once to every
+// member in one packet each, so it applies everywhere within milliseconds
+// rather than at the next gossip rounds; gossip then repeats it for members
+// that missed the packet. Callers hold n.mu and call n.flush after unlocking.
+func (n *Node) send(name string, env *envelope, urgent bool) {
 	msg, err := encode(env)
 	if err != nil {
 		n.cfg.Logger.Error("cluster: encoding a message", "err", err)
 		return
 	}
-	if len(msg) <= maxBroadcast {
+	small := len(msg) <= maxBroadcast
+	if small {
 		n.queue.QueueBroadcast(&broadcast{name: name, msg: msg})
-		return
+		if !urgent {
+			return
+		}
 	}
 	n.sends = append(n.sends, func() {
 		for _, m := range n.ml.Members() {
 			if m.Name == n.cfg.Name {
 				continue
 			}
-			if err := n.ml.SendReliable(m, msg); err != nil {
+			send := n.ml.SendReliable
+			if small {
+				send = n.ml.SendBestEffort
+			}
+			if err := send(m, msg); err != nil {
 				n.cfg.Logger.Warn("cluster: sending to a member", "member", m.Name, "err", err)
 			}
 		}
@@ -113,6 +122,9 @@ func (n *Node) merge(env *envelope, sync bool) {
 		}
 		if old := n.reports[r.Member]; old == nil || r.Seq > old.Seq {
 			n.reports[r.Member] = r
+			if m := n.members[r.Member]; r.Leaving && m != nil && m.state == MemberDead {
+				m.state = MemberLeft
+			}
 		}
 	}
 	n.mu.Unlock()
@@ -242,9 +254,9 @@ func (n *Node) heldVersion(st fault.Status) Version {
 	return Version{}
 }
 
-// report sends this member's report when it changed (or when force is set,
-// or every tenth interval anyway).
-func (n *Node) report(force bool) {
+// report sends this member's report when it changed (or every tenth
+// interval anyway; and its last one, at once, when it leaves).
+func (n *Node) report(leaving bool) {
 	n.mu.Lock()
 	if n.closed || n.ml == nil {
 		n.mu.Unlock()
@@ -253,14 +265,14 @@ func (n *Node) report(force bool) {
 	now := n.cfg.Now()
 	r := n.ownReport(now)
 	stale := n.sent == nil || now.Sub(n.sent.At) >= 10*n.cfg.ReportInterval
-	if !force && !stale && sameReport(n.sent, r) {
+	if !leaving && !stale && sameReport(n.sent, r) {
 		n.mu.Unlock()
 		return
 	}
 	n.seq = max(n.seq+1, uint64(now.UnixNano()))
-	r.Seq = n.seq
+	r.Seq, r.Leaving = n.seq, leaving
 	n.sent = r
-	n.send("report/"+n.cfg.Name, &envelope{Reports: []*report{r}})
+	n.send("report/"+n.cfg.Name, &envelope{Reports: []*report{r}}, leaving)
 	n.mu.Unlock()
 	n.flush()
 }
@@ -371,13 +383,25 @@ func (e *events) NotifyJoin(m *memberlist.Node) {
 	}
 }
 
+// NotifyLeave tells a member that left (its last report said so) from one
+// that failed: memberlist reports both alike.
 func (e *events) NotifyLeave(m *memberlist.Node) {
+	n := (*Node)(e)
+	n.mu.Lock()
 	state := MemberDead
-	if m.State == memberlist.StateLeft {
+	if r := n.reports[m.Name]; r != nil && r.Leaving {
 		state = MemberLeft
 	}
-	e.setMember(m, state)
-	e.cfg.Logger.Warn("cluster: member "+state, "member", m.Name, "address", m.Address())
+	n.members[m.Name] = &member{addr: m.Address(), state: state, since: n.cfg.Now()}
+	n.mu.Unlock()
+	if m.Name == e.cfg.Name {
+		return
+	}
+	if state == MemberLeft {
+		e.cfg.Logger.Info("cluster: member left", "member", m.Name, "address", m.Address())
+		return
+	}
+	e.cfg.Logger.Warn("cluster: member failed; its rules stay with the others until their leases end", "member", m.Name, "address", m.Address())
 }
 
 func (e *events) NotifyUpdate(m *memberlist.Node) { e.setMember(m, MemberAlive) }

@@ -86,6 +86,9 @@ type report struct {
 	Rules    []ruleReport `json:"rules,omitempty"`
 	Grouping Version      `json:"grouping,omitzero"`
 	Canary   Version      `json:"canary,omitzero"`
+	// Leaving is the last report of a member that leaves: the others
+	// then tell it left rather than failed.
+	Leaving bool `json:"leaving,omitempty"`
 }
 
 type ruleReport struct {
