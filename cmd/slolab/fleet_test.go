@@ -28,12 +28,12 @@ import (
 
 // member is one real `slolab proxy --cluster-listen` process.
 type member struct {
-	name              string
-	cmd               *exec.Cmd
-	proxyURL, admin   string
-	gossip            string
-	log               *syncBuffer
-	killed            bool
+	name            string
+	cmd             *exec.Cmd
+	proxyURL, admin string
+	gossip          string
+	log             *syncBuffer
+	killed          bool
 }
 
 type syncBuffer struct {
