@@ -462,7 +462,15 @@ The admin API listens on --admin: /api/v1/faults, /api/v1/cujs, /api/v1/canary,
 /api/v1/counts, /api/v1/sli, /metrics, /healthz. Minute buckets per CUJ go to the embedded
 store (--store) every 10 seconds and on shutdown, for 'slolab slo
 status|report|backtest'. Mutations need the bearer token when one is set; a
-non-loopback admin address requires one.`,
+non-loopback admin address requires one.
+
+--cluster-listen ADDR makes the proxy one member of a fleet (--cluster-peer
+HOST:PORT to join; a name that resolves to several addresses joins them all):
+rules, groupings and the canary weight changed through any member apply on
+every member, leases lapse everywhere at once, and 'fault ls' shows the
+fleet's totals. Gossip is encrypted with --cluster-key-file or
+SLOLAB_CLUSTER_KEY ('slolab cluster keygen'); a non-loopback cluster address
+requires it. See 'slolab cluster --help'.`,
 		Example: `  slolab proxy --spec examples/chat.yaml --upstream http://127.0.0.1:3000
   slolab proxy --spec chat.yaml --upstream http://127.0.0.1:3000 \
       --tcp postgres=127.0.0.1:15432,127.0.0.1:5432 --tcp redis=127.0.0.1:16379,127.0.0.1:6379
@@ -470,7 +478,10 @@ non-loopback admin address requires one.`,
       --upstream canary=http://127.0.0.1:3001 --canary-weight 10
   slolab proxy --spec chat.yaml --upstream http://istio-ingress:80 --revision-header X-Canary
   SLOLAB_ADMIN_TOKEN=s3cret slolab proxy --spec chat.yaml --upstream http://app:3000 \
-      --listen :8080 --admin 0.0.0.0:9090`,
+      --listen :8080 --admin 0.0.0.0:9090
+  SLOLAB_ADMIN_TOKEN=s3cret SLOLAB_CLUSTER_KEY=$(cat cluster.key) slolab proxy --spec chat.yaml \
+      --upstream http://app:3000 --listen :8080 --admin 0.0.0.0:9090 \
+      --cluster-listen 0.0.0.0:7946 --cluster-peer slolab-peers.shop.svc:7946`,
 		Args: exactArgs(0, "no arguments (use --spec and --upstream)"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			upstream, err := o.check()
