@@ -100,7 +100,7 @@ func run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
+	defer func() { _ = os.RemoveAll(tmp) }()
 	bin := filepath.Join(tmp, "slolab")
 	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin,
 		"-ldflags", "-s -w -X slolab.dev/slolab/internal/cli.version="+o.Version, "./cmd/slolab")
