@@ -65,6 +65,18 @@ func (n *Node) send(name string, env *envelope, urgent bool) {
 	})
 }
 
+// relay gossips on a change this member just learnt of, as Alertmanager's
+// peers pass on new silences: a member that joined through this one, and
+// that the change's origin did not know of yet, still hears of it. Only
+// newer versions are relayed, so a change stops once every member has it.
+// Callers hold n.mu.
+func (n *Node) relay(name string, env *envelope) {
+	msg, err := encode(env)
+	if err == nil && len(msg) <= maxBroadcast {
+		n.queue.QueueBroadcast(&broadcast{name: name, msg: msg})
+	}
+}
+
 // flush runs what a change left to do outside the lock: reliable sends
 // and the OnChange callbacks.
 func (n *Node) flush() {
@@ -151,6 +163,9 @@ func (n *Node) mergeRule(r *ruleRecord, now time.Time, sync bool) {
 	}
 	n.rules[r.Name] = r
 	n.held = true
+	if !sync {
+		n.relay("rule/"+r.Name, &envelope{Rules: []json.RawMessage{ruleMessage(r)}})
+	}
 	if !n.applyRule(r, now) {
 		return
 	}
@@ -194,6 +209,9 @@ func (n *Node) mergeGrouping(g *groupingRecord, sync bool) {
 	}
 	n.grouping = g
 	n.held = true
+	if !sync {
+		n.relay("grouping", &envelope{Grouping: g})
+	}
 	var detail any
 	if g.Grouping == nil {
 		n.cfg.Faults.ClearGrouping()
@@ -214,6 +232,9 @@ func (n *Node) mergeCanary(c *canaryRecord, sync bool) {
 	}
 	n.canary = c
 	n.held = true
+	if !sync {
+		n.relay("canary", &envelope{Canary: c})
+	}
 	if n.cfg.Split == nil {
 		n.cfg.Logger.Warn("cluster: another member set a canary weight, but this proxy does not split traffic", "member", c.Version.Member, "weight", c.Weight)
 		return
