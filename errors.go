@@ -21,9 +21,10 @@ const (
 	Unauthorized             // a token is missing or wrong
 	Unavailable              // a dependency (upstream, store, admin API) cannot be reached
 	Failed                   // the operation ran and its verdict is negative (a hypothesis broke, a canary failed)
+	Forbidden                // refused whoever asks: a Host the API does not serve, a change from another web origin
 )
 
-var kindNames = [...]string{"internal", "invalid", "not found", "conflict", "unauthorized", "unavailable", "failed"}
+var kindNames = [...]string{"internal", "invalid", "not found", "conflict", "unauthorized", "unavailable", "failed", "forbidden"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {

@@ -2,7 +2,6 @@ package canary
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"slolab.dev/slolab"
+	"slolab.dev/slolab/httpapi"
 	"slolab.dev/slolab/spec"
 )
 
@@ -20,7 +20,41 @@ type ServerConfig struct {
 	// Window is the default analysis window (a request may ask for another).
 	Window time.Duration
 	Judge  Config
+	// NoData is how the Flagger rollout hook answers an inconclusive
+	// verdict (too little traffic to decide): NoDataHold (the default)
+	// answers 2xx and leaves the hold to the confirm hooks, NoDataFail
+	// answers 425 so Flagger counts a failed check and rolls back at its
+	// threshold. A request may choose with ?no-data= or the webhook's
+	// metadata "noData".
+	NoData NoData
 	Logger *slog.Logger
+}
+
+// NoData is what an inconclusive verdict means to Flagger's rollout hook.
+// Neither lets a canary without evidence be promoted: the confirm hooks
+// answer 2xx only on pass in both.
+type NoData string
+
+// The choices.
+const (
+	// NoDataHold: the rollout hook answers 2xx, so no failed check is
+	// counted; the confirm-traffic-increase and confirm-promotion hooks
+	// answer 425 and Flagger holds the weight until the evidence is in or a
+	// human acts. A Canary must list a confirm-promotion hook.
+	NoDataHold NoData = "inconclusive"
+	// NoDataFail: the rollout hook answers 425 too, so every analysis
+	// interval without evidence is a failed check and Flagger rolls back
+	// once they reach the Canary's threshold.
+	NoDataFail NoData = "fail"
+)
+
+// ParseNoData reads inconclusive or fail.
+func ParseNoData(s string) (NoData, error) {
+	switch NoData(s) {
+	case NoDataHold, NoDataFail:
+		return NoData(s), nil
+	}
+	return "", slolab.Errorf(slolab.Invalid, "no-data: want inconclusive (hold for a human) or fail (count a failed check), got %q", s)
 }
 
 // The endpoint's paths.
@@ -49,6 +83,9 @@ func NewHandler(cfg ServerConfig) http.Handler {
 	if cfg.Window == 0 {
 		cfg.Window = 5 * time.Minute
 	}
+	if cfg.NoData == "" {
+		cfg.NoData = NoDataHold
+	}
 	s := &server{cfg: cfg}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
@@ -56,7 +93,7 @@ func NewHandler(cfg ServerConfig) http.Handler {
 	mux.HandleFunc(FlaggerRolloutPath, s.flagger(false))
 	mux.HandleFunc(FlaggerConfirmPath, s.flagger(true))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, slolab.Errorf(slolab.NotFound, "no such endpoint: %s %s (try GET %s, or POST %s or %s for Flagger)", r.Method, r.URL.Path, VerdictPath, FlaggerRolloutPath, FlaggerConfirmPath))
+		httpapi.WriteError(w, slolab.Errorf(slolab.NotFound, "no such endpoint: %s %s (try GET %s, or POST %s or %s for Flagger)", r.Method, r.URL.Path, VerdictPath, FlaggerRolloutPath, FlaggerConfirmPath))
 	})
 	return mux
 }
@@ -112,19 +149,20 @@ func (s *server) judge(r *http.Request, q query) (Result, error) {
 func (s *server) verdict(w http.ResponseWriter, r *http.Request) {
 	q, err := s.parse(r.URL.Query()["cuj"], r.URL.Query().Get("window"))
 	if err != nil {
-		writeError(w, err)
+		httpapi.WriteError(w, err)
 		return
 	}
 	res, err := s.judge(r, q)
 	if err != nil {
-		writeError(w, err)
+		httpapi.WriteError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	httpapi.WriteJSON(w, http.StatusOK, res)
 }
 
 // FlaggerPayload is what Flagger POSTs to a webhook. The metadata may carry
-// "cuj" (comma-separated) and "window" to narrow the judgment.
+// "cuj" (comma-separated) and "window" to narrow the judgment, and "noData"
+// to choose what an inconclusive verdict answers.
 type FlaggerPayload struct {
 	Name      string            `json:"name"`
 	Namespace string            `json:"namespace"`
@@ -143,20 +181,20 @@ func (s *server) flagger(confirm bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost && r.Method != http.MethodGet {
 			w.Header().Set("Allow", "GET, POST")
-			writeError(w, slolab.Errorf(slolab.Invalid, "%s %s: use POST (Flagger) or GET", r.Method, r.URL.Path))
+			httpapi.WriteError(w, slolab.Errorf(slolab.Invalid, "%s %s: use POST (Flagger) or GET", r.Method, r.URL.Path))
 			return
 		}
-		cujs, window := r.URL.Query()["cuj"], r.URL.Query().Get("window")
+		cujs, window, noData := r.URL.Query()["cuj"], r.URL.Query().Get("window"), r.URL.Query().Get("no-data")
 		if r.Method == http.MethodPost {
 			data, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 			if err != nil {
-				writeError(w, slolab.Errorf(slolab.Invalid, "reading the webhook payload: %v", err))
+				httpapi.WriteError(w, slolab.Errorf(slolab.Invalid, "reading the webhook payload: %v", err))
 				return
 			}
 			if len(strings.TrimSpace(string(data))) > 0 {
 				var p FlaggerPayload
 				if err := json.Unmarshal(data, &p); err != nil {
-					writeError(w, slolab.Errorf(slolab.Invalid, "the webhook payload is not Flagger's JSON: %v", err))
+					httpapi.WriteError(w, slolab.Errorf(slolab.Invalid, "the webhook payload is not Flagger's JSON: %v", err))
 					return
 				}
 				if v := p.Metadata["cuj"]; v != "" {
@@ -165,53 +203,35 @@ func (s *server) flagger(confirm bool) http.HandlerFunc {
 				if v := p.Metadata["window"]; v != "" && window == "" {
 					window = v
 				}
+				if v := p.Metadata["noData"]; v != "" && noData == "" {
+					noData = v
+				}
 			}
 		}
 		q, err := s.parse(cujs, window)
 		if err != nil {
-			writeError(w, err)
+			httpapi.WriteError(w, err)
 			return
+		}
+		policy := s.cfg.NoData
+		if noData != "" {
+			if policy, err = ParseNoData(noData); err != nil {
+				httpapi.WriteError(w, err)
+				return
+			}
 		}
 		res, err := s.judge(r, q)
 		if err != nil {
-			writeError(w, err)
+			httpapi.WriteError(w, err)
 			return
 		}
 		status := http.StatusOK
 		switch {
 		case res.Verdict == Fail:
 			status = StatusFailed
-		case res.Verdict == Inconclusive && confirm:
+		case res.Verdict == Inconclusive && (confirm || policy == NoDataFail):
 			status = StatusTooEarly
 		}
-		writeJSON(w, status, res)
-	}
-}
-
-type errorBody struct {
-	Error string `json:"error"`
-}
-
-func writeError(w http.ResponseWriter, err error) {
-	status := http.StatusInternalServerError
-	switch slolab.KindOf(err) {
-	case slolab.Invalid:
-		status = http.StatusBadRequest
-	case slolab.NotFound:
-		status = http.StatusNotFound
-	case slolab.Unavailable:
-		status = http.StatusServiceUnavailable
-	}
-	writeJSON(w, status, errorBody{Error: err.Error()})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(v); err != nil {
-		fmt.Fprintf(w, `{"error": %q}`, err.Error())
+		httpapi.WriteJSON(w, status, res)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,12 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/expr-lang/expr"
 	"gopkg.in/yaml.v3"
-	"k8s.io/client-go/util/jsonpath"
 
 	"slolab.dev/slolab/canary"
 	"slolab.dev/slolab/fault"
+	"slolab.dev/slolab/internal/argoanalysis"
 	"slolab.dev/slolab/match"
 	"slolab.dev/slolab/proxy/admin"
 	"slolab.dev/slolab/sli"
@@ -42,7 +40,11 @@ func newLab(t *testing.T) *lab {
 	routes, _ := match.Compile(svc)
 	faults, _ := fault.NewRegistry(fault.Config{Service: svc, Routes: routes})
 	rec := sli.New(sli.Config{Service: svc, Routes: routes})
-	adm := httptest.NewServer(admin.NewHandler(admin.Config{Service: svc, Routes: routes, Faults: faults, Recorder: rec}))
+	h, err := admin.NewHandler(admin.Config{Service: svc, Routes: routes, Faults: faults, Recorder: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	adm := httptest.NewServer(h)
 	t.Cleanup(adm.Close)
 	client, _ := admin.NewClient(adm.URL, "")
 	v := httptest.NewServer(canary.NewHandler(canary.ServerConfig{Service: svc, Source: &canary.Admin{Client: client, URL: adm.URL}, Window: 5 * time.Minute}))
@@ -86,54 +88,17 @@ func get(t *testing.T, u string) (int, []byte) {
 	return resp.StatusCode, body
 }
 
-// argoPhase measures like Argo Rollouts' web metric provider: a non-2xx
-// answer is an Error; the body is decoded as JSON, the JSONPath's first
-// match (k8s jsonpath, as Argo uses) becomes `result`, and the conditions
-// are evaluated with expr-lang/expr in Argo's environment, giving
-// Successful, Failed or Inconclusive as Argo's evaluate package does.
+// argoPhase measures like Argo Rollouts' web metric provider, with the
+// port of its rules in internal/argoanalysis.
 func argoPhase(t *testing.T, status int, body []byte, path, success, failure string) string {
 	t.Helper()
-	if status < 200 || status >= 300 {
-		return "Error"
-	}
-	var data any
-	if err := json.Unmarshal(body, &data); err != nil {
-		t.Fatalf("not JSON: %v", err)
-	}
-	jp := jsonpath.New("metric")
-	if err := jp.Parse(path); err != nil {
+	m := argoanalysis.Metric{SuccessCondition: success, FailureCondition: failure}
+	m.Provider.Web = &argoanalysis.WebProvider{JSONPath: path}
+	p, err := argoanalysis.Web(status, body, m)
+	if err != nil && p != argoanalysis.Error {
 		t.Fatal(err)
 	}
-	found, err := jp.FindResults(data)
-	if err != nil || len(found) == 0 || len(found[0]) == 0 {
-		return "Error"
-	}
-	result := found[0][0].Interface() // Argo keeps the first match only
-	env := map[string]any{
-		"result":  result,
-		"isNaN":   math.IsNaN,
-		"isInf":   func(f float64) bool { return math.IsInf(f, 0) },
-		"asFloat": func(v any) float64 { f, _ := v.(float64); return f },
-	}
-	eval := func(cond string) bool {
-		out, err := expr.Eval(cond, env)
-		if err != nil {
-			t.Fatalf("%s: %v", cond, err)
-		}
-		b, ok := out.(bool)
-		if !ok {
-			t.Fatalf("%s gave %T", cond, out)
-		}
-		return b
-	}
-	ok, bad := eval(success), eval(failure)
-	switch {
-	case bad:
-		return "Failed"
-	case ok:
-		return "Successful"
-	}
-	return "Inconclusive"
+	return string(p)
 }
 
 // The conditions docs/canary.md documents. One metric judges every CUJ:
@@ -318,5 +283,112 @@ func TestFlaggerWebhooksAnswer2xxOrNot(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 400 {
 		t.Errorf("a payload that is not JSON: %d, want 400", resp.StatusCode)
+	}
+}
+
+// flagger plays Flagger's canary loop on the webhooks, after
+// pkg/controller/scheduler.go (advanceCanary) of fluxcd/flagger: every
+// iteration first rolls back once the failed checks reach the threshold,
+// then runs the rollout hooks (a non-2xx answer counts a failed check and
+// ends the iteration), then, below the maximum weight, the
+// confirm-traffic-increase hooks (non-2xx holds the weight) before
+// stepping up; at the maximum weight the confirm-promotion hooks
+// (scheduler_hooks.go, runConfirmPromotionHooks: non-2xx holds) gate the
+// promotion. It returns "promoted", "rolled back" or "held" after at most
+// iterations iterations.
+func flagger(t *testing.T, base string, confirmHooks bool, query string, iterations int) string {
+	t.Helper()
+	const threshold, step, maxWeight = 3, 10, 50
+	call := func(path string) int {
+		resp, err := http.Post(base+path+query, "application/json", strings.NewReader(`{"name": "chat", "namespace": "prod", "phase": "Progressing", "metadata": {}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	ok := func(code int) bool { return code >= 200 && code < 300 }
+	failed, weight := 0, 0
+	for range iterations {
+		if failed >= threshold {
+			return "rolled back"
+		}
+		if !ok(call(canary.FlaggerRolloutPath)) {
+			failed++
+			continue
+		}
+		if weight < maxWeight {
+			if confirmHooks && !ok(call(canary.FlaggerConfirmPath)) {
+				continue
+			}
+			weight += step
+			continue
+		}
+		if confirmHooks && !ok(call(canary.FlaggerConfirmPath)) {
+			continue
+		}
+		return "promoted"
+	}
+	return "held"
+}
+
+func TestFlaggerNeverPromotesAnIdleCanary(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		canaryN int
+		query   string
+		want    string
+	}{
+		{"an idle canary is held for a human by default", 0, "", "held"},
+		{"an idle canary is rolled back with no-data fail", 0, "?no-data=fail", "rolled back"},
+		{"a canary with too little traffic is held", 100, "", "held"},
+		{"a canary with enough clean traffic is promoted", 6000, "", "promoted"},
+		{"a canary with enough clean traffic is promoted with no-data fail", 6000, "?no-data=fail", "promoted"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLab(t)
+			if tc.canaryN > 0 {
+				l.everyCUJ(tc.canaryN, 0)
+			}
+			if got := flagger(t, l.verdict.URL, true, tc.query, 20); got != tc.want {
+				t.Errorf("Flagger's loop: %s, want %s", got, tc.want)
+			}
+		})
+	}
+	// The rollout hook alone cannot hold without counting failed checks:
+	// by default it answers 2xx while inconclusive, which is why a Canary
+	// must list the confirm-promotion hook; with no-data fail it is safe
+	// alone.
+	l := newLab(t)
+	if got := flagger(t, l.verdict.URL, false, "?no-data=fail", 20); got != "rolled back" {
+		t.Errorf("rollout hook alone with no-data fail: %s, want rolled back", got)
+	}
+	if code, _ := get(t, l.verdict.URL+canary.FlaggerRolloutPath+"?no-data=maybe"); code != 400 {
+		t.Errorf("an unknown no-data policy: %d, want 400", code)
+	}
+}
+
+// An idle canary measured by the generated verdict templates through the
+// real endpoint, every measurement assessed with Argo Rollouts' rules.
+func TestArgoPausesARolloutWhoseCanaryServedNothing(t *testing.T) {
+	l := newLab(t)
+	status, body := get(t, l.verdict.URL+canary.VerdictPath)
+	data, err := os.ReadFile("../gen/argo/testdata/chat/analysistemplate-login-verdict.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, err := argoanalysis.Metrics(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := argoanalysis.Analyze(metrics, 100, func(m argoanalysis.Metric, _ int) argoanalysis.Phase {
+		p, err := argoanalysis.Web(status, body, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	})
+	if run.Phase != argoanalysis.Inconclusive || run.Metrics[0].Inconclusive != 5 {
+		t.Errorf("analysis of an idle canary: %+v, want Inconclusive after 5 inconclusive measurements", run)
 	}
 }

@@ -239,8 +239,8 @@ func TestAMemberThatJoinsLaterHoldsEveryLiveRuleWhenJoinReturns(t *testing.T) {
 	if _, err := d.faults.Get(gone.Rule.Name); slolab.KindOf(err) != slolab.NotFound {
 		t.Errorf("d holds the deleted rule: %v", err)
 	}
-	if g, ok := d.faults.Grouping(); !ok || g.Grouping.By != "header:X-User-ID" {
-		t.Errorf("d's grouping: %+v %v", g, ok)
+	if g, err := d.faults.Grouping(""); err != nil || g.Grouping.By != "header:X-User-ID" {
+		t.Errorf("d's grouping: %+v %v", g, err)
 	}
 	if w := d.split.Weight(); w.Cmp(spec.NewRatio(1, 4)) != 0 {
 		t.Errorf("d's canary weight is %s, want 25%%", w)
@@ -469,26 +469,26 @@ func TestTheGroupingAndTheCanaryWeightFollowEveryChange(t *testing.T) {
 	}
 	for _, m := range []*member{a, b, c} {
 		waitFor(t, m.name+" groups 5% and sends 10% to the canary", func() bool {
-			st, ok := m.faults.Grouping()
-			return ok && st.Active && st.Grouping.Experiment == g.Experiment && m.split.Weight().Cmp(spec.NewRatio(1, 10)) == 0
+			st, err := m.faults.Grouping("")
+			return err == nil && st.Active && st.Grouping.Experiment == g.Experiment && m.split.Weight().Cmp(spec.NewRatio(1, 10)) == 0
 		})
 	}
 	f.clock.Advance(50 * time.Second)
-	renewed, err := a.node.RenewGrouping(time.Minute)
+	renewed, err := a.node.RenewGrouping("", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, m := range []*member{b, c} {
 		waitFor(t, m.name+" holds a's grouping lease", func() bool {
-			st, ok := m.faults.Grouping()
-			return ok && st.ExpiresAt.Equal(renewed.ExpiresAt)
+			st, _ := m.faults.Grouping("")
+			return st.ExpiresAt.Equal(renewed.ExpiresAt)
 		})
 	}
-	if !c.node.ClearGrouping() {
+	if !c.node.ClearGrouping("") {
 		t.Fatal("c had no grouping to clear")
 	}
 	for _, m := range []*member{a, b} {
-		waitFor(t, m.name+" has no grouping", func() bool { _, ok := m.faults.Grouping(); return !ok })
+		waitFor(t, m.name+" has no grouping", func() bool { return len(m.faults.Groupings()) == 0 })
 	}
 }
 

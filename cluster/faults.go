@@ -185,40 +185,43 @@ func (n *Node) SetGrouping(g *spec.Grouping) (fault.GroupingStatus, error) {
 	}
 	st, err := n.cfg.Faults.SetGrouping(g)
 	if err == nil {
-		n.setGrouping(&groupingRecord{Grouping: g, Expires: st.ExpiresAt, Action: "grouping.put"})
+		n.setGrouping(&groupingRecord{Run: g.Run, Grouping: g, Expires: st.ExpiresAt, Action: "grouping.put"})
 	}
 	return st, err
 }
 
-// RenewGrouping extends the grouping's lease on every member.
-func (n *Node) RenewGrouping(ttl time.Duration) (fault.GroupingStatus, error) {
+// RenewGrouping extends a run's grouping's lease on every member.
+func (n *Node) RenewGrouping(run string, ttl time.Duration) (fault.GroupingStatus, error) {
 	n.mu.Lock()
 	defer n.flush()
 	defer n.mu.Unlock()
 	if err := n.closedErr(); err != nil {
 		return fault.GroupingStatus{}, err
 	}
-	st, err := n.cfg.Faults.RenewGrouping(ttl)
+	st, err := n.cfg.Faults.RenewGrouping(run, ttl)
 	if err == nil {
-		n.setGrouping(&groupingRecord{Grouping: st.Grouping, Expires: st.ExpiresAt, Action: "grouping.renew"})
+		n.setGrouping(&groupingRecord{Run: st.Grouping.Run, Grouping: st.Grouping, Expires: st.ExpiresAt, Action: "grouping.renew"})
 	}
 	return st, err
 }
 
-// ClearGrouping removes the grouping from every member.
-func (n *Node) ClearGrouping() bool {
+// ClearGrouping removes a run's grouping from every member.
+func (n *Node) ClearGrouping(run string) bool {
 	n.mu.Lock()
 	defer n.flush()
 	defer n.mu.Unlock()
-	if n.closed || !n.cfg.Faults.ClearGrouping() {
+	if n.closed || !n.cfg.Faults.ClearGrouping(run) {
 		return false
 	}
-	n.setGrouping(&groupingRecord{Action: "grouping.delete"})
+	n.setGrouping(&groupingRecord{Run: run, Action: "grouping.delete"})
 	return true
 }
 
-// Grouping returns the grouping this member applies.
-func (n *Node) Grouping() (fault.GroupingStatus, bool) { return n.cfg.Faults.Grouping() }
+// Grouping returns a run's grouping as this member applies it.
+func (n *Node) Grouping(run string) (fault.GroupingStatus, error) { return n.cfg.Faults.Grouping(run) }
+
+// Groupings returns every run's grouping as this member applies it.
+func (n *Node) Groupings() []fault.GroupingStatus { return n.cfg.Faults.Groupings() }
 
 // setGrouping versions a grouping change made here and sends it. Callers
 // hold n.mu.
@@ -249,3 +252,9 @@ func (n *Node) SetWeight(w spec.Ratio) (split.Status, error) {
 	n.send("canary", &envelope{Canary: n.canary}, true)
 	return st, nil
 }
+
+// Snapshot records the registry's rules and groupings, for Restore.
+func (n *Node) Snapshot() fault.Snapshot { return n.cfg.Faults.Snapshot() }
+
+// Restore puts back the registry's rules and groupings of a snapshot.
+func (n *Node) Restore(s fault.Snapshot) { n.cfg.Faults.Restore(s) }

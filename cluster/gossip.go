@@ -214,7 +214,7 @@ func (n *Node) mergeGrouping(g *groupingRecord, sync bool) {
 	}
 	var detail any
 	if g.Grouping == nil {
-		n.cfg.Faults.ClearGrouping()
+		n.cfg.Faults.ClearGrouping(g.Run)
 	} else {
 		if _, err := n.cfg.Faults.ApplyGrouping(g.Grouping, g.Expires); err != nil {
 			n.cfg.Logger.Warn("cluster: the grouping from another member does not apply here", "member", g.Version.Member, "err", err)

@@ -58,6 +58,7 @@ type ruleRecord struct {
 // groupingRecord is the replicated experiment/control grouping; a record
 // without one clears it.
 type groupingRecord struct {
+	Run      string         `json:"run,omitempty"`
 	Version  Version        `json:"version"`
 	Grouping *spec.Grouping `json:"grouping,omitempty"`
 	Expires  time.Time      `json:"expires"`

@@ -17,10 +17,9 @@ type Injector interface {
 	RenewFault(ctx context.Context, name string, ttl time.Duration) (fault.Status, error)
 	DeleteFault(ctx context.Context, name string) (fault.Status, error)
 	ListFaults(ctx context.Context) ([]fault.Status, error)
-	Grouping(ctx context.Context) (fault.GroupingStatus, error)
 	SetGrouping(ctx context.Context, g *spec.Grouping) (fault.GroupingStatus, error)
-	RenewGrouping(ctx context.Context, ttl time.Duration) (fault.GroupingStatus, error)
-	DeleteGrouping(ctx context.Context) error
+	RenewGrouping(ctx context.Context, run string, ttl time.Duration) (fault.GroupingStatus, error)
+	DeleteGrouping(ctx context.Context, run string) error
 }
 
 var (
@@ -39,9 +38,9 @@ func (v AdminView) SLI(ctx context.Context, q Query) (SLI, error) {
 	var r *admin.SLIResponse
 	var err error
 	if q.Since.IsZero() {
-		r, err = v.Client.SLI(ctx, q.CUJ, q.Group, q.Window)
+		r, err = v.Client.SLI(ctx, q.CUJ, q.Group, q.Run, q.Window)
 	} else {
-		r, err = v.Client.SLISince(ctx, q.CUJ, q.Group, q.Since)
+		r, err = v.Client.SLISince(ctx, q.CUJ, q.Group, q.Run, q.Since)
 	}
 	if err != nil {
 		return SLI{}, err

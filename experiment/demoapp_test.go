@@ -52,6 +52,7 @@ spec:
   expect:
     - recovers_within("update", 1m)
     - availability("update", "run", "control") >= 99.9
+    - latency_ratio("read", "run", "experiment") >= 99
 ---
 apiVersion: slolab.dev/v1
 kind: GameDay

@@ -3,6 +3,7 @@ package experiment
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/big"
 	"slices"
 	"strconv"
@@ -55,6 +56,9 @@ type Compiled struct {
 	Recovery map[string]time.Duration
 	// Schedule is the parsed spec.schedule, or nil.
 	Schedule cron.Schedule
+	// grouped are the CUJs the expressions read by group (experiment or
+	// control): the run holds them on the proxy.
+	grouped map[string]bool
 
 	fns *functions
 }
@@ -69,7 +73,7 @@ type functions struct {
 // Mistakes come back as spec.Errors at file:line:col of the offending
 // character, all at once.
 func Compile(x *spec.Experiment, svc *spec.Service) (*Compiled, error) {
-	c := &Compiled{Experiment: x, Service: svc, Recovery: map[string]time.Duration{}, fns: &functions{}}
+	c := &Compiled{Experiment: x, Service: svc, Recovery: map[string]time.Duration{}, grouped: map[string]bool{}, fns: &functions{}}
 	env, err := newEnv(c.fns)
 	if err != nil {
 		return nil, fmt.Errorf("building the expression environment: %w", err)
@@ -269,6 +273,10 @@ func (c *Compiled) check(section Section, name string, sig signature, args []ast
 				out = append(out, checkMsg{2, fmt.Sprintf("want a group: %q, %q or %q, got %q", GroupExperiment, GroupControl, GroupAll, g)})
 			case g != GroupAll && c.Experiment.BlastRadius == nil:
 				out = append(out, checkMsg{2, fmt.Sprintf("the experiment has no blastRadius, so there is no %s group", g)})
+			case g != GroupAll:
+				if cuj, ok := stringLiteral(args[0]); ok && c.Service.CUJ(cuj) != nil {
+					c.grouped[cuj] = true
+				}
 			}
 		}
 	}
@@ -458,6 +466,8 @@ type evaluator struct {
 	now  time.Time
 
 	groups   bool                    // a grouping splits clients; before it, every group reads all clients
+	run      string                  // the run's name on the proxy, once its grouping is there
+	held     map[string]bool         // the CUJs the run holds: their reads count its requests alone
 	runStart time.Time               // when the method began; zero before
 	runEnd   time.Time               // when it ended; zero while it runs
 	frozen   map[[2]string]SLI       // run windows measured when the method ended
@@ -521,8 +531,10 @@ func (ev *evaluator) sli(cuj string, w window, group string) (SLI, error) {
 	}
 	if !ev.groups {
 		group = GroupAll // before the method there are no groups: both are every client
+	} else if group != GroupAll && ev.run != "" && !ev.held[cuj] {
+		return SLI{}, fmt.Errorf("the run splits clients on %s only; on %s the %s group is another run's", strings.Join(slices.Sorted(maps.Keys(ev.held)), ", "), cuj, group)
 	}
-	q := Query{CUJ: cuj, Group: group, Window: w.d}
+	q := ev.query(Query{CUJ: cuj, Group: group, Window: w.d})
 	if w.run {
 		if s, ok := ev.frozen[[2]string{cuj, group}]; ok {
 			return s, nil
@@ -541,6 +553,14 @@ func (ev *evaluator) sli(cuj string, w window, group string) (SLI, error) {
 	}
 	ev.cache[q] = s
 	return s, nil
+}
+
+// query narrows a read of a CUJ the run holds to the run's own requests.
+func (ev *evaluator) query(q Query) Query {
+	if ev.run != "" && ev.held[q.CUJ] {
+		q.Run = ev.run
+	}
+	return q
 }
 
 func (ev *evaluator) groupNote(group string) string {

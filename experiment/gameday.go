@@ -32,6 +32,9 @@ const (
 	TimelineGameDay       = "gameday"
 	TimelineAlertFired    = "alert-fired"
 	TimelineAlertResolved = "alert-resolved"
+	// TimelineAlertPreExisting: firing when the GameDay began, so no
+	// fault of its scenario caused it.
+	TimelineAlertPreExisting = "alert-pre-existing"
 )
 
 // TimelineEntry is one line of a GameDay's timeline.
@@ -67,6 +70,15 @@ type Alert struct {
 	Factor   spec.Ratio    `json:"burnRate"`
 	Fired    time.Time     `json:"fired"`
 	Resolved time.Time     `json:"resolved,omitzero"`
+	// PreExisting: the alert was firing when the GameDay began (Fired is
+	// then the GameDay's start); it detects nothing.
+	PreExisting bool `json:"preExisting,omitempty"`
+	// Detects names the experiment whose fault the alert detected: one
+	// that touches the alert's CUJ and whose first fault began before the
+	// alert fired. Empty for pre-existing alerts and alerts on other CUJs.
+	Detects string `json:"detects,omitempty"`
+
+	firedText string // the alert and its burn rates when it fired
 }
 
 func (a Alert) String() string {
@@ -76,7 +88,9 @@ func (a Alert) String() string {
 // Figures are the GameDay's headline times, each from the first fault's start.
 type Figures struct {
 	FaultStart time.Time `json:"faultStart,omitzero"`
-	// Detected is the first alert or the first acknowledgement, whichever came first.
+	// Detected is the first alert that detects a fault (see Alert.Detects)
+	// or the first acknowledgement after the first fault began, whichever
+	// came first.
 	Detected   time.Time `json:"detected,omitzero"`
 	DetectedBy string    `json:"detectedBy,omitempty"`
 	Acked      time.Time `json:"acknowledged,omitzero"`
@@ -119,6 +133,9 @@ type gameDay struct {
 	current   string
 	firing    map[string]*Alert
 	rounds    chan int // the watcher sends the number firing after every round
+	// touches holds, per experiment of the scenario, the CUJs it touches:
+	// those its faults select and those its expectations name.
+	touches map[string][]string
 }
 
 // RunGameDay runs the scenario's experiments in order, watches burn-rate
@@ -132,7 +149,7 @@ func RunGameDay(ctx context.Context, cfg GameDayConfig) (*GameDayReport, error) 
 		cfg.Now = time.Now
 	}
 	g := cfg.GameDay
-	gd := &gameDay{cfg: cfg, endMethod: make(chan string, 1), firing: map[string]*Alert{}, rounds: make(chan int, 1), rep: &GameDayReport{
+	gd := &gameDay{cfg: cfg, endMethod: make(chan string, 1), firing: map[string]*Alert{}, rounds: make(chan int, 1), touches: map[string][]string{}, rep: &GameDayReport{
 		GameDay: g.Name, Description: g.Description, Announced: g.Announced, Facilitator: g.Facilitator, Responders: g.Responders,
 		Started: cfg.Now(), Alerts: []*Alert{}, Experiments: []*Report{}, Timeline: []TimelineEntry{},
 	}}
@@ -143,6 +160,7 @@ func RunGameDay(ctx context.Context, cfg GameDayConfig) (*GameDayReport, error) 
 			return nil, fmt.Errorf("GameDay %s: no experiment %q", g.Name, s.Experiment)
 		}
 		scenes = append(scenes, c)
+		gd.touches[c.Experiment.Name] = c.recoveryCUJs()
 	}
 	what := "unannounced"
 	if g.Announced {
@@ -150,9 +168,12 @@ func RunGameDay(ctx context.Context, cfg GameDayConfig) (*GameDayReport, error) 
 	}
 	gd.add(TimelineEntry{Kind: TimelineGameDay, Text: fmt.Sprintf("GameDay %s begins (%s, %d %s)", g.Name, what, len(scenes), plural(len(scenes), "experiment", "experiments"))})
 
+	// Alerts already firing are found before the first experiment starts.
+	slos := gd.watched(scenes)
+	gd.round(ctx, slos, true)
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Go(func() { gd.watch(watchCtx, scenes) })
+	wg.Go(func() { gd.watch(watchCtx, slos) })
 	wg.Go(func() { gd.listen(watchCtx) })
 
 	for i, s := range g.Scenario {
@@ -277,18 +298,17 @@ func orSomeone(who string) string {
 	return who
 }
 
-// watch evaluates every SLO of the scenario's services each interval with
-// the SLO engine (slo.Judge: the shared alert tables, the low-traffic
-// guard), over the proxy's windows, and records when each multiwindow
-// burn-rate alert fires and resolves. Windows longer than the proxy keeps
-// read as empty, so alerts over them cannot fire; they are listed as not
-// evaluated.
-func (gd *gameDay) watch(ctx context.Context, scenes []*Compiled) {
-	type watched struct {
-		svc *spec.Service
-		slo slo.SLO
-	}
-	var slos []watched
+// watchedSLO is an SLO the GameDay watches.
+type watchedSLO struct {
+	svc *spec.Service
+	slo slo.SLO
+}
+
+// watched lists every SLO of the scenario's services, and records which
+// alerts cannot be evaluated: windows longer than the proxy keeps read as
+// empty, so alerts over them cannot fire.
+func (gd *gameDay) watched(scenes []*Compiled) []watchedSLO {
+	var slos []watchedSLO
 	skipped := map[string]bool{}
 	seen := map[*spec.Service]bool{}
 	for _, c := range scenes {
@@ -297,7 +317,7 @@ func (gd *gameDay) watch(ctx context.Context, scenes []*Compiled) {
 		}
 		seen[c.Service] = true
 		for _, s := range slo.SLOs(c.Service) {
-			slos = append(slos, watched{c.Service, s})
+			slos = append(slos, watchedSLO{c.Service, s})
 			for _, rule := range s.Alerts {
 				if rule.Long > MaxWindow {
 					skipped[fmt.Sprintf("%s alerts over %s and %s (the proxy keeps %s)", rule.Severity, spec.FormatDuration(rule.Long), spec.FormatDuration(rule.Short), spec.FormatDuration(MaxWindow))] = true
@@ -311,6 +331,14 @@ func (gd *gameDay) watch(ctx context.Context, scenes []*Compiled) {
 	}
 	slices.Sort(gd.rep.Skipped)
 	gd.mu.Unlock()
+	return slos
+}
+
+// watch evaluates every SLO of the scenario's services each interval with
+// the SLO engine (slo.Judge: the shared alert tables, the low-traffic
+// guard), over the proxy's windows, and records when each multiwindow
+// burn-rate alert fires and resolves.
+func (gd *gameDay) watch(ctx context.Context, slos []watchedSLO) {
 	tick := time.NewTicker(gd.cfg.GameDay.Interval)
 	defer tick.Stop()
 	for {
@@ -319,36 +347,7 @@ func (gd *gameDay) watch(ctx context.Context, scenes []*Compiled) {
 			return
 		case <-tick.C:
 		}
-		now := gd.cfg.Now()
-		cache := map[Query]SLI{}
-		for i := range slos {
-			w := &slos[i]
-			failed := false
-			events := func(r slo.Range) slo.Events {
-				d := r.Duration()
-				if d > MaxWindow || d < time.Second {
-					return slo.Events{}
-				}
-				q := Query{CUJ: w.slo.CUJ, Group: GroupAll, Window: d}
-				s, ok := cache[q]
-				if !ok {
-					var err error
-					if s, err = gd.cfg.View.SLI(ctx, q); err != nil {
-						failed = true
-						return slo.Events{}
-					}
-					cache[q] = s
-				}
-				return slo.Counts{Total: s.Total, Bad: s.Bad, Slow: s.Slow}.Events(w.slo.Kind)
-			}
-			st := slo.Judge(&w.slo, now, events)
-			if failed {
-				continue // the proxy did not answer: judge nothing this round
-			}
-			for _, a := range st.Alerts {
-				gd.transition(w.svc.Name, w.slo.Key, a, now)
-			}
-		}
+		gd.round(ctx, slos, false)
 		gd.mu.Lock()
 		n := len(gd.firing)
 		gd.mu.Unlock()
@@ -360,8 +359,43 @@ func (gd *gameDay) watch(ctx context.Context, scenes []*Compiled) {
 	}
 }
 
+// round judges every watched SLO once; in the first round, before any
+// experiment, the alerts found firing are pre-existing.
+func (gd *gameDay) round(ctx context.Context, slos []watchedSLO, first bool) {
+	now := gd.cfg.Now()
+	cache := map[Query]SLI{}
+	for i := range slos {
+		w := &slos[i]
+		failed := false
+		events := func(r slo.Range) slo.Events {
+			d := r.Duration()
+			if d > MaxWindow || d < time.Second {
+				return slo.Events{}
+			}
+			q := Query{CUJ: w.slo.CUJ, Group: GroupAll, Window: d}
+			s, ok := cache[q]
+			if !ok {
+				var err error
+				if s, err = gd.cfg.View.SLI(ctx, q); err != nil {
+					failed = true
+					return slo.Events{}
+				}
+				cache[q] = s
+			}
+			return slo.Counts{Total: s.Total, Bad: s.Bad, Slow: s.Slow}.Events(w.slo.Kind)
+		}
+		st := slo.Judge(&w.slo, now, events)
+		if failed {
+			continue // the proxy did not answer: judge nothing this round
+		}
+		for _, a := range st.Alerts {
+			gd.transition(w.svc.Name, w.slo.Key, a, now, first)
+		}
+	}
+}
+
 // transition records an alert that started or stopped firing.
-func (gd *gameDay) transition(service string, k slo.Key, st slo.AlertState, now time.Time) {
+func (gd *gameDay) transition(service string, k slo.Key, st slo.AlertState, now time.Time, preExisting bool) {
 	key := fmt.Sprintf("%s/%s/%s", service, k, st.Pair())
 	gd.mu.Lock()
 	a, firing := gd.firing[key]
@@ -375,12 +409,17 @@ func (gd *gameDay) transition(service string, k slo.Key, st slo.AlertState, now 
 	switch {
 	case st.Firing && !firing:
 		rule := st.Rule()
-		a = &Alert{CUJ: k.CUJ, SLO: string(k.Kind), Severity: st.Severity, Long: st.Long, Short: st.Short, Factor: rule.Factor, Fired: now}
+		a = &Alert{CUJ: k.CUJ, SLO: string(k.Kind), Severity: st.Severity, Long: st.Long, Short: st.Short, Factor: rule.Factor, Fired: now, PreExisting: preExisting}
+		a.firedText = fmt.Sprintf("%s (burn rate %s over %s, %s over %s)", a, burn(st.LongBurn), a.Long, burn(st.ShortBurn), a.Short)
 		gd.mu.Lock()
 		gd.firing[key] = a
 		gd.rep.Alerts = append(gd.rep.Alerts, a)
 		gd.mu.Unlock()
-		gd.add(TimelineEntry{At: now, Kind: TimelineAlertFired, Text: fmt.Sprintf("alert fired: %s (burn rate %s over %s, %s over %s)", a, burn(st.LongBurn), a.Long, burn(st.ShortBurn), a.Short)})
+		kind, what := TimelineAlertFired, "alert fired"
+		if preExisting {
+			kind, what = TimelineAlertPreExisting, "alert already firing when the GameDay began (not a detection)"
+		}
+		gd.add(TimelineEntry{At: now, Kind: kind, Text: what + ": " + a.firedText})
 	case !st.Firing && firing:
 		gd.mu.Lock()
 		a.Resolved = now
@@ -393,12 +432,16 @@ func (gd *gameDay) transition(service string, k slo.Key, st slo.AlertState, now 
 // figures derives the headline times from the timeline and the experiments.
 func (gd *gameDay) figures() {
 	f := &gd.rep.Figures
+	faultStart := map[string]time.Time{} // per experiment: its first fault
 	for _, e := range gd.rep.Timeline {
 		switch {
-		case e.Kind == EventFaultStart && f.FaultStart.IsZero():
-			f.FaultStart = e.At
-		case e.Kind == TimelineAlertFired && f.Detected.IsZero() && !f.FaultStart.IsZero():
-			f.Detected, f.DetectedBy = e.At, "alert: "+e.Text[len("alert fired: "):]
+		case e.Kind == EventFaultStart:
+			if f.FaultStart.IsZero() {
+				f.FaultStart = e.At
+			}
+			if _, ok := faultStart[e.Experiment]; !ok {
+				faultStart[e.Experiment] = e.At
+			}
 		case e.Kind == ResponseAck && f.Acked.IsZero():
 			f.Acked = e.At
 			if f.Detected.IsZero() && !f.FaultStart.IsZero() {
@@ -406,6 +449,24 @@ func (gd *gameDay) figures() {
 			}
 		case e.Kind == ResponseMitigate && f.Mitigated.IsZero():
 			f.Mitigated = e.At
+		}
+	}
+	// An alert detects a fault only if it began firing after that fault
+	// began, on a CUJ the fault's experiment touches.
+	for _, a := range gd.rep.Alerts {
+		if a.PreExisting {
+			continue
+		}
+		for _, s := range gd.cfg.GameDay.Scenario {
+			start, ok := faultStart[s.Experiment]
+			if !ok || !a.Fired.After(start) || !slices.Contains(gd.touches[s.Experiment], a.CUJ) {
+				continue
+			}
+			a.Detects = s.Experiment
+			if f.Detected.IsZero() || a.Fired.Before(f.Detected) {
+				f.Detected, f.DetectedBy = a.Fired, "alert: "+a.firedText
+			}
+			break
 		}
 	}
 	allRecovered := len(gd.rep.Experiments) > 0

@@ -3,6 +3,7 @@ package experiment
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -93,5 +94,85 @@ spec:
 			t.Fatal(err)
 		}
 		testtool.Golden(t, filepath.Join("testdata", "gameday.md"), md.Bytes())
+	})
+}
+
+// A GameDay begun while login's page alert fires from an earlier test:
+// that alert is listed as pre-existing, and detection comes from the
+// scenario's own alert on update, not from login's at the first round.
+func TestAnAlertFiringBeforeTheGameDayIsPreExistingNotADetection(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, testService)
+		time.Sleep(time.Millisecond)
+		l.traffic(time.Second, 50, "POST /update", "POST /login")
+		time.Sleep(6*time.Hour - 20*time.Minute)
+		l.failing.Store("/login", 500) // an earlier test broke login, and it still fails
+		time.Sleep(20*time.Minute + 2500*time.Millisecond - time.Millisecond)
+		f, err := spec.Parse("g.yaml", []byte(`apiVersion: slolab.dev/v1
+kind: Experiment
+metadata: {name: edits-fail}
+spec:
+  steadyState: ['availability("update", "5m") >= 40']
+  method:
+    - duration: 5m
+      faults: [{name: update-500, match: {cuj: update}, status: 500, rate: 50%}]
+---
+apiVersion: slolab.dev/v1
+kind: GameDay
+metadata: {name: edits-failing}
+spec:
+  wrapUp: 1m
+  scenario: [{experiment: edits-fail}]
+`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := Compile(f.Experiments[0], l.svc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := RunGameDay(context.Background(), GameDayConfig{
+			GameDay: f.GameDays[0], Set: &Set{Experiments: []*Compiled{c}, GameDays: f.GameDays},
+			Proxy: l.admin, View: AdminView{Client: l.admin},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if x := rep.Experiments[0]; x.MethodStarted.IsZero() {
+			t.Fatalf("experiment %s: %s", x.Verdict, x.Reason)
+		}
+		got := rep.Figures
+		if got.TimeToDetect != spec.Duration(105*time.Second) || !strings.HasPrefix(got.DetectedBy, "alert: update availability page: burn rate ≥ 14.4 over 1h and 5m") {
+			t.Errorf("detected after %s by %q, want 1m45s by update's page alert", got.TimeToDetect, got.DetectedBy)
+			for _, e := range rep.Timeline {
+				t.Logf("%s %s %s", e.At.Sub(rep.Started), e.Kind, e.Text)
+			}
+		}
+		var alerts []string
+		for _, a := range rep.Alerts {
+			alerts = append(alerts, fmt.Sprintf("%s pre-existing=%t detects=%q", a, a.PreExisting, a.Detects))
+		}
+		want := []string{
+			`login availability page: burn rate ≥ 14.4 over 1h and 5m pre-existing=true detects=""`,
+			`login availability page: burn rate ≥ 6 over 6h and 30m pre-existing=true detects=""`,
+			`update availability page: burn rate ≥ 14.4 over 1h and 5m pre-existing=false detects="edits-fail"`,
+			`update availability page: burn rate ≥ 6 over 6h and 30m pre-existing=false detects="edits-fail"`,
+		}
+		if strings.Join(alerts, "\n") != strings.Join(want, "\n") {
+			t.Errorf("alerts:\n%s\nwant:\n%s", strings.Join(alerts, "\n"), strings.Join(want, "\n"))
+		}
+		var pre int
+		for _, e := range rep.Timeline {
+			if e.Kind == TimelineAlertPreExisting {
+				pre++
+				if !e.At.Equal(rep.Started) {
+					t.Errorf("pre-existing alert recorded at %s, after the start %s", e.At, rep.Started)
+				}
+			}
+		}
+		if pre != 2 {
+			t.Errorf("%d pre-existing entries on the timeline, want 2", pre)
+		}
+		l.failing.Delete("/login")
 	})
 }

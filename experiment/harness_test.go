@@ -89,7 +89,10 @@ func newLabFor(t *testing.T, svc *spec.Service, app http.Handler) *lab {
 		t.Fatal(err)
 	}
 	l.proxy = p
-	h := admin.NewHandler(admin.Config{Service: svc, Routes: routes, Faults: l.faults, Recorder: l.rec})
+	h, err := admin.NewHandler(admin.Config{Service: svc, Routes: routes, Faults: l.faults, Recorder: l.rec, AllowHosts: []string{"admin"}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	l.admin, _ = admin.NewClient("http://admin", "")
 	l.admin.SetTransport(handlerTransport{h})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -170,6 +173,9 @@ func (l *lab) run(ctx context.Context, c *Compiled, opts ...func(*Config)) *Repo
 	return rep
 }
 
+// sinceEnd is how long ago a run ended.
+func (l *lab) sinceEnd(r *Report) time.Duration { return time.Since(r.Ended) }
+
 // leftovers lists what the proxy still applies: active rules and an active grouping.
 func (l *lab) leftovers() []string {
 	var out []string
@@ -182,8 +188,10 @@ func (l *lab) leftovers() []string {
 			out = append(out, "fault "+st.Rule.Name)
 		}
 	}
-	if g, err := l.admin.Grouping(context.Background()); err == nil && g.Active {
-		out = append(out, "grouping")
+	for _, g := range l.faults.Groupings() {
+		if g.Active {
+			out = append(out, "grouping "+g.Grouping.Run)
+		}
 	}
 	return out
 }

@@ -142,7 +142,7 @@ func (r *run) compare() {
 	if r.x.BlastRadius == nil || r.rep.MethodStarted.IsZero() {
 		return
 	}
-	targeted := r.touchedCUJs()
+	targeted := r.c.touchedCUJs()
 	alpha := r.x.Significance.Float()
 	for _, c := range r.c.Service.CUJs {
 		exp, ok1 := r.ev.frozen[[2]string{c.Name, GroupExperiment}]

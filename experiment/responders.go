@@ -3,9 +3,7 @@ package experiment
 import (
 	"bytes"
 	"context"
-	"crypto/subtle"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -13,6 +11,7 @@ import (
 	"time"
 
 	"slolab.dev/slolab"
+	"slolab.dev/slolab/httpapi"
 )
 
 // ResponderAPI is the small HTTP API that `slolab gameday run` serves so
@@ -21,10 +20,17 @@ import (
 //	POST /api/v1/gameday/events  {"kind": "ack|mitigate|note", "text": "...", "who": "alex"}
 //	GET  /api/v1/gameday         the GameDay's name and timeline so far
 //
-// Posting needs "Authorization: Bearer TOKEN" when a token is set.
+// It is behind httpapi's guard, as the admin API is: with a token, every
+// request needs "Authorization: Bearer TOKEN"; Host must name the address
+// it listens on (or AllowHosts); web pages of other origins, forms and
+// text bodies cannot report.
 type ResponderAPI struct {
 	Name  string
 	Token string
+	// Listen is the address the API listens on and AllowHosts the further
+	// names it is reached by (httpapi.Config).
+	Listen     string
+	AllowHosts []string
 	// Out receives each report; the GameDay reads it.
 	Out chan<- Response
 	// Timeline returns the entries so far.
@@ -38,63 +44,54 @@ type TimelineResponse struct {
 	Timeline []TimelineEntry `json:"timeline"`
 }
 
-// Handler returns the API.
-func (a *ResponderAPI) Handler() http.Handler {
+// Handler returns the API behind its guard.
+func (a *ResponderAPI) Handler() (http.Handler, error) {
 	if a.Now == nil {
 		a.Now = time.Now
 	}
+	guard, err := httpapi.NewGuard(httpapi.Config{
+		Name: "the GameDay", Listen: a.Listen, AllowHosts: a.AllowHosts, AllowHostFlag: "--allow-host",
+		Token: a.Token, TokenHint: "send Authorization: Bearer $SLOLAB_GAMEDAY_TOKEN", MaxBody: 64 << 10, Now: a.Now,
+	})
+	if err != nil {
+		return nil, err
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/gameday", func(w http.ResponseWriter, _ *http.Request) {
-		respond(w, http.StatusOK, TimelineResponse{GameDay: a.Name, Timeline: a.Timeline()})
+		httpapi.WriteJSON(w, http.StatusOK, TimelineResponse{GameDay: a.Name, Timeline: a.Timeline()})
 	})
 	mux.HandleFunc("POST /api/v1/gameday/events", func(w http.ResponseWriter, r *http.Request) {
-		if a.Token != "" {
-			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(a.Token)) != 1 {
-				respond(w, http.StatusUnauthorized, errorBody{"this GameDay needs its token: send Authorization: Bearer $SLOLAB_GAMEDAY_TOKEN"})
-				return
-			}
+		data, err := httpapi.ReadBody(r)
+		if err != nil {
+			httpapi.WriteError(w, err)
+			return
 		}
 		var resp Response
-		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&resp); err != nil {
-			respond(w, http.StatusBadRequest, errorBody{"want {\"kind\": \"ack\", \"text\": \"...\", \"who\": \"...\"}: " + err.Error()})
+		if err := httpapi.DecodeJSON(data, &resp, `{"kind": "ack", "text": "...", "who": "..."}`); err != nil {
+			httpapi.WriteError(w, err)
 			return
 		}
 		switch {
 		case resp.Kind != ResponseAck && resp.Kind != ResponseMitigate && resp.Kind != ResponseNote:
-			respond(w, http.StatusBadRequest, errorBody{fmt.Sprintf("kind: want %s, %s or %s, got %q", ResponseAck, ResponseMitigate, ResponseNote, resp.Kind)})
+			httpapi.WriteError(w, slolab.Errorf(slolab.Invalid, "kind: want %s, %s or %s, got %q", ResponseAck, ResponseMitigate, ResponseNote, resp.Kind))
 			return
 		case strings.TrimSpace(resp.Text) == "" && resp.Kind == ResponseNote:
-			respond(w, http.StatusBadRequest, errorBody{"text: a note needs text"})
+			httpapi.WriteError(w, slolab.Errorf(slolab.Invalid, "text: a note needs text"))
 			return
 		}
 		resp.At = a.Now()
 		select {
 		case a.Out <- resp:
-			respond(w, http.StatusCreated, resp)
+			httpapi.WriteJSON(w, http.StatusCreated, resp)
 		case <-r.Context().Done():
 		case <-time.After(5 * time.Second):
-			respond(w, http.StatusServiceUnavailable, errorBody{"the GameDay is not taking reports (it has ended)"})
+			httpapi.WriteError(w, slolab.Errorf(slolab.Unavailable, "the GameDay is not taking reports (it has ended)"))
 		}
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		respond(w, http.StatusNotFound, errorBody{"no such endpoint: " + r.Method + " " + r.URL.Path})
+		httpapi.WriteError(w, slolab.Errorf(slolab.NotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
-	return mux
-}
-
-type errorBody struct {
-	Error string `json:"error"`
-}
-
-func respond(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v) // the client went away; nothing to do
+	return guard.Wrap(mux), nil
 }
 
 // ResponderClient posts to a running GameDay's responder API.
@@ -154,16 +151,8 @@ func (c *ResponderClient) do(ctx context.Context, method, path string, body []by
 		return slolab.Errorf(slolab.Unavailable, "GameDay %s: %v", c.base, err)
 	}
 	if resp.StatusCode >= 300 {
-		var eb errorBody
-		kind := slolab.Failed
-		switch resp.StatusCode {
-		case http.StatusBadRequest:
-			kind = slolab.Invalid
-		case http.StatusUnauthorized:
-			kind = slolab.Unauthorized
-		case http.StatusServiceUnavailable:
-			kind = slolab.Unavailable
-		}
+		var eb httpapi.ErrorBody
+		kind := httpapi.KindOf(resp.StatusCode)
 		if json.Unmarshal(data, &eb) == nil && eb.Error != "" {
 			return slolab.Errorf(kind, "%s", eb.Error)
 		}

@@ -58,13 +58,20 @@ func (r *GameDayReport) WriteMarkdown(w io.Writer) error {
 	if len(r.Alerts) == 0 {
 		p("No burn-rate alert fired.\n")
 	} else {
-		p("| alert | fired | resolved | firing for |\n|---|---|---|---|\n")
+		p("| alert | fired | resolved | firing for | detects |\n|---|---|---|---|---|\n")
 		for _, a := range r.Alerts {
 			resolved, lasted := "still firing", "-"
 			if !a.Resolved.IsZero() {
 				resolved, lasted = clock(a.Resolved), spec.FormatDuration(a.Resolved.Sub(a.Fired).Round(time.Second))
 			}
-			p("| %s | %s | %s | %s |\n", mdEscape(a.String()), clock(a.Fired), resolved, lasted)
+			detects := a.Detects
+			switch {
+			case a.PreExisting:
+				detects, lasted = "nothing: firing before the GameDay began", lasted+" (at least)"
+			case detects == "":
+				detects = "nothing: no fault of the scenario touched " + a.CUJ + " before it fired"
+			}
+			p("| %s | %s | %s | %s | %s |\n", mdEscape(a.String()), clock(a.Fired), resolved, lasted, mdEscape(detects))
 		}
 	}
 	if len(r.Skipped) > 0 {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -84,7 +85,10 @@ type run struct {
 	rep     *Report
 	active  map[string]*activeRule // rules on the proxy now, by name
 	order   []string               // their names in the order put
-	grouped bool
+	grouped bool                   // the run's grouping is on the proxy
+	// runID names this run on the proxy: the requests of the CUJs it holds
+	// are counted under it, apart from every other run's.
+	runID string
 
 	evalTick, renewTick *time.Ticker
 	deadline            *time.Timer
@@ -116,7 +120,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	x := cfg.Compiled.Experiment
-	r := &run{cfg: cfg, x: x, c: cfg.Compiled, active: map[string]*activeRule{}}
+	r := &run{cfg: cfg, x: x, c: cfg.Compiled, active: map[string]*activeRule{}, runID: RunID(x.Name, cfg.Now())}
 	r.ev = &evaluator{view: cfg.View, svc: cfg.Compiled.Service, exp: x, frozen: map[[2]string]SLI{}, recovery: map[string]recoveryMark{}}
 	cfg.Compiled.fns.ev = r.ev
 	defer func() { cfg.Compiled.fns.ev = nil }()
@@ -129,6 +133,37 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 }
 
 func (r *run) now() time.Time { return r.cfg.Now() }
+
+// RunID names a run of an experiment on the proxy: the experiment's name
+// and its start in base-36 nanoseconds, a valid slolab name.
+func RunID(experiment string, start time.Time) string {
+	suffix := "-" + strconv.FormatInt(start.UnixNano(), 36)
+	if len(experiment)+len(suffix) > 63 {
+		experiment = strings.TrimRight(experiment[:63-len(suffix)], "-_")
+	}
+	return experiment + suffix
+}
+
+// heldCUJs are the CUJs the run holds on the proxy, counting their
+// requests under it so that no other run counts them: those its faults
+// touch, those its expectations wait to recover, and those its expressions
+// read by group.
+func (c *Compiled) heldCUJs() []string {
+	set := c.touchedCUJs()
+	for cuj := range c.Recovery {
+		set[cuj] = true
+	}
+	for cuj := range c.grouped {
+		set[cuj] = true
+	}
+	var out []string
+	for _, name := range c.Service.CUJNames() {
+		if set[name] {
+			out = append(out, name)
+		}
+	}
+	return out
+}
 
 func (r *run) event(kind, faultName, text string) {
 	e := Event{At: r.now(), Kind: kind, Text: text, Fault: faultName}
@@ -156,6 +191,11 @@ func (r *run) execute(ctx context.Context) {
 	}
 	defer r.cleanup(ctx)
 	s := r.method(ctx)
+	if s != nil && s.verdict == Refused { // another run holds a CUJ: nothing was injected
+		r.event(EventRefused, "", s.reason)
+		r.finish(s)
+		return
+	}
 	r.endMethod(ctx)
 	switch {
 	case s == nil || s.verdict == "": // done, or ended early on request (a GameDay mitigation)
@@ -206,15 +246,6 @@ func (r *run) preflight(ctx context.Context) *stop {
 			}
 		}
 	}
-	if r.x.BlastRadius != nil {
-		st, err := r.cfg.Proxy.Grouping(ctx)
-		switch {
-		case err == nil && st.Active:
-			return &stop{verdict: Refused, reason: fmt.Sprintf("a grouping (%s, %s) already splits clients on the proxy until %s; another experiment is running", st.Grouping.By, st.Grouping.Experiment, st.ExpiresAt.UTC().Format(time.RFC3339))}
-		case err != nil && slolab.KindOf(err) != slolab.NotFound:
-			return &stop{verdict: Refused, reason: "cannot read the proxy's grouping: " + err.Error()}
-		}
-	}
 	r.ev.round(ctx, now)
 	for _, h := range r.c.SteadyState {
 		r.rep.SteadyBefore = append(r.rep.SteadyBefore, r.ev.eval(h))
@@ -251,21 +282,34 @@ func plural(n int, one, many string) string {
 // stopped early, or nil.
 func (r *run) method(ctx context.Context) *stop {
 	start := r.now()
-	r.rep.MethodStarted = start
-	r.ev.runStart = start
 	r.evalTick = time.NewTicker(r.x.Interval)
 	r.renewTick = time.NewTicker(max(r.x.Lease/3, 100*time.Millisecond))
 	r.deadline = time.NewTimer(r.x.Guardrails.MaxDuration - r.now().Sub(r.rep.Started))
-	if g := r.x.BlastRadius; g != nil {
-		gg := *g
-		gg.TTL = r.x.Lease
+	if held := r.c.heldCUJs(); len(held) > 0 {
+		gg := spec.Grouping{Run: r.runID, CUJs: held, TTL: r.x.Lease}
+		if g := r.x.BlastRadius; g != nil {
+			gg.By, gg.Experiment, gg.Salt = g.By, g.Experiment, g.Salt
+		}
 		if _, err := r.cfg.Proxy.SetGrouping(ctx, &gg); err != nil {
+			if slolab.KindOf(err) == slolab.Conflict {
+				return &stop{verdict: Refused, reason: "the proxy refused the run: " + err.Error()}
+			}
 			return &stop{verdict: Aborted, reason: "installing the grouping failed: " + err.Error()}
 		}
 		r.grouped = true
-		r.ev.groups = true
-		r.event(EventGrouping, "", fmt.Sprintf("grouping by %s: %s of clients in the experiment group (lease %s)", g.By, g.Experiment, spec.FormatDuration(r.x.Lease)))
+		r.ev.run, r.ev.held = r.runID, map[string]bool{}
+		for _, cuj := range held {
+			r.ev.held[cuj] = true
+		}
+		if g := r.x.BlastRadius; g != nil {
+			r.ev.groups = true
+			r.event(EventGrouping, "", fmt.Sprintf("grouping by %s: %s of clients in the experiment group (lease %s); run %s counts %s apart from other runs", g.By, g.Experiment, spec.FormatDuration(r.x.Lease), r.runID, strings.Join(held, ", ")))
+		} else {
+			r.event(EventGrouping, "", fmt.Sprintf("run %s counts %s apart from other runs (lease %s)", r.runID, strings.Join(held, ", "), spec.FormatDuration(r.x.Lease)))
+		}
 	}
+	r.rep.MethodStarted = start
+	r.ev.runStart = start
 	for _, step := range r.x.Method {
 		r.event(EventStep, "", fmt.Sprintf("step %s: %s", step.Name, describeStep(step)))
 		stages := 1
@@ -315,7 +359,7 @@ func describeStep(s *spec.Step) string {
 func (r *run) put(ctx context.Context, step *spec.Step, stage int, f *spec.FaultRule, rate spec.Ratio) *stop {
 	rule := *f
 	rule.Rate, rule.TTL = rate, r.x.Lease
-	if r.grouped && !rule.IsTCP() && rule.Match.Group == "" {
+	if r.ev.groups && !rule.IsTCP() && rule.Match.Group == "" {
 		rule.Match.Group = spec.GroupExperiment
 	}
 	prev, had := r.active[f.Name]
@@ -448,7 +492,7 @@ func (r *run) renew(ctx context.Context) *stop {
 		}
 	}
 	if r.grouped {
-		if _, err := r.cfg.Proxy.RenewGrouping(ctx, r.x.Lease); err != nil && ctx.Err() == nil {
+		if _, err := r.cfg.Proxy.RenewGrouping(ctx, r.runID, r.x.Lease); err != nil && ctx.Err() == nil {
 			if k := slolab.KindOf(err); k == slolab.Conflict || k == slolab.NotFound {
 				return r.trip(&stop{verdict: Aborted, reason: "lost the lease of the grouping: " + err.Error()})
 			}
@@ -469,13 +513,15 @@ func (r *run) endMethod(ctx context.Context) {
 	r.rep.MethodEnded = end
 	r.ev.runEnd = end
 	r.event(EventMethodEnd, "", fmt.Sprintf("method ended after %s; every fault removed", spec.FormatDuration(end.Sub(r.rep.MethodStarted).Round(time.Second))))
-	groups := []string{GroupAll}
-	if r.grouped {
-		groups = append(groups, GroupExperiment, GroupControl)
-	}
 	for _, cuj := range r.c.Service.CUJNames() {
+		// The run's groups exist on the CUJs it holds; elsewhere the
+		// experiment and control labels are another run's.
+		groups := []string{GroupAll}
+		if r.ev.groups && r.ev.held[cuj] {
+			groups = append(groups, GroupExperiment, GroupControl)
+		}
 		for _, g := range groups {
-			s, err := r.cfg.View.SLI(cctx, Query{CUJ: cuj, Group: g, Since: r.rep.MethodStarted})
+			s, err := r.cfg.View.SLI(cctx, r.ev.query(Query{CUJ: cuj, Group: g, Since: r.rep.MethodStarted}))
 			if err == nil {
 				r.ev.frozen[[2]string{cuj, g}] = s
 			}
@@ -502,7 +548,7 @@ func (r *run) cleanup(ctx context.Context) {
 		r.remove(cctx, name)
 	}
 	if r.grouped {
-		if err := r.cfg.Proxy.DeleteGrouping(cctx); err != nil && slolab.KindOf(err) != slolab.NotFound {
+		if err := r.cfg.Proxy.DeleteGrouping(cctx, r.runID); err != nil && slolab.KindOf(err) != slolab.NotFound {
 			r.event(EventGrouping, "", "removing the grouping failed; its lease ends it: "+err.Error())
 		} else {
 			r.event(EventGrouping, "", "grouping removed")
@@ -513,15 +559,15 @@ func (r *run) cleanup(ctx context.Context) {
 
 // recoveryCUJs are the CUJs whose recovery is watched: those the expectations
 // name and those the faults touched.
-func (r *run) recoveryCUJs() []string {
-	set := r.touchedCUJs()
-	for cuj := range r.c.Recovery {
+func (c *Compiled) recoveryCUJs() []string {
+	set := c.touchedCUJs()
+	for cuj := range c.Recovery {
 		set[cuj] = true
 	}
 	var out []string
-	for _, c := range r.c.Service.CUJNames() {
-		if set[c] {
-			out = append(out, c)
+	for _, name := range c.Service.CUJNames() {
+		if set[name] {
+			out = append(out, name)
 		}
 	}
 	return out
@@ -531,7 +577,7 @@ func (r *run) recoveryCUJs() []string {
 // its SLOs again over the last interval and the steady state holds, or the
 // recovery wait ends.
 func (r *run) recover(ctx context.Context) *stop {
-	cujs := r.recoveryCUJs()
+	cujs := r.c.recoveryCUJs()
 	wait := min(r.x.Recovery, r.rep.Started.Add(r.x.Guardrails.MaxDuration).Sub(r.now()))
 	ticker := time.NewTicker(r.x.Interval)
 	defer ticker.Stop()
@@ -603,7 +649,7 @@ func firstFailure(os []Outcome) *Outcome {
 // without requests proves nothing and does not count.
 func (r *run) recovered(cuj string) bool {
 	group := GroupAll
-	if r.grouped {
+	if r.ev.groups {
 		group = GroupExperiment
 	}
 	s, err := r.ev.sli(cuj, window{d: r.x.Interval}, group)
@@ -626,16 +672,16 @@ func (r *run) expect(ctx context.Context) {
 }
 
 // touchedCUJs are the CUJs the method's faults select; TCP faults select none.
-func (r *run) touchedCUJs() map[string]bool {
+func (c *Compiled) touchedCUJs() map[string]bool {
 	set := map[string]bool{}
-	for _, f := range r.x.Faults() {
+	for _, f := range c.Experiment.Faults() {
 		switch {
 		case f.IsTCP():
 		case f.Match.CUJ != "":
 			set[f.Match.CUJ] = true
 		default:
-			for _, c := range r.c.Service.CUJNames() {
-				set[c] = true
+			for _, name := range c.Service.CUJNames() {
+				set[name] = true
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -31,6 +32,7 @@ func TestAHypothesisThatHoldsExitsZeroAndTheControlGroupIsUnaffected(t *testing.
     - recovers_within("update", 30s)
     - availability("update", "run", "control") >= 99.9
     - availability("update", "run", "experiment") < 60
+    - availability("login", "run", "experiment") >= 99.9
 `)
 		rep := l.run(context.Background(), c)
 		if rep.Verdict != Held || rep.ExitCode() != 0 {
@@ -59,7 +61,7 @@ func TestAHypothesisThatHoldsExitsZeroAndTheControlGroupIsUnaffected(t *testing.
 		if r := rep.Recovery; len(r) != 1 || !r[0].Recovered || time.Duration(r[0].After) > 30*time.Second {
 			t.Errorf("recovery = %+v", r)
 		}
-		if len(rep.Expect) != 3 || rep.Failed != nil {
+		if len(rep.Expect) != 4 || rep.Failed != nil {
 			t.Errorf("expect = %+v, failed = %+v", rep.Expect, rep.Failed)
 		}
 	})
@@ -340,6 +342,114 @@ func TestAMitigationEndsTheMethodEarly(t *testing.T) {
 `), func(cfg *Config) { cfg.EndMethod = end })
 		if rep.Verdict != Held || rep.MethodEnded.Sub(rep.MethodStarted) != time.Minute {
 			t.Errorf("verdict %s: %s; method %v", rep.Verdict, rep.Reason, rep.MethodEnded.Sub(rep.MethodStarted))
+		}
+	})
+}
+
+// Two experiments overlap in time on different CUJs, each with its own
+// blast radius: each run holds its CUJ on the proxy, groups that CUJ's
+// clients by its own salt, and counts that CUJ's requests as its own. The
+// second run starts while the first is in its method (before runs were
+// kept apart, the proxy had one grouping and the second run was refused).
+func TestTwoOverlappingExperimentsReportOnlyTheirOwnRequests(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, testService)
+		time.Sleep(time.Millisecond)
+		l.traffic(100*time.Millisecond, 400, "POST /update", "POST /login")
+		time.Sleep(2*time.Minute + 2500*time.Millisecond)
+		updates := l.compile(`  interval: 5s
+  steadyState: ['availability("update", "1m", "control") >= 99.9']
+  blastRadius: {by: "header:X-User-ID", experiment: 20%, salt: updates}
+  method:
+    - {duration: 2m, faults: [{name: update-500, match: {cuj: update}, status: 500, rate: 50%}]}
+  expect:
+    - availability("update", "run", "control") >= 99.9
+    - availability("update", "run", "experiment") < 60
+`)
+		logins := l.compile(`  interval: 5s
+  steadyState: ['availability("login", "1m", "control") >= 99.9']
+  blastRadius: {by: "header:X-User-ID", experiment: 30%, salt: logins}
+  method:
+    - {duration: 1m, faults: [{name: login-503, match: {cuj: login}, status: 503, rate: 100%}]}
+  expect:
+    - availability("login", "run", "control") >= 99.9
+    - availability("login", "run", "experiment") < 1
+`)
+		var reps [2]*Report
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			reps[0], _ = Run(context.Background(), Config{Compiled: updates, Proxy: l.admin, View: AdminView{Client: l.admin}})
+		})
+		time.Sleep(30 * time.Second)
+		wg.Go(func() {
+			reps[1], _ = Run(context.Background(), Config{Compiled: logins, Proxy: l.admin, View: AdminView{Client: l.admin}})
+		})
+		wg.Wait()
+		for i, rep := range reps {
+			if rep.Verdict != Held {
+				t.Errorf("run %d: %s: %s", i, rep.Verdict, rep.Reason)
+			}
+		}
+		if !reps[1].MethodStarted.Before(reps[0].MethodEnded) {
+			t.Fatalf("the runs did not overlap: %s–%s and %s–%s", reps[0].MethodStarted, reps[0].MethodEnded, reps[1].MethodStarted, reps[1].MethodEnded)
+		}
+		// Each run compares the groups of its own CUJ only, grouped by its
+		// own salt: the other run's failures never show in its control group.
+		for i, cuj := range []string{"update", "login"} {
+			cmp := reps[i].Comparison
+			if len(cmp) != 1 || cmp[0].CUJ != cuj || !cmp[0].Degraded || cmp[0].Control.Bad != 0 {
+				t.Errorf("run %d: comparison %+v, want %s alone, degraded, a clean control group", i, cmp, cuj)
+			}
+		}
+		// The exact rates held on each run's own experiment group.
+		for i, want := range []spec.Ratio{spec.NewRatio(1, 2), spec.One} {
+			f := reps[i].Faults[0]
+			if f.Matched == 0 || f.Injected != want.FloorMul(f.Matched) {
+				t.Errorf("run %d: fault %s injected %d of %d", i, f.Fault, f.Injected, f.Matched)
+			}
+		}
+		if left := l.leftovers(); len(left) != 0 {
+			t.Errorf("left behind: %v", left)
+		}
+	})
+}
+
+// Two runs on one CUJ, back to back: the second starts 12 seconds after the
+// first ended, and its guardrail reads the experiment group over the last
+// minute, which reaches back into the first run. Before runs were kept
+// apart, the second counted the first run's failed requests and aborted;
+// now it counts only requests of no run and its own.
+func TestARunNeverCountsTheRequestsOfTheRunBeforeIt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, testService)
+		time.Sleep(time.Millisecond)
+		l.traffic(100*time.Millisecond, 400, "POST /update", "POST /login")
+		time.Sleep(2*time.Minute + 2500*time.Millisecond)
+		first := l.compile(`  interval: 5s
+  steadyState: ['availability("update", "1m", "control") >= 99.9']
+  blastRadius: {by: "header:X-User-ID", experiment: 20%, salt: first}
+  method:
+    - {duration: 1m, faults: [{name: first-500, match: {cuj: update}, status: 500, rate: 100%}]}
+`)
+		second := l.compile(`  interval: 5s
+  steadyState: ['availability("login", "1m") >= 99.9']
+  blastRadius: {by: "header:X-User-ID", experiment: 20%, salt: second}
+  guardrails:
+    abortIf: ['availability("update", "1m", "experiment") < 95']
+  method:
+    - {duration: 30s, faults: [{name: second-delay, match: {cuj: update}, delay: 1ms, rate: 1%}]}
+`)
+		one := l.run(context.Background(), first)
+		if one.MethodEnded.Sub(one.MethodStarted) != time.Minute || one.Verdict != Held {
+			t.Fatalf("first run: %s after %s: %s", one.Verdict, one.MethodEnded.Sub(one.MethodStarted), one.Reason)
+		}
+		time.Sleep(12*time.Second - l.sinceEnd(one))
+		two := l.run(context.Background(), second)
+		if two.Verdict != Held {
+			t.Errorf("second run %s: %s", two.Verdict, two.Reason)
+		}
+		if two.MethodStarted.Sub(one.Ended) > 13*time.Second {
+			t.Errorf("the second run began %s after the first ended", two.MethodStarted.Sub(one.Ended))
 		}
 	})
 }

@@ -21,7 +21,9 @@ type SourceView struct {
 	Now func() time.Time
 }
 
-// SLI implements View.
+// SLI implements View. A store or Prometheus counts every request of a CUJ
+// together, so a query narrowed to a run (q.Run) reads them all: keeping
+// runs apart needs the proxy's admin API (AdminView).
 func (v SourceView) SLI(ctx context.Context, q Query) (SLI, error) {
 	if q.Group != "" && q.Group != GroupAll {
 		return SLI{}, fmt.Errorf("the %s group cannot be read from this source: it counts every client together; read the proxy's admin API for groups", q.Group)

@@ -21,6 +21,9 @@ type Query struct {
 	Group  string
 	Window time.Duration
 	Since  time.Time
+	// Run leaves out every request the proxy counted under another
+	// experiment run ("" for every request).
+	Run string
 }
 
 // SLI is what a CUJ saw over a window: request counts and the latency

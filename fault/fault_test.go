@@ -267,14 +267,14 @@ func TestGroupSelectorsNeedAnActiveGrouping(t *testing.T) {
 		req.Header.Set("X-User-ID", "u1")
 		rt := routes.Match(req)
 		tbl := reg.Table()
-		if g := tbl.Group(req, "", time.Now()); g != match.GroupNone {
-			t.Fatalf("group without a grouping: %v", g)
+		if g, run := tbl.Group(req, rt, "", time.Now()); g != match.GroupNone || run != nil {
+			t.Fatalf("group without a grouping: %v %v", g, run)
 		}
 		if _, err := reg.SetGrouping(&spec.Grouping{By: "header:X-User-ID", Experiment: spec.NewRatio(999_999, 1_000_000), TTL: time.Minute}); err != nil {
 			t.Fatal(err)
 		}
 		tbl = reg.Table()
-		g := tbl.Group(req, "", time.Now())
+		g, _ := tbl.Group(req, rt, "", time.Now())
 		if g != match.GroupExperiment {
 			t.Fatalf("u1 is in %v", g)
 		}
@@ -285,7 +285,7 @@ func TestGroupSelectorsNeedAnActiveGrouping(t *testing.T) {
 			t.Error("the control group was injected")
 		}
 		time.Sleep(time.Minute)
-		if g := reg.Table().Group(req, "", time.Now()); g != match.GroupNone {
+		if g, _ := reg.Table().Group(req, rt, "", time.Now()); g != match.GroupNone {
 			t.Errorf("group after the grouping's lease: %v", g)
 		}
 	})
@@ -358,21 +358,74 @@ func TestApplyGroupingTakesTheLeaseEndOrReplacesTheGrouping(t *testing.T) {
 		if _, err := reg.ApplyGrouping(g, time.Now().Add(time.Second)); err != nil {
 			t.Fatal(err)
 		}
-		req := httptest.NewRequest("GET", "/", nil)
+		req := httptest.NewRequest("POST", "/update", nil)
 		req.Header.Set("X-User-ID", "u1")
-		if reg.Table().Group(req, "", time.Now()) == match.GroupNone {
+		group := func() match.Group {
+			g, _ := reg.Table().Group(req, routes.Match(req), "", time.Now())
+			return g
+		}
+		if group() == match.GroupNone {
 			t.Fatal("no group under an applied grouping")
 		}
 		time.Sleep(time.Second)
-		if reg.Table().Group(req, "", time.Now()) != match.GroupNone {
+		if group() != match.GroupNone {
 			t.Fatal("the grouping outlived its lease")
 		}
 		st, _ := reg.ApplyGrouping(g, time.Now().Add(time.Minute))
-		if !st.Active || reg.Table().Group(req, "", time.Now()) == match.GroupNone {
+		if !st.Active || group() == match.GroupNone {
 			t.Errorf("re-applied grouping: %+v", st)
 		}
 		if _, err := reg.ApplyGrouping(&spec.Grouping{By: "client-ip", TTL: 48 * time.Hour}, time.Now().Add(time.Hour)); slolab.KindOf(err) != slolab.Invalid {
 			t.Errorf("a grouping past the maximum lease: %v", err)
+		}
+	})
+}
+
+// Runs hold groupings on their own CUJs at once; one that would share a CUJ
+// with another run's live grouping is a conflict; each is renewed and
+// removed by its run's name.
+func TestRunsHoldGroupingsOnTheirOwnCUJs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		svc, routes := chat(t)
+		reg, _ := fault.NewRegistry(fault.Config{Service: svc, Routes: routes})
+		put := func(run string, cujs ...string) error {
+			_, err := reg.SetGrouping(&spec.Grouping{Run: run, CUJs: cujs, By: "header:X-User-ID", Experiment: spec.NewRatio(1, 2), TTL: time.Minute})
+			return err
+		}
+		if err := put("a", "update"); err != nil {
+			t.Fatal(err)
+		}
+		if err := put("b", "login", "read"); err != nil {
+			t.Fatal(err)
+		}
+		err := put("c", "read")
+		if slolab.KindOf(err) != slolab.Conflict || !strings.HasPrefix(err.Error(), "CUJ read is held by run b until ") {
+			t.Errorf("a third run on read: %v", err)
+		}
+		if err := put("a", "update", "send"); err != nil { // a run replaces its own
+			t.Errorf("run a again: %v", err)
+		}
+		if err := put("d", "nosuch"); slolab.KindOf(err) != slolab.Invalid {
+			t.Errorf("an unknown CUJ: %v", err)
+		}
+		tbl := reg.Table()
+		req := httptest.NewRequest("POST", "/update", nil)
+		req.Header.Set("X-User-ID", "u1")
+		if _, run := tbl.Group(req, routes.Match(req), "", time.Now()); run == nil || run.Run() != "a" {
+			t.Errorf("update is grouped by %v, want run a", run)
+		}
+		if _, err := reg.Grouping(""); slolab.KindOf(err) != slolab.Invalid {
+			t.Errorf("the only grouping of two: %v", err)
+		}
+		if !reg.ClearGrouping("b") || len(reg.Groupings()) != 1 {
+			t.Errorf("after clearing b: %+v", reg.Groupings())
+		}
+		if err := put("c", "read"); err != nil {
+			t.Errorf("read after b left: %v", err)
+		}
+		time.Sleep(time.Minute)
+		if _, run := reg.Table().Group(req, routes.Match(req), "", time.Now()); run != nil {
+			t.Errorf("after the lease: %v", run.Run())
 		}
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"reflect"
 	"slices"
 	"sort"
@@ -42,6 +43,18 @@ type Config struct {
 	// Now is the clock (default time.Now).
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Lapsed, when set, is told once of every rule whose lease lapsed or
+	// whose stop time passed, and of a grouping whose lease lapsed, by
+	// Sweep (for the audit log), outside the registry's lock.
+	Lapsed func(Lapse)
+}
+
+// Lapse is a rule or the grouping that stopped applying by itself.
+type Lapse struct {
+	At       time.Time       // when Sweep saw it
+	State    string          // StateExpired or StateFinished
+	Rule     *Status         // the rule, or nil for the grouping
+	Grouping *GroupingStatus // the grouping, or nil for a rule
 }
 
 func (c *Config) defaults() {
@@ -66,9 +79,9 @@ type Registry struct {
 	cfg     Config
 	current atomic.Pointer[Table]
 
-	mu       sync.Mutex // serialises writers
-	rules    map[string]*entry
-	grouping *groupingEntry
+	mu        sync.Mutex // serialises writers
+	rules     map[string]*entry
+	groupings map[string]*groupingEntry // by run ("" for a grouping of no run)
 }
 
 type entry struct {
@@ -79,9 +92,11 @@ type entry struct {
 }
 
 type groupingEntry struct {
-	spec    *spec.Grouping
-	grouper *match.Grouper
-	expires time.Time
+	spec     *spec.Grouping
+	grouper  *match.Grouper
+	cujs     []bool // by CUJ index: the CUJs it holds
+	expires  time.Time
+	reported bool // the lapse was logged
 }
 
 // Status is a rule as the admin API reports it.
@@ -128,7 +143,7 @@ func NewRegistry(cfg Config) (*Registry, error) {
 	if cfg.Service == nil || cfg.Routes == nil {
 		return nil, fmt.Errorf("fault.NewRegistry: a service and its route table are required")
 	}
-	r := &Registry{cfg: cfg, rules: map[string]*entry{}}
+	r := &Registry{cfg: cfg, rules: map[string]*entry{}, groupings: map[string]*groupingEntry{}}
 	r.publish()
 	return r, nil
 }
@@ -146,12 +161,18 @@ func (r *Registry) publish() {
 			rules = append(rules, e.rule)
 		}
 	}
-	var grouper *match.Grouper
-	var groupTo time.Time
-	if g := r.grouping; g != nil && now.Before(g.expires) {
-		grouper, groupTo = g.grouper, g.expires
+	groupers := make([]leasedGrouper, len(r.cfg.Routes.CUJs()))
+	for _, g := range r.groupings {
+		if !now.Before(g.expires) {
+			continue
+		}
+		for i, held := range g.cujs {
+			if held {
+				groupers[i] = leasedGrouper{g: g.grouper, to: g.expires.UnixNano()}
+			}
+		}
 	}
-	r.current.Store(newTable(len(r.cfg.Routes.CUJs()), rules, grouper, groupTo))
+	r.current.Store(newTable(len(r.cfg.Routes.CUJs()), rules, groupers))
 }
 
 func stateAt(rule *Rule, now time.Time) string {
@@ -341,7 +362,7 @@ func (r *Registry) DeleteAll() []Status {
 		delete(r.rules, name)
 		e.rule.state.removed.Store(true)
 	}
-	r.grouping = nil
+	clear(r.groupings)
 	r.publish()
 	return out
 }
@@ -373,17 +394,34 @@ func (r *Registry) Renew(name string, ttl time.Duration) (Status, error) {
 	return r.status(e, now), nil
 }
 
-// SetGrouping installs (or replaces) the experiment/control grouping with its lease.
+// SetGrouping installs (or replaces) a run's grouping with its lease. Runs
+// may hold groupings at once on different CUJs; a grouping that would share
+// a CUJ with another run's live grouping is a conflict: that run is still
+// measuring the CUJ.
 func (r *Registry) SetGrouping(g *spec.Grouping) (GroupingStatus, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if g.TTL > r.cfg.MaxTTL {
 		return GroupingStatus{}, slolab.Errorf(slolab.Invalid, "ttl: %s exceeds the proxy's maximum lease of %s", spec.FormatDuration(g.TTL), spec.FormatDuration(r.cfg.MaxTTL))
 	}
+	cujs, err := r.groupingCUJs(g)
+	if err != nil {
+		return GroupingStatus{}, err
+	}
 	now := r.cfg.Now()
-	r.grouping = &groupingEntry{spec: g, grouper: match.NewGrouper(g), expires: now.Add(g.TTL)}
+	for run, o := range r.groupings {
+		if run == g.Run || !now.Before(o.expires) {
+			continue
+		}
+		for i := range cujs {
+			if cujs[i] && o.cujs[i] {
+				return GroupingStatus{}, slolab.Errorf(slolab.Conflict, "CUJ %s is held by %s until %s; another experiment is running on it", r.cfg.Routes.CUJs()[i], runName(run), o.expires.UTC().Format(time.RFC3339))
+			}
+		}
+	}
+	r.groupings[g.Run] = &groupingEntry{spec: g, grouper: match.NewGrouper(g), cujs: cujs, expires: now.Add(g.TTL)}
 	r.publish()
-	return r.groupingStatus(now), nil
+	return r.groupingStatus(r.groupings[g.Run], now), nil
 }
 
 // ApplyGrouping sets the grouping another member of a fleet holds, with the
@@ -394,28 +432,77 @@ func (r *Registry) ApplyGrouping(g *spec.Grouping, expires time.Time) (GroupingS
 	if g.TTL > r.cfg.MaxTTL {
 		return GroupingStatus{}, slolab.Errorf(slolab.Invalid, "ttl: %s exceeds the proxy's maximum lease of %s", spec.FormatDuration(g.TTL), spec.FormatDuration(r.cfg.MaxTTL))
 	}
-	if cur := r.grouping; cur != nil && sameGrouping(cur.spec, g) {
+	if cur := r.groupings[g.Run]; cur != nil && sameGrouping(cur.spec, g) {
 		cur.expires = expires
 	} else {
-		r.grouping = &groupingEntry{spec: g, grouper: match.NewGrouper(g), expires: expires}
+		cujs, err := r.groupingCUJs(g)
+		if err != nil {
+			return GroupingStatus{}, err
+		}
+		r.groupings[g.Run] = &groupingEntry{spec: g, grouper: match.NewGrouper(g), cujs: cujs, expires: expires}
 	}
 	r.publish()
-	return r.groupingStatus(r.cfg.Now()), nil
+	return r.groupingStatus(r.groupings[g.Run], r.cfg.Now()), nil
 }
 
 func sameGrouping(a, b *spec.Grouping) bool {
 	x, y := *a, *b
 	x.Pos, y.Pos = spec.Pos{}, spec.Pos{}
-	return x == y
+	return reflect.DeepEqual(x, y)
 }
 
-// RenewGrouping extends the grouping's lease.
-func (r *Registry) RenewGrouping(ttl time.Duration) (GroupingStatus, error) {
+// groupingCUJs marks the CUJs a grouping holds, by index.
+func (r *Registry) groupingCUJs(g *spec.Grouping) ([]bool, error) {
+	cujs := make([]bool, len(r.cfg.Routes.CUJs()))
+	if len(g.CUJs) == 0 {
+		for i := range cujs {
+			cujs[i] = true
+		}
+	}
+	for _, name := range g.CUJs {
+		i := r.cfg.Routes.CUJIndex(name)
+		if i < 0 {
+			return nil, slolab.Errorf(slolab.Invalid, "cujs: service %s has no CUJ %q (it has %s)", r.cfg.Service.Name, name, strings.Join(r.cfg.Service.CUJNames(), ", "))
+		}
+		cujs[i] = true
+	}
+	return cujs, nil
+}
+
+func runName(run string) string {
+	if run == "" {
+		return "a grouping of no run"
+	}
+	return "run " + run
+}
+
+// grouping finds a run's grouping; "" finds the only one there is.
+func (r *Registry) grouping(run string) (*groupingEntry, error) {
+	if g, ok := r.groupings[run]; ok {
+		return g, nil
+	}
+	if run == "" && len(r.groupings) == 1 {
+		for _, g := range r.groupings {
+			return g, nil
+		}
+	}
+	if run == "" && len(r.groupings) > 1 {
+		runs := slices.Sorted(maps.Keys(r.groupings))
+		return nil, slolab.Errorf(slolab.Invalid, "%d runs hold groupings (%s): name one with ?run=", len(runs), strings.Join(runs, ", "))
+	}
+	if run == "" {
+		return nil, slolab.Errorf(slolab.NotFound, "no grouping: every client is in group none")
+	}
+	return nil, slolab.Errorf(slolab.NotFound, "run %s holds no grouping", run)
+}
+
+// RenewGrouping extends a run's grouping's lease ("" for the only one).
+func (r *Registry) RenewGrouping(run string, ttl time.Duration) (GroupingStatus, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.cfg.Now()
-	g := r.grouping
-	if g == nil || !now.Before(g.expires) {
+	g, err := r.grouping(run)
+	if err != nil || !now.Before(g.expires) {
 		return GroupingStatus{}, slolab.Errorf(slolab.Conflict, "no active grouping to renew; put it again")
 	}
 	if ttl == 0 {
@@ -426,42 +513,67 @@ func (r *Registry) RenewGrouping(ttl time.Duration) (GroupingStatus, error) {
 	}
 	g.expires = now.Add(ttl)
 	r.publish()
-	return r.groupingStatus(now), nil
+	return r.groupingStatus(g, now), nil
 }
 
-// Grouping returns the grouping, if any.
-func (r *Registry) Grouping() (GroupingStatus, bool) {
+// Grouping returns a run's grouping ("" for the only one).
+func (r *Registry) Grouping(run string) (GroupingStatus, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.grouping == nil {
-		return GroupingStatus{}, false
+	g, err := r.grouping(run)
+	if err != nil {
+		return GroupingStatus{}, err
 	}
-	return r.groupingStatus(r.cfg.Now()), true
+	return r.groupingStatus(g, r.cfg.Now()), nil
 }
 
-func (r *Registry) groupingStatus(now time.Time) GroupingStatus {
-	g := r.grouping
+// Groupings returns every run's grouping, by run name.
+func (r *Registry) Groupings() []GroupingStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.cfg.Now()
+	var out []GroupingStatus
+	for _, run := range slices.Sorted(maps.Keys(r.groupings)) {
+		out = append(out, r.groupingStatus(r.groupings[run], now))
+	}
+	return out
+}
+
+func (r *Registry) groupingStatus(g *groupingEntry, now time.Time) GroupingStatus {
 	return GroupingStatus{Grouping: g.spec, ExpiresAt: g.expires, Active: now.Before(g.expires)}
 }
 
-// ClearGrouping removes the grouping; every client is in group none again.
-func (r *Registry) ClearGrouping() bool {
+// ClearGrouping removes a run's grouping ("" for the only one); its
+// clients are in group none again.
+func (r *Registry) ClearGrouping(run string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	had := r.grouping != nil
-	r.grouping = nil
+	g, err := r.grouping(run)
+	if err != nil {
+		return false
+	}
+	delete(r.groupings, g.spec.Run)
 	r.publish()
-	return had
+	return true
 }
 
 // Sweep drops lapsed rules from the compiled table (they already stopped
 // applying on their own), logs each lapse once, and forgets rules that ended
 // longer than the retention ago.
 func (r *Registry) Sweep() {
+	for _, l := range r.sweep() {
+		if r.cfg.Lapsed != nil {
+			r.cfg.Lapsed(l)
+		}
+	}
+}
+
+func (r *Registry) sweep() []Lapse {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.cfg.Now()
 	changed := false
+	var lapses []Lapse
 	for name, e := range r.rules {
 		st := stateAt(e.rule, now)
 		if st != StateExpired && st != StateFinished {
@@ -472,6 +584,8 @@ func (r *Registry) Sweep() {
 			changed = true
 			r.cfg.Logger.Warn("fault rule "+st, "fault", name, "expiresAt", e.rule.Expires().UTC().Format(time.RFC3339),
 				"matched", e.rule.state.counter.Matched(), "injected", e.rule.state.counter.Injected())
+			status := r.status(e, now)
+			lapses = append(lapses, Lapse{At: now, State: st, Rule: &status})
 		}
 		end := e.rule.Expires()
 		if st == StateFinished && e.rule.Spec.Stop.Before(end) {
@@ -481,13 +595,81 @@ func (r *Registry) Sweep() {
 			delete(r.rules, name)
 		}
 	}
-	if g := r.grouping; g != nil && !now.Before(g.expires) && r.current.Load().grouper != nil {
-		changed = true
-		r.cfg.Logger.Warn("grouping lease expired", "by", g.spec.By)
+	for run, g := range r.groupings {
+		if now.Before(g.expires) {
+			continue
+		}
+		if !g.reported {
+			g.reported, changed = true, true
+			r.cfg.Logger.Warn("grouping lease expired", "run", run, "by", g.spec.By)
+			gs := r.groupingStatus(g, now)
+			lapses = append(lapses, Lapse{At: now, State: StateExpired, Grouping: &gs})
+		}
+		if now.Sub(g.expires) > r.cfg.Retention {
+			delete(r.groupings, run)
+		}
 	}
 	if changed || slices.ContainsFunc(r.current.Load().rules, func(x *Rule) bool { s := stateAt(x, now); return s == StateExpired || s == StateFinished }) {
 		r.publish()
 	}
+	sort.Slice(lapses, func(i, j int) bool { return lapseName(lapses[i]) < lapseName(lapses[j]) })
+	return lapses
+}
+
+func lapseName(l Lapse) string {
+	if l.Rule != nil {
+		return l.Rule.Rule.Name
+	}
+	return l.Grouping.Grouping.Run
+}
+
+// Snapshot is the registry's rules, their leases and the grouping at one
+// moment, for Restore.
+type Snapshot struct {
+	rules     map[string]entry
+	expires   map[string]int64
+	groupings map[string]groupingEntry
+}
+
+// Snapshot records the rules and the groupings, so that a change can be
+// undone exactly (counters included) when it cannot be recorded.
+func (r *Registry) Snapshot() Snapshot {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := Snapshot{rules: make(map[string]entry, len(r.rules)), expires: make(map[string]int64, len(r.rules))}
+	for name, e := range r.rules {
+		s.rules[name] = *e
+		s.expires[name] = e.rule.state.expires.Load()
+	}
+	s.groupings = make(map[string]groupingEntry, len(r.groupings))
+	for run, g := range r.groupings {
+		s.groupings[run] = *g
+	}
+	return s
+}
+
+// Restore puts back the rules, leases and groupings of a snapshot: rules
+// added since are removed, rules removed or replaced since come back with
+// their counters.
+func (r *Registry) Restore(s Snapshot) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for name, e := range r.rules {
+		if old, ok := s.rules[name]; !ok || old.rule != e.rule {
+			e.rule.state.removed.Store(true)
+		}
+	}
+	r.rules = make(map[string]*entry, len(s.rules))
+	for name, e := range s.rules {
+		e.rule.state.expires.Store(s.expires[name])
+		e.rule.state.removed.Store(false)
+		r.rules[name] = &e
+	}
+	r.groupings = make(map[string]*groupingEntry, len(s.groupings))
+	for run, g := range s.groupings {
+		r.groupings[run] = &g
+	}
+	r.publish()
 }
 
 // Run sweeps every second until ctx ends.

@@ -66,24 +66,27 @@ func (r *Rule) matches(req *http.Request, route *match.Route, group match.Group)
 // priority, then name), indexed by CUJ so a request only looks at the rules
 // that can concern it. Publish a new Table to change anything.
 type Table struct {
-	rules   []*Rule
-	byCUJ   [][]*Rule
-	tcp     map[string][]*Rule // TCP rules by listener
-	grouper *match.Grouper
-	groupTo int64 // grouping lease end, Unix nanoseconds
+	rules []*Rule
+	byCUJ [][]*Rule
+	tcp   map[string][]*Rule // TCP rules by listener
+	// groupers holds, per CUJ index, the grouping of the run that holds
+	// the CUJ, if any, with its lease end.
+	groupers []leasedGrouper
 }
 
-func newTable(numCUJs int, rules []*Rule, grouper *match.Grouper, groupTo time.Time) *Table {
+type leasedGrouper struct {
+	g  *match.Grouper
+	to int64 // lease end, Unix nanoseconds
+}
+
+func newTable(numCUJs int, rules []*Rule, groupers []leasedGrouper) *Table {
 	slices.SortFunc(rules, func(a, b *Rule) int {
 		if a.Spec.Priority != b.Spec.Priority {
 			return a.Spec.Priority - b.Spec.Priority
 		}
 		return strings.Compare(a.Spec.Name, b.Spec.Name)
 	})
-	t := &Table{rules: rules, byCUJ: make([][]*Rule, numCUJs), grouper: grouper, tcp: map[string][]*Rule{}}
-	if grouper != nil {
-		t.groupTo = groupTo.UnixNano()
-	}
+	t := &Table{rules: rules, byCUJ: make([][]*Rule, numCUJs), groupers: groupers, tcp: map[string][]*Rule{}}
 	for _, r := range rules {
 		if l := r.Spec.Match.TCP; l != "" {
 			t.tcp[l] = append(t.tcp[l], r)
@@ -109,12 +112,18 @@ func (r *Rule) Active(now time.Time) bool { return r.active(now) }
 // Rules returns the rules in evaluation order.
 func (t *Table) Rules() []*Rule { return t.rules }
 
-// Group returns the client group of a request: none when no grouping holds a lease.
-func (t *Table) Group(req *http.Request, clientIP string, now time.Time) match.Group {
-	if t.grouper == nil || now.UnixNano() >= t.groupTo {
-		return match.GroupNone
+// Group returns the client group of a request on a route, and the grouper
+// of the run that holds the route's CUJ: none and nil when no grouping
+// holds the CUJ with a lease.
+func (t *Table) Group(req *http.Request, route *match.Route, clientIP string, now time.Time) (match.Group, *match.Grouper) {
+	if route == nil || route.CUJ >= len(t.groupers) {
+		return match.GroupNone, nil
 	}
-	return t.grouper.Group(req, clientIP)
+	lg := t.groupers[route.CUJ]
+	if lg.g == nil || now.UnixNano() >= lg.to {
+		return match.GroupNone, nil
+	}
+	return lg.g.Group(req, clientIP), lg.g
 }
 
 // Decision is what the faults do to one request.

@@ -39,7 +39,14 @@ func ParseGroup(name string) (Group, bool) {
 // same key always lands in the same group for the same salt. Clients without
 // a key (no such header or cookie) are in the control group, so an experiment
 // never reaches clients it cannot identify.
+//
+// A Grouper belongs to a run (spec.Grouping.Run): the proxy hands it to the
+// recorder with every request it grouped, so each run's requests are
+// counted apart from every other run's. A run's grouper that splits nobody
+// leaves its clients in group none but still counts them under the run.
 type Grouper struct {
+	run       string
+	split     bool
 	key       spec.GroupKey
 	salt      string
 	threshold uint64 // hash values below this are in the experiment group
@@ -50,12 +57,18 @@ const hashSpace = 1_000_000_000
 
 // NewGrouper compiles a grouping.
 func NewGrouper(g *spec.Grouping) *Grouper {
-	return &Grouper{key: g.Key(), salt: g.Salt, threshold: g.Experiment.FloorMul(hashSpace)}
+	return &Grouper{run: g.Run, split: g.Splits(), key: g.Key(), salt: g.Salt, threshold: g.Experiment.FloorMul(hashSpace)}
 }
+
+// Run names the run that holds the grouping ("" for a grouping of no run).
+func (g *Grouper) Run() string { return g.run }
 
 // Group returns the group of the client making r. clientIP is the address the
 // proxy attributes the request to.
 func (g *Grouper) Group(r *http.Request, clientIP string) Group {
+	if !g.split {
+		return GroupNone
+	}
 	var key string
 	switch g.key.Source {
 	case "header":

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"strings"
 	"time"
@@ -22,7 +23,10 @@ import (
 // Notice is what happened at one evaluation.
 type Notice struct {
 	Service string
-	At      time.Time
+	// Spec is the service's spec, whose alerting names and labels the
+	// alerts (slo.AlertIdentity); without it they get the defaults.
+	Spec *spec.Service
+	At   time.Time
 	// Changes are the alerts that fired or resolved since the last notice.
 	Changes []slo.Transition
 	// Firing lists every alert firing now, for receivers that need firing
@@ -40,8 +44,9 @@ var (
 	_ Notifier = (*Alertmanager)(nil)
 )
 
-// AlertName is the alertname label of every slolab alert.
-const AlertName = "SLOErrorBudgetBurn"
+// AlertName is the alertname of slolab's alerts when the spec names none:
+// the name `slolab gen prometheus` gives its rules.
+const AlertName = spec.DefaultAlertName
 
 // Text describes a transition in one line: what fired or resolved, how
 // fast the budget burns, and whose it is.
@@ -179,33 +184,39 @@ type PostableAlert struct {
 	GeneratorURL string            `json:"generatorURL,omitempty"`
 }
 
-// Alert builds the Alertmanager alert of a transition. A firing alert ends
-// at + hold unless sent again; a resolved one ends at the resolution.
-func Alert(service string, t slo.Transition, hold time.Duration, generator string) PostableAlert {
-	a := PostableAlert{
-		Labels: map[string]string{
-			"alertname": AlertName, "service": service, "cuj": t.Key.CUJ, "slo": string(t.Key.Kind),
-			"severity": t.Alert.Severity, "windows": t.Alert.Pair(),
-		},
+// Alert builds the Alertmanager alert of a transition. Its name and labels
+// are slo.AlertIdentity's, the ones `slolab gen prometheus` gives the same
+// alert, so one Alertmanager route matches both. A firing alert ends at +
+// hold unless sent again; a resolved one ends at the resolution.
+func Alert(svc *spec.Service, t slo.Transition, hold time.Duration, generator string) PostableAlert {
+	a := t.Alert
+	factor, _ := spec.ParseRatio(a.Factor)
+	rule := spec.BurnRateAlert{Severity: a.Severity, Long: time.Duration(a.Long), Short: time.Duration(a.Short), Factor: factor}
+	c := svc.CUJ(t.Key.CUJ)
+	if c == nil { // a spec that lost the CUJ: its name and owner still say whose it is
+		c = &spec.CUJ{Name: t.Key.CUJ, Owner: t.Owner}
+	}
+	id := slo.AlertIdentity(svc, c, t.Key.Kind, rule)
+	pa := PostableAlert{
+		Labels: id.Labels,
 		Annotations: map[string]string{
-			"summary":  Text(service, t),
-			"burnRate": t.Alert.Factor,
+			"summary":  Text(svc.Name, t),
+			"burnRate": a.Factor,
 		},
 		StartsAt: t.Since.UTC(), EndsAt: t.At.Add(hold).UTC(), GeneratorURL: generator,
 	}
-	if t.Owner != "" {
-		a.Labels["owner"] = t.Owner
+	pa.Labels["alertname"] = id.Name
+	if a.LongBurn != nil {
+		pa.Annotations["longBurnRate"] = fmt.Sprintf("%.3f", *a.LongBurn)
 	}
-	if t.Alert.LongBurn != nil {
-		a.Annotations["longBurnRate"] = fmt.Sprintf("%.3f", *t.Alert.LongBurn)
+	if a.ShortBurn != nil {
+		pa.Annotations["shortBurnRate"] = fmt.Sprintf("%.3f", *a.ShortBurn)
 	}
-	if t.Alert.ShortBurn != nil {
-		a.Annotations["shortBurnRate"] = fmt.Sprintf("%.3f", *t.Alert.ShortBurn)
-	}
+	maps.Copy(pa.Annotations, id.Annotations)
 	if !t.Firing {
-		a.EndsAt = t.At.UTC()
+		pa.EndsAt = t.At.UTC()
 	}
-	return a
+	return pa
 }
 
 // Notify sends every firing alert (again) and every resolution.
@@ -214,14 +225,18 @@ func (am *Alertmanager) Notify(ctx context.Context, n Notice) error {
 	if hold == 0 {
 		hold = 5 * time.Minute
 	}
+	svc := n.Spec
+	if svc == nil {
+		svc = &spec.Service{Name: n.Service}
+	}
 	alerts := []PostableAlert{}
 	for _, t := range n.Firing {
 		t.At = n.At
-		alerts = append(alerts, Alert(n.Service, t, hold, am.GeneratorURL))
+		alerts = append(alerts, Alert(svc, t, hold, am.GeneratorURL))
 	}
 	for _, t := range n.Changes {
 		if !t.Firing {
-			alerts = append(alerts, Alert(n.Service, t, hold, am.GeneratorURL))
+			alerts = append(alerts, Alert(svc, t, hold, am.GeneratorURL))
 		}
 	}
 	if len(alerts) == 0 {

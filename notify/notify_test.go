@@ -5,12 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -77,16 +73,6 @@ func TestWebhookReportsAFailingReceiver(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // amWebhook is what Alertmanager's webhook receiver posts.
 type amWebhook struct {
 	Status string `json:"status"`
@@ -101,7 +87,6 @@ type amWebhook struct {
 // receiver is a webhook on loopback: a fired page arrives as a firing
 // notification with slolab's labels, its resolution as a resolved one.
 func TestAlertmanagerRoutesFireAndResolve(t *testing.T) {
-	bin := testtool.Path(t, "prometheus-alertmanager", "alertmanager")
 	got := make(chan amWebhook, 10)
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var m amWebhook
@@ -110,9 +95,7 @@ func TestAlertmanagerRoutesFireAndResolve(t *testing.T) {
 		}
 	}))
 	defer hook.Close()
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "alertmanager.yml")
-	err := os.WriteFile(cfg, []byte(fmt.Sprintf(`route:
+	url := testtool.Alertmanager(t, fmt.Sprintf(`route:
   receiver: hook
   group_by: [alertname, service, cuj]
   group_wait: 100ms
@@ -121,39 +104,7 @@ func TestAlertmanagerRoutesFireAndResolve(t *testing.T) {
 receivers:
   - name: hook
     webhook_configs: [{url: %q, send_resolved: true}]
-`, hook.URL)), 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr, "--cluster.listen-address=", "--log.level=warn")
-	var logs strings.Builder
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("alertmanager log:\n%s", logs.String())
-		}
-	}()
-	url := "http://" + addr
-	for i := 0; ; i++ {
-		resp, err := http.Get(url + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if i == 300 {
-			t.Fatalf("alertmanager not ready after 30s: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+`, hook.URL))
 
 	fired, resolved := transitions()
 	now := time.Now().UTC().Truncate(time.Second)
@@ -178,7 +129,7 @@ receivers:
 	}
 	m := wait("firing")
 	wantLabels := map[string]string{"alertname": notify.AlertName, "service": "chat", "cuj": "update", "slo": "availability",
-		"severity": "page", "windows": "1h/5m", "owner": "messaging-team"}
+		"severity": "page", "long_window": "1h", "short_window": "5m", "burn_rate": "14.4", "owner": "messaging-team"}
 	if len(m.Alerts) != 1 || fmt.Sprint(m.Alerts[0].Labels) != fmt.Sprint(wantLabels) {
 		t.Errorf("firing alerts %+v, want one with labels %v", m.Alerts, wantLabels)
 	}

@@ -143,7 +143,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := p.cfg.Now()
 	route := p.cfg.Routes.Match(r)
 	table := p.cfg.Faults.Table()
-	group := table.Group(r, match.ClientIP(r, p.cfg.TrustForwardedFor), start)
+	group, run := table.Group(r, route, match.ClientIP(r, p.cfg.TrustForwardedFor), start)
 	d := table.Decide(r, route, group, start)
 	rev := match.RevisionNone
 	if p.cfg.Split != nil {
@@ -165,7 +165,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if rev == match.RevisionNone && p.cfg.Split != nil {
 			rev = p.cfg.Split.FromResponse(rw.Header()) // header mode: the response tells
 		}
-		p.cfg.Recorder.Observe(sli.Observation{Route: route, Revision: rev, Group: group, Method: r.Method, Code: code, Latency: p.cfg.Now().Sub(start)})
+		p.cfg.Recorder.Observe(sli.Observation{Route: route, Revision: rev, Group: group, Run: run, Method: r.Method, Code: code, Latency: p.cfg.Now().Sub(start)})
 		if rec != nil {
 			panic(rec)
 		}

@@ -65,6 +65,10 @@ type Recorder struct {
 	cujRoutes  [][]int // per CUJ index: route IDs
 	series     [][match.NumRevisions][match.NumGroups]atomic.Pointer[series]
 
+	// runs are the per-run series (runs.go), an immutable list swapped
+	// whole when a run first shows up.
+	runs atomic.Pointer[[]*runSeries]
+
 	mu    sync.RWMutex // guards the ring below; taken by the snapshotter and readers, never by Observe
 	slots int          // ring capacity in intervals
 	end   int64        // the first interval not yet closed; intervals [end-slots, end) are in the ring
@@ -156,9 +160,12 @@ type Observation struct {
 	Route    *match.Route
 	Revision match.Revision // none unless the proxy splits traffic between stable and canary
 	Group    match.Group
-	Method   string
-	Code     int // HTTP status, 0 when nothing was answered
-	Latency  time.Duration
+	// Run is the grouper of the experiment run that holds the request's
+	// CUJ, if any: the request is also counted under that run alone.
+	Run     *match.Grouper
+	Method  string
+	Code    int // HTTP status, 0 when nothing was answered
+	Latency time.Duration
 }
 
 // Bad reports whether a status counts against availability: 5xx or no response.
@@ -179,6 +186,9 @@ func (r *Recorder) Observe(o Observation) {
 	}
 	if o.Latency > 0 {
 		s.sumNs.Add(uint64(o.Latency))
+	}
+	if o.Run != nil {
+		r.observeRun(o, i)
 	}
 	m := methodIndex(o.Method)
 	codes := s.codes[m].Load()
@@ -251,6 +261,7 @@ func (r *Recorder) Close(now time.Time) {
 			}
 		}
 	}
+	r.closeRuns(k, w)
 	r.end = k
 }
 

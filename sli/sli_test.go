@@ -296,3 +296,59 @@ func BenchmarkObserve(b *testing.B) {
 		}
 	})
 }
+
+// A request of a run is counted twice (the CUJ's series and the run's),
+// still without an allocation once the run's series exist.
+func BenchmarkObserveForARun(b *testing.B) {
+	svc, _ := spec.LoadService("../examples/chat.yaml")
+	routes, _ := match.Compile(svc)
+	rec := sli.New(sli.Config{Service: svc, Routes: routes})
+	rt := routes.Route("update", "POST /update")
+	run := match.NewGrouper(&spec.Grouping{Run: "edits-1", By: "header:X-User-ID", Experiment: spec.NewRatio(1, 5)})
+	o := sli.Observation{Route: rt, Group: match.GroupExperiment, Run: run, Method: "POST", Code: 200, Latency: 20 * time.Millisecond}
+	b.ReportAllocs()
+	for b.Loop() {
+		rec.Observe(o)
+	}
+}
+
+// A run's view of a CUJ leaves out every request another run counted, even
+// inside an interval both runs' requests fell in; requests of no run stay.
+func TestARunsWindowLeavesOutAnotherRunsRequests(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		svc, _ := spec.LoadService("../examples/chat.yaml")
+		routes, _ := match.Compile(svc)
+		rec := sli.New(sli.Config{Service: svc, Routes: routes})
+		rt := routes.Route("update", "POST /update")
+		first := match.NewGrouper(&spec.Grouping{Run: "first", By: "header:X-User-ID", Experiment: spec.NewRatio(1, 2)})
+		second := match.NewGrouper(&spec.Grouping{Run: "second", By: "header:X-User-ID", Experiment: spec.NewRatio(1, 2)})
+		observe := func(run *match.Grouper, g match.Group, n, bad int) {
+			for i := range n {
+				code := 200
+				if i < bad {
+					code = 500
+				}
+				rec.Observe(sli.Observation{Route: rt, Group: g, Run: run, Method: "POST", Code: code, Latency: time.Millisecond})
+			}
+		}
+		time.Sleep(10*time.Second - time.Duration(time.Now().UnixNano()%int64(10*time.Second)) + time.Second)
+		observe(nil, match.GroupNone, 10, 0)          // no run
+		observe(first, match.GroupExperiment, 45, 45) // the first run's failures
+		observe(first, match.GroupControl, 5, 0)      //
+		time.Sleep(4 * time.Second)                   // the first run ends; 4 s later, in the same interval,
+		observe(second, match.GroupExperiment, 34, 0) // the second begins
+		observe(second, match.GroupControl, 6, 0)     //
+		cuj := routes.CUJIndex("update")
+		exp := rec.RunWindow("second", cuj, int(match.GroupExperiment), time.Minute)
+		all := rec.RunWindow("second", cuj, sli.AllGroups, time.Minute)
+		every := rec.Window(cuj, sli.AllGroups, time.Minute)
+		if exp.Total != 34 || exp.Bad != 0 || all.Total != 50 || all.Bad != 0 || every.Total != 100 || every.Bad != 45 {
+			t.Errorf("second run: experiment %d/%d, all %d/%d; every request %d/%d", exp.Bad, exp.Total, all.Bad, all.Total, every.Bad, every.Total)
+		}
+		time.Sleep(10 * time.Second)
+		rec.Close(time.Now()) // closed intervals subtract the same way
+		if exp := rec.RunWindow("second", cuj, int(match.GroupExperiment), time.Minute); exp.Total != 34 || exp.Bad != 0 {
+			t.Errorf("after the close: %d/%d", exp.Bad, exp.Total)
+		}
+	})
+}

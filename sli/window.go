@@ -40,13 +40,23 @@ func (r *Recorder) RevisionWindow(cuj int, revision match.Revision, d time.Durat
 // WindowOf is Window narrowed to a group (or AllGroups) and a revision (or
 // AllRevisions).
 func (r *Recorder) WindowOf(cuj, group, revision int, d time.Duration) Counts {
-	now := r.cfg.Now()
-	nb := len(r.bounds) + 1
-	c := Counts{Hist: make([]uint64, nb)}
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	n := int64((d+r.cfg.Interval-1)/r.cfg.Interval) - 1 // closed intervals to include
-	n = max(min(n, int64(r.slots), r.end-r.start), 0)
+	return r.windowOf(cuj, group, revision, d, r.cfg.Now())
+}
+
+// closedIn is how many closed intervals a window of d includes besides the
+// open one. Callers hold r.mu.
+func (r *Recorder) closedIn(d time.Duration) int64 {
+	n := int64((d+r.cfg.Interval-1)/r.cfg.Interval) - 1
+	return max(min(n, int64(r.slots), r.end-r.start), 0)
+}
+
+// windowOf is WindowOf for callers that hold r.mu.
+func (r *Recorder) windowOf(cuj, group, revision int, d time.Duration, now time.Time) Counts {
+	nb := len(r.bounds) + 1
+	c := Counts{Hist: make([]uint64, nb)}
+	n := r.closedIn(d)
 	for _, route := range r.cujRoutes[cuj] {
 		for rev := range match.NumRevisions {
 			if revision != AllRevisions && revision != rev {
@@ -69,6 +79,24 @@ func (r *Recorder) WindowOf(cuj, group, revision int, d time.Duration) Counts {
 	c.Span = time.Duration(n)*r.cfg.Interval + now.Sub(openStart)
 	r.finish(cuj, &c)
 	return c
+}
+
+// Covering returns the window whose intervals cover everything since t:
+// Window answers with whole closed intervals plus the live one, so the
+// window is rounded up to reach back to the interval holding t. Its span
+// is then at least the time since t (up to one interval more), where
+// Window(d) alone may cover less than d: with d no longer than an interval,
+// only the live part of the current one.
+func (r *Recorder) Covering(t time.Time) time.Duration {
+	r.mu.RLock()
+	open := time.Unix(0, r.end*int64(r.cfg.Interval)) // start of the live interval
+	r.mu.RUnlock()
+	iv := r.cfg.Interval
+	if !t.Before(open) {
+		return iv
+	}
+	n := (open.Sub(t) + iv - 1) / iv // closed intervals needed
+	return (n + 1) * iv
 }
 
 // addLive adds what a series counted since the last close.

@@ -30,15 +30,49 @@ var StatusWindows = []time.Duration{
 }
 
 // AlertsFor returns the burn-rate alerts of a CUJ: its own table, else the
-// service's, else the Workbook's.
+// service's, else the Workbook's, without the rows of a severity the CUJ or
+// the service switched off (alerting.page.disable, as Sloth's
+// page_alert.disable).
 func AlertsFor(svc *spec.Service, c *spec.CUJ) []spec.BurnRateAlert {
-	if c != nil && c.Alerting != nil && len(c.Alerting.BurnRates) > 0 {
-		return c.Alerting.BurnRates
+	table := Workbook
+	switch {
+	case c != nil && c.Alerting != nil && len(c.Alerting.BurnRates) > 0:
+		table = c.Alerting.BurnRates
+	case svc != nil && svc.Alerting != nil && len(svc.Alerting.BurnRates) > 0:
+		table = svc.Alerting.BurnRates
 	}
-	if svc != nil && svc.Alerting != nil && len(svc.Alerting.BurnRates) > 0 {
-		return svc.Alerting.BurnRates
+	off := func(severity string) bool {
+		for _, a := range []*spec.Alerting{serviceAlerting(svc), cujAlerting(c)} {
+			if s := a.Severity(severity); s != nil && s.Disable {
+				return true
+			}
+		}
+		return false
 	}
-	return Workbook
+	if !off("page") && !off("ticket") {
+		return table
+	}
+	var on []spec.BurnRateAlert
+	for _, a := range table {
+		if !off(a.Severity) {
+			on = append(on, a)
+		}
+	}
+	return on
+}
+
+func serviceAlerting(svc *spec.Service) *spec.Alerting {
+	if svc == nil {
+		return nil
+	}
+	return svc.Alerting
+}
+
+func cujAlerting(c *spec.CUJ) *spec.Alerting {
+	if c == nil {
+		return nil
+	}
+	return c.Alerting
 }
 
 // MinBadEventsFor returns the low-traffic guard of a CUJ.

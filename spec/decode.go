@@ -142,9 +142,18 @@ var namePattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?$`)
 func (d *decoder) name(n *Node, path string) string {
 	s, ok := d.scalar(n, path, "a name")
 	if ok && !namePattern.MatchString(s) {
-		d.errorf(n, path, "%q is not a valid name: use lower-case letters, digits, '-' and '_' (at most 63, starting and ending with a letter or digit)", s)
+		d.errorf(n, path, "%s", invalidName(s))
 	}
 	return s
+}
+
+// invalidName says why s is not a name, quoting at most its first 64 bytes.
+func invalidName(s string) string {
+	q := strconv.Quote(s)
+	if len(s) > 64 {
+		q = fmt.Sprintf("%q… (%d bytes)", s[:64], len(s))
+	}
+	return q + " is not a valid name: use lower-case letters, digits, '-' and '_' (at most 63, starting and ending with a letter or digit)"
 }
 
 func (d *decoder) boolean(n *Node, path string) bool {

@@ -407,6 +407,9 @@ func (d *decoder) faultRule(n *Node, path, defaultName string) *FaultRule {
 	required := []string{}
 	if defaultName == "" {
 		required = append(required, "name")
+	} else if !ValidName(defaultName) {
+		d.errorf(n, join(path, "name"), "%s", invalidName(defaultName))
+		return r
 	}
 	ok := d.object(n, path, fields{
 		"name": func(v *Node, p string) {
@@ -419,8 +422,9 @@ func (d *decoder) faultRule(n *Node, path, defaultName string) *FaultRule {
 		"priority":    func(v *Node, p string) { r.Priority = int(d.integer(v, p, -1000, 1000)) },
 		"match":       func(v *Node, p string) { r.Match = d.selector(v, p) },
 		"rate": func(v *Node, p string) {
+			before := len(d.errs)
 			r.Rate = d.ratio(v, p)
-			if v.Kind == ScalarNode && r.Rate.Cmp(MinRate) < 0 {
+			if len(d.errs) == before && r.Rate.Cmp(MinRate) < 0 {
 				d.errorf(v, p, "must be at least 0.0001%% (one in a million), got %s", v.Value)
 			}
 		},
@@ -429,11 +433,11 @@ func (d *decoder) faultRule(n *Node, path, defaultName string) *FaultRule {
 		"status": func(v *Node, p string) {
 			r.Status = &StatusAction{}
 			if v.Kind == ScalarNode {
-				r.Status.Code = int(d.integer(v, p, 100, 599))
+				r.Status.Code = d.status(v, p)
 				return
 			}
 			d.object(v, p, fields{
-				"code":    func(v *Node, p string) { r.Status.Code = int(d.integer(v, p, 100, 599)) },
+				"code":    func(v *Node, p string) { r.Status.Code = d.status(v, p) },
 				"body":    func(v *Node, p string) { r.Status.Body = d.str(v, p) },
 				"headers": func(v *Node, p string) { r.Status.Headers = d.headers(v, p) },
 			}, "code")
@@ -482,6 +486,18 @@ func (d *decoder) faultRule(n *Node, path, defaultName string) *FaultRule {
 		d.errorf(n.Get("stop"), join(path, "stop"), "must be after start")
 	}
 	return r
+}
+
+// status decodes the status a fault answers with: a final one, 200 to 599.
+// An informational status (1xx) is not an answer: the client would wait
+// for the response that never follows, and 101 would count as good.
+func (d *decoder) status(n *Node, path string) int {
+	before := len(d.errs)
+	v := d.integer(n, path, 100, 599)
+	if len(d.errs) == before && v < 200 {
+		d.errorf(n, path, "%d is an informational status, not an answer: a fault answers with a final status, 200 to 599", v)
+	}
+	return int(v)
 }
 
 func (d *decoder) selector(n *Node, path string) Selector {
@@ -574,7 +590,7 @@ func (d *decoder) replace(n *Node, path string) *Replace {
 		"response": func(v *Node, p string) {
 			rr := &ResponseReplace{}
 			d.object(v, p, fields{
-				"status":  func(v *Node, p string) { rr.Status = int(d.integer(v, p, 100, 599)) },
+				"status":  func(v *Node, p string) { rr.Status = d.status(v, p) },
 				"headers": func(v *Node, p string) { rr.Headers = d.headers(v, p) },
 				"body":    func(v *Node, p string) { rr.Body = d.optString(v, p) },
 			})
@@ -741,12 +757,26 @@ const (
 // Grouping splits clients into an experiment group and a control group by a
 // stable hash of a key, so that the same user stays in the same group.
 type Grouping struct {
-	By         string // "header:X-User-ID", "cookie:session" or "client-ip"
+	// Run names the experiment run that holds the grouping: the proxy
+	// counts the requests it groups under the run, apart from every other
+	// run's, and several runs may hold groupings at once on different CUJs.
+	Run string
+	// CUJs are the CUJs whose clients the grouping assigns (empty: all).
+	CUJs []string
+	// By is where a client's identity is read: "header:X-User-ID",
+	// "cookie:session" or "client-ip". Empty (only with a Run) splits
+	// nobody: every client of the CUJs is counted under the run, in group
+	// none — a run without a blast radius.
+	By         string
 	Experiment Ratio  // share of clients in the experiment group
 	Salt       string // changes the assignment between experiments
 	TTL        time.Duration
 	Pos        Pos
 }
+
+// Splits reports whether the grouping assigns clients to the experiment
+// and control groups.
+func (g *Grouping) Splits() bool { return g.By != "" }
 
 // GroupKey is where a Grouping reads a client's identity.
 type GroupKey struct {
@@ -798,18 +828,38 @@ func (d *decoder) grouping(n *Node, path string) *Grouping {
 		},
 		"salt": func(v *Node, p string) { g.Salt = d.str(v, p) },
 		"ttl":  func(v *Node, p string) { g.TTL = d.duration(v, p) },
-	}, "by", "experiment")
+		"run": func(v *Node, p string) {
+			if g.Run = d.str(v, p); g.Run != "" && !ValidName(g.Run) {
+				d.errorf(v, p, "want a run name of lower-case letters, digits, '-' and '_', got %q", g.Run)
+			}
+		},
+		"cujs": func(v *Node, p string) { g.CUJs = d.stringList(v, p) },
+	})
+	switch {
+	case g.By == "" && g.Run == "":
+		d.errorf(n, join(path, "by"), "required (only a run's grouping may split nobody)")
+	case g.By != "" && g.Experiment.IsZero() && n.Get("experiment") == nil:
+		d.errorf(n, join(path, "experiment"), "required with by")
+	case g.By == "" && n.Get("experiment") != nil:
+		d.errorf(n.Get("experiment"), join(path, "experiment"), "an experiment share needs by: whom to split")
+	}
 	return g
 }
 
 // MarshalJSON writes the grouping in the shape ParseGrouping reads.
 func (g *Grouping) MarshalJSON() ([]byte, error) {
+	var share *Ratio
+	if g.By != "" {
+		share = &g.Experiment
+	}
 	return json.Marshal(struct {
-		By         string   `json:"by"`
-		Experiment Ratio    `json:"experiment"`
+		Run        string   `json:"run,omitempty"`
+		CUJs       []string `json:"cujs,omitempty"`
+		By         string   `json:"by,omitempty"`
+		Experiment *Ratio   `json:"experiment,omitempty"`
 		Salt       string   `json:"salt,omitempty"`
 		TTL        Duration `json:"ttl"`
-	}{g.By, g.Experiment, g.Salt, Duration(g.TTL)})
+	}{g.Run, g.CUJs, g.By, share, g.Salt, Duration(g.TTL)})
 }
 
 // UnmarshalJSON reads a rule with the same decoder as ParseFaultRule, so JSON

@@ -176,7 +176,25 @@ func (f *formatter) alerting(a *Alerting, path string) *yaml.Node {
 			)))
 		}
 	}
-	return f.mapping(path, "minBadEvents", min, "burnRates", rates)
+	identity := func(id *AlertIdentity) []any {
+		return []any{"name", f.optStr(id.Name), "labels", f.stringMap(id.Labels), "annotations", f.stringMap(id.Annotations)}
+	}
+	severity := func(sa *SeverityAlerting, path string) *yaml.Node {
+		if sa == nil {
+			return nil
+		}
+		var disable *yaml.Node
+		if sa.Disable {
+			disable = f.str("true")
+			disable.Tag = "!!bool"
+		}
+		return f.mapping(path, append(identity(&sa.AlertIdentity), "disable", disable)...)
+	}
+	fields := append(identity(&a.AlertIdentity),
+		"page", severity(a.Page, join(path, "page")),
+		"ticket", severity(a.Ticket, join(path, "ticket")),
+		"minBadEvents", min, "burnRates", rates)
+	return f.mapping(path, fields...)
 }
 
 func (f *formatter) queries(q *Queries, path string) *yaml.Node {

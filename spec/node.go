@@ -91,7 +91,7 @@ func ParseYAML(name string, data []byte) ([]*Node, error) {
 		if len(doc.Content) == 0 {
 			continue
 		}
-		c := converter{file: name, data: data}
+		c := converter{file: name, data: data, budget: expansionBudget(&doc)}
 		n := c.convert(doc.Content[0], 0)
 		if len(c.errs) > 0 {
 			return nil, c.errs.err()
@@ -132,19 +132,42 @@ type converter struct {
 	data  []byte
 	lines []string // data split into lines, made on first need
 	errs  Errors
-	// expanded counts nodes produced, to stop exponential alias expansion.
-	expanded int
+	// expanded counts nodes produced, to stop exponential alias expansion
+	// at budget.
+	expanded, budget int
 }
 
-const maxNodes = 1 << 20
+// A document may expand to aliasFactor times the nodes it is written with
+// (at least minBudget, at most maxNodes): aliases and merge keys that share
+// a block stay cheap, and a "billion laughs" costs little more than its
+// text instead of gigabytes.
+const (
+	aliasFactor = 4
+	minBudget   = 10_000
+	maxNodes    = 1 << 20
+)
+
+// expansionBudget is how many nodes doc may expand to.
+func expansionBudget(doc *yaml.Node) int {
+	written := 0
+	var count func(y *yaml.Node)
+	count = func(y *yaml.Node) {
+		written++
+		for _, c := range y.Content {
+			count(c)
+		}
+	}
+	count(doc)
+	return min(max(aliasFactor*written, minBudget), maxNodes)
+}
 
 func (c *converter) pos(y *yaml.Node) Pos { return Pos{File: c.file, Line: y.Line, Col: y.Column} }
 
 func (c *converter) convert(y *yaml.Node, depth int) *Node {
 	c.expanded++
-	if c.expanded > maxNodes {
-		if c.expanded == maxNodes+1 {
-			c.errs = append(c.errs, &Error{Pos: c.pos(y), Msg: "document too large after expanding aliases"})
+	if c.expanded > c.budget {
+		if c.expanded == c.budget+1 {
+			c.errs = append(c.errs, &Error{Pos: c.pos(y), Msg: fmt.Sprintf("aliases expand the document past %d nodes (%d times what it is written with, at least %d): refused, as a YAML alias bomb would be", c.budget, aliasFactor, minBudget)})
 		}
 		return &Node{Kind: NullNode, Pos: c.pos(y)}
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/big"
 	"math/bits"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -41,12 +42,18 @@ func gcd(a, b uint64) uint64 {
 // One is the ratio 1 (100%).
 var One = Ratio{1, 1}
 
-// ParseRatio parses a rate: "0.1%", "0.001", "1e-6" or "1/1000". A trailing %
-// divides by 100; a bare number is a fraction.
+// ParseRatio parses a rate: a decimal number ("0.001"), a percentage
+// ("0.1%") or an exact fraction ("1/3", what String writes for a rate with no
+// finite decimal form). No other syntax: exponents ("1e-6"), base prefixes
+// ("0x10"), signs and digit separators are refused, so a rate means what it
+// reads as.
 func ParseRatio(s string) (Ratio, error) { return parseRatio(s, false) }
 
 // ParsePercent parses an objective: "99.9%" or "99.9". A bare number is a percentage.
 func ParsePercent(s string) (Ratio, error) { return parseRatio(s, true) }
+
+// ratioSyntax is the one syntax of rates and percentages, before the %.
+var ratioSyntax = regexp.MustCompile(`^(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+|[0-9]+/[0-9]+)$`)
 
 func parseRatio(s string, barePercent bool) (Ratio, error) {
 	t := strings.TrimSpace(s)
@@ -55,11 +62,11 @@ func parseRatio(s string, barePercent bool) (Ratio, error) {
 		t = strings.TrimSpace(strings.TrimSuffix(t, "%"))
 		percent = true
 	}
-	if t == "" || strings.ContainsAny(t, "+-") && !strings.ContainsAny(t, "eE") || strings.HasPrefix(t, "-") {
+	if !ratioSyntax.MatchString(t) {
 		return Ratio{}, fmt.Errorf("want a non-negative number or percentage such as 0.1%% or 0.001, got %q", s)
 	}
 	r, ok := new(big.Rat).SetString(t)
-	if !ok || r.Sign() < 0 {
+	if !ok {
 		return Ratio{}, fmt.Errorf("want a non-negative number or percentage such as 0.1%% or 0.001, got %q", s)
 	}
 	if percent {

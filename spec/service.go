@@ -2,6 +2,8 @@ package spec
 
 import (
 	"fmt"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -83,6 +85,50 @@ type Alerting struct {
 	MinBadEvents int64
 	// BurnRates replaces the SRE Workbook table when not empty.
 	BurnRates []BurnRateAlert
+	// AlertIdentity names the alerts and adds labels and annotations to
+	// them: every generator that writes alerts and the engine's
+	// notifications use it, so Alertmanager routes match both. Page and
+	// Ticket refine it per severity (as Sloth's page_alert and
+	// ticket_alert do).
+	AlertIdentity
+	Page, Ticket *SeverityAlerting
+}
+
+// SeverityAlerting refines the alert identity for one severity, or
+// switches that severity's alerts off (Sloth's page_alert.disable).
+type SeverityAlerting struct {
+	AlertIdentity
+	Disable bool
+}
+
+// AlertIdentity is what Alertmanager routes on: an alert's name, labels
+// and annotations. A CUJ's identity refines its service's; a severity's
+// refines both.
+type AlertIdentity struct {
+	Name        string // the alertname; default DefaultAlertName
+	Labels      map[string]string
+	Annotations map[string]string
+}
+
+// DefaultAlertName is the alertname of burn-rate alerts when the spec names none.
+const DefaultAlertName = "SLOBurnRateHigh"
+
+// AlertLabels are the labels slolab sets on every burn-rate alert to tell
+// them apart; a spec may not set them. (severity is set too, but a spec may
+// give it another value for its routes.)
+var AlertLabels = []string{"alertname", "service", "cuj", "slo", "long_window", "short_window", "burn_rate"}
+
+// Severity returns the block of one severity, nil when none is given.
+func (a *Alerting) Severity(severity string) *SeverityAlerting {
+	switch {
+	case a == nil:
+		return nil
+	case severity == "page":
+		return a.Page
+	case severity == "ticket":
+		return a.Ticket
+	}
+	return nil
 }
 
 // BurnRateAlert fires when both the long and the short window burn at least Factor.
@@ -188,6 +234,9 @@ func (d *decoder) service(spec *Node, path string, svc *Service) {
 	cujPaths := map[string]string{}
 	d.object(spec, path, fields{
 		"cujs": func(v *Node, p string) {
+			if !d.withinLimits(v, p) {
+				return
+			}
 			d.list(v, p, func(i int, item *Node, p string) {
 				c := d.cuj(item, p)
 				if c == nil {
@@ -207,6 +256,31 @@ func (d *decoder) service(spec *Node, path string, svc *Service) {
 		"policy":   func(v *Node, p string) { svc.Policy = d.policy(v, p) },
 	}, "cujs")
 	d.routeConflicts(svc)
+}
+
+// withinLimits checks a service's CUJ list against MaxCUJs and MaxRoutes
+// before anything in it is decoded, and reports the first item beyond.
+func (d *decoder) withinLimits(cujs *Node, path string) bool {
+	if cujs == nil || cujs.Kind != ListNode {
+		return true
+	}
+	if len(cujs.Items) > MaxCUJs {
+		d.errorf(cujs.Items[MaxCUJs], index(path, MaxCUJs), "a service may have at most %d CUJs, this one has %d: each CUJ is series in every proxy and in Prometheus; split the service", MaxCUJs, len(cujs.Items))
+		return false
+	}
+	n := 0
+	for i, c := range cujs.Items {
+		routes := c.Get("routes")
+		if routes == nil || routes.Kind != ListNode {
+			continue
+		}
+		if n+len(routes.Items) > MaxRoutes {
+			d.errorf(routes.Items[MaxRoutes-n], index(join(index(path, i), "routes"), MaxRoutes-n), "a service may have at most %d routes, all CUJs together: use patterns ({id}, {rest...}) rather than one route per path", MaxRoutes)
+			return false
+		}
+		n += len(routes.Items)
+	}
+	return true
 }
 
 func (d *decoder) cuj(n *Node, path string) *CUJ {
@@ -302,31 +376,70 @@ func (d *decoder) window(n *Node, path string) Window {
 
 func (d *decoder) alerting(n *Node, path string) *Alerting {
 	a := &Alerting{}
-	d.object(n, path, fields{
-		"minBadEvents": func(v *Node, p string) { a.MinBadEvents = d.integer(v, p, 0, 1<<40) },
-		"burnRates": func(v *Node, p string) {
-			d.list(v, p, func(_ int, item *Node, p string) {
-				b := BurnRateAlert{Pos: item.Pos}
-				d.object(item, p, fields{
-					"severity": func(v *Node, p string) {
-						b.Severity = d.str(v, p)
-						if b.Severity != "page" && b.Severity != "ticket" {
-							d.errorf(v, p, "want page or ticket, got %q", b.Severity)
-						}
-					},
-					"long":     func(v *Node, p string) { b.Long = d.duration(v, p) },
-					"short":    func(v *Node, p string) { b.Short = d.duration(v, p) },
-					"burnRate": func(v *Node, p string) { b.Factor = d.burnRate(v, p) },
-				}, "severity", "long", "short", "burnRate")
-				if b.Long > 0 && b.Short >= b.Long {
-					d.errorf(item.Get("short"), join(p, "short"), "the short window (%s) must be shorter than the long one (%s)", FormatDuration(b.Short), FormatDuration(b.Long))
+	identity := func(id *AlertIdentity) fields {
+		return fields{
+			"name": func(v *Node, p string) {
+				// An alertname is a label value: Prometheus takes any text
+				// (Sloth's VictoriaMetrics example uses '-').
+				if id.Name = d.str(v, p); strings.TrimSpace(id.Name) == "" {
+					d.errorf(v, p, "want the alerts' name, such as SLOBurnRateHigh, got %q", id.Name)
 				}
-				a.BurnRates = append(a.BurnRates, b)
-			})
-		},
-	})
+			},
+			"labels": func(v *Node, p string) {
+				id.Labels = d.stringMap(v, p)
+				if id.Labels == nil {
+					return
+				}
+				for _, k := range v.Keys {
+					switch {
+					case slices.Contains(AlertLabels, k.Value):
+						d.errorf(k, join(p, k.Value), "slolab sets %s on every alert to tell them apart; choose another label", k.Value)
+					case !labelName.MatchString(k.Value):
+						d.errorf(k, join(p, k.Value), "want a Prometheus label name (letters, digits and '_', not starting with a digit), got %q", k.Value)
+					case strings.HasPrefix(k.Value, "__"):
+						d.errorf(k, join(p, k.Value), "label names starting with __ are reserved for Prometheus")
+					}
+				}
+			},
+			"annotations": func(v *Node, p string) { id.Annotations = d.stringMap(v, p) },
+		}
+	}
+	severity := func(v *Node, p string) *SeverityAlerting {
+		sa := &SeverityAlerting{}
+		f := identity(&sa.AlertIdentity)
+		f["disable"] = func(v *Node, p string) { sa.Disable = d.boolean(v, p) }
+		d.object(v, p, f)
+		return sa
+	}
+	f := identity(&a.AlertIdentity)
+	f["page"] = func(v *Node, p string) { a.Page = severity(v, p) }
+	f["ticket"] = func(v *Node, p string) { a.Ticket = severity(v, p) }
+	f["minBadEvents"] = func(v *Node, p string) { a.MinBadEvents = d.integer(v, p, 0, 1<<40) }
+	f["burnRates"] = func(v *Node, p string) {
+		d.list(v, p, func(_ int, item *Node, p string) {
+			b := BurnRateAlert{Pos: item.Pos}
+			d.object(item, p, fields{
+				"severity": func(v *Node, p string) {
+					b.Severity = d.str(v, p)
+					if b.Severity != "page" && b.Severity != "ticket" {
+						d.errorf(v, p, "want page or ticket, got %q", b.Severity)
+					}
+				},
+				"long":     func(v *Node, p string) { b.Long = d.duration(v, p) },
+				"short":    func(v *Node, p string) { b.Short = d.duration(v, p) },
+				"burnRate": func(v *Node, p string) { b.Factor = d.burnRate(v, p) },
+			}, "severity", "long", "short", "burnRate")
+			if b.Long > 0 && b.Short >= b.Long {
+				d.errorf(item.Get("short"), join(p, "short"), "the short window (%s) must be shorter than the long one (%s)", FormatDuration(b.Short), FormatDuration(b.Long))
+			}
+			a.BurnRates = append(a.BurnRates, b)
+		})
+	}
+	d.object(n, path, f)
 	return a
 }
+
+var labelName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 
 func (d *decoder) queries(n *Node, path string) *Queries {
 	q := &Queries{}

@@ -119,6 +119,19 @@ func TestBadSpecsAreRejectedWithPositions(t *testing.T) {
 			},
 		},
 		{
+			name: "alert labels slolab sets itself, and names Prometheus rejects",
+			body: `    - {name: a, owner: t, routes: ["GET /a"], availability: {objective: 99%}, alerting: {name: " ", labels: {cuj: b, 2x: y, __x: z}, page: {labels: {burn_rate: "1"}, disable: maybe}}}
+`,
+			want: []string{
+				`t.yaml:6:96: spec.cujs[0].alerting.name: want the alerts' name, such as SLOBurnRateHigh, got " "`,
+				`t.yaml:6:110: spec.cujs[0].alerting.labels.cuj: slolab sets cuj on every alert to tell them apart; choose another label`,
+				`t.yaml:6:118: spec.cujs[0].alerting.labels.2x: want a Prometheus label name (letters, digits and '_', not starting with a digit), got "2x"`,
+				`t.yaml:6:125: spec.cujs[0].alerting.labels.__x: label names starting with __ are reserved for Prometheus`,
+				`t.yaml:6:150: spec.cujs[0].alerting.page.labels.burn_rate: slolab sets burn_rate on every alert to tell them apart; choose another label`,
+				`t.yaml:6:176: spec.cujs[0].alerting.page.disable: want true or false, got "maybe"`,
+			},
+		},
+		{
 			name: "a misspelt key gets a suggestion",
 			body: `    - {name: a, owner: t, routes: ["GET /a"], availabilty: {objective: 99%}}
 `,

@@ -11,15 +11,15 @@
 // charts, faults and the audit log come from a proxy's admin API. One
 // poller reads both every Config.Poll and keeps the history the charts
 // draw, so any number of browsers, however slow, cost the proxy one request
-// per poll. Changes (starting a simulation, stopping a fault) go through the
-// dashboard's API, which needs the admin token when one is set, and reach
-// the proxy with the dashboard's own admin client. Simulations are planned
+// per poll. The dashboard's API is behind httpapi's guard (Host, origin,
+// JSON bodies) and needs the admin token when one is set, for reads and for
+// changes (starting a simulation, stopping a fault), which reach the proxy
+// with the dashboard's own admin client. Simulations are planned
 // by slo.PlanFor, the same planner as 'slolab simulate'.
 package web
 
 import (
 	"context"
-	"crypto/subtle"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -27,7 +27,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -37,6 +36,7 @@ import (
 
 	"slolab.dev/slolab"
 	"slolab.dev/slolab/fault"
+	"slolab.dev/slolab/httpapi"
 	"slolab.dev/slolab/proxy/admin"
 	"slolab.dev/slolab/slo"
 	"slolab.dev/slolab/spec"
@@ -85,10 +85,16 @@ type Config struct {
 	// Records lists the experiments and GameDays recorded in the store;
 	// without it the section says why it is empty.
 	Records *Records
-	// Token, when set, is required from the browser for every change
-	// (Authorization: Bearer TOKEN); the lab prints a URL that carries it.
+	// Token, when set, is required from the browser for the dashboard's
+	// API, reads and changes (Authorization: Bearer TOKEN); the page itself
+	// loads without it and asks. The lab prints a URL that carries it.
 	Token string
-	Links []Link
+	// Listen is the address the dashboard listens on and AllowHosts the
+	// further names it is reached by: a request whose Host names neither is
+	// refused (httpapi.Config says exactly what passes).
+	Listen     string
+	AllowHosts []string
+	Links      []Link
 	// Poll is how often the dashboard reads the proxy (default 2s).
 	Poll time.Duration
 	// Keep is how much history the charts show (default 1h).
@@ -127,6 +133,7 @@ var staticFiles embed.FS
 type Dashboard struct {
 	cfg     Config
 	mux     *http.ServeMux
+	handler http.Handler // mux behind the guard
 	latest  atomic.Pointer[snapshot]
 	history *history
 	polled  chan struct{} // closed after the first poll
@@ -165,12 +172,21 @@ func New(cfg Config) (*Dashboard, error) {
 	if cfg.Admin == nil {
 		return nil, errors.New("web: no admin API to read")
 	}
+	guard, err := httpapi.NewGuard(httpapi.Config{
+		Name: "the dashboard", Listen: cfg.Listen, AllowHosts: cfg.AllowHosts, AllowHostFlag: "--allow-host",
+		Token: cfg.Token, TokenHint: "open the dashboard with the URL slolab printed, or enter the token",
+		Open: []string{"/{$}", "/static/", "/healthz"}, MaxBody: 64 << 10, Now: cfg.Now, Logger: cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
 	d := &Dashboard{
 		cfg:     cfg,
 		mux:     http.NewServeMux(),
 		history: newHistory(int(cfg.Keep/cfg.Poll) + 1),
 		polled:  make(chan struct{}),
 	}
+	d.handler = guard.Wrap(d.mux)
 	static, err := fs.Sub(staticFiles, "static")
 	if err != nil {
 		return nil, err
@@ -186,9 +202,9 @@ func New(cfg Config) (*Dashboard, error) {
 	d.mux.HandleFunc("GET /api/series", d.api(d.series))
 	d.mux.HandleFunc("GET /api/experiments", d.api(func(r *http.Request) (any, error) { return d.runs(r.Context()) }))
 	d.mux.HandleFunc("POST /api/plan", d.api(d.plan))
-	d.mux.HandleFunc("POST /api/simulations", d.mutation(d.startSimulation))
-	d.mux.HandleFunc("DELETE /api/simulations/{id}", d.mutation(d.stopSimulation))
-	d.mux.HandleFunc("DELETE /api/faults/{name}", d.mutation(d.stopFault))
+	d.mux.HandleFunc("POST /api/simulations", d.api(d.startSimulation))
+	d.mux.HandleFunc("DELETE /api/simulations/{id}", d.api(d.stopSimulation))
+	d.mux.HandleFunc("DELETE /api/faults/{name}", d.api(d.stopFault))
 	d.mux.HandleFunc("/api/", d.api(func(r *http.Request) (any, error) {
 		return nil, slolab.Errorf(slolab.NotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
 	}))
@@ -202,8 +218,9 @@ func cacheFor(h http.Handler) http.Handler {
 	})
 }
 
-// Handler returns the dashboard and its API.
-func (d *Dashboard) Handler() http.Handler { return d.mux }
+// Handler returns the dashboard and its API, behind their guard
+// (httpapi.Guard).
+func (d *Dashboard) Handler() http.Handler { return d.handler }
 
 // Run polls the proxy every Config.Poll until ctx ends.
 func (d *Dashboard) Run(ctx context.Context) {
@@ -279,71 +296,17 @@ func (d *Dashboard) judge(ctx context.Context, now time.Time) judgement {
 	return d.judged
 }
 
-// errorBody is every error response of the API.
-type errorBody struct {
-	Error string `json:"error"`
-}
-
-func status(err error) int {
-	switch slolab.KindOf(err) {
-	case slolab.Invalid:
-		return http.StatusBadRequest
-	case slolab.NotFound:
-		return http.StatusNotFound
-	case slolab.Conflict:
-		return http.StatusConflict
-	case slolab.Unauthorized:
-		return http.StatusUnauthorized
-	case slolab.Unavailable:
-		return http.StatusBadGateway
-	}
-	return http.StatusInternalServerError
-}
-
 func (d *Dashboard) api(fn func(*http.Request) (any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		v, err := fn(r)
+		if err != nil {
+			httpapi.WriteError(w, err)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
-		if err != nil {
-			w.WriteHeader(status(err))
-			v = errorBody{Error: err.Error()}
-		}
 		json.NewEncoder(w).Encode(v) //nolint:errcheck // the browser went away
 	}
-}
-
-// MutationHeader must accompany changes when the dashboard has no token:
-// browsers send no custom header cross-origin without a CORS preflight,
-// which the dashboard never grants, so another site cannot make changes.
-const MutationHeader = "X-Slolab-Dashboard"
-
-// mutation guards a change: the token when one is set; otherwise the custom
-// header and a Host that names this machine (against DNS rebinding).
-func (d *Dashboard) mutation(fn func(*http.Request) (any, error)) http.HandlerFunc {
-	return d.api(func(r *http.Request) (any, error) {
-		if d.cfg.Token != "" {
-			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(d.cfg.Token)) != 1 {
-				return nil, slolab.Errorf(slolab.Unauthorized, "this change needs the admin token: open the dashboard with the URL slolab printed, or enter the token")
-			}
-		} else if r.Header.Get(MutationHeader) == "" || !loopbackHost(r.Host) {
-			return nil, slolab.Errorf(slolab.Unauthorized, "changes need the %s header and a loopback host when the dashboard has no token", MutationHeader)
-		}
-		return fn(r)
-	})
-}
-
-func loopbackHost(hostport string) bool {
-	host, _, err := net.SplitHostPort(hostport)
-	if err != nil {
-		host = hostport
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(strings.Trim(host, "[]"))
-	return ip != nil && ip.IsLoopback()
 }
 
 func (d *Dashboard) snapshot() (*snapshot, error) {
@@ -391,11 +354,13 @@ type SimulationRequest struct {
 var States = []string{"objective", "burn", "availability", "latency", "page", "ticket"}
 
 func decodeRequest(r *http.Request) (*SimulationRequest, error) {
+	data, err := httpapi.ReadBody(r)
+	if err != nil {
+		return nil, err
+	}
 	var req SimulationRequest
-	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return nil, slolab.Errorf(slolab.Invalid, "request body: %v", err)
+	if err := httpapi.DecodeJSON(data, &req, `{"cuj": "read", "state": "burn", "value": "14.4"}`); err != nil {
+		return nil, err
 	}
 	return &req, nil
 }

@@ -18,6 +18,7 @@ import (
 
 	"slolab.dev/slolab/examples"
 	"slolab.dev/slolab/fault"
+	"slolab.dev/slolab/httpapi"
 	"slolab.dev/slolab/match"
 	"slolab.dev/slolab/proxy/admin"
 	"slolab.dev/slolab/sli"
@@ -31,6 +32,7 @@ import (
 // one hand-moved clock.
 type fixture struct {
 	t       *testing.T
+	token   string
 	now     time.Time
 	svc     *spec.Service
 	routes  *match.Table
@@ -64,7 +66,7 @@ func newFixture(t *testing.T, token string) *fixture {
 // newFixtureWith makes a fixture whose dashboard judges with engine(f).
 func newFixtureWith(t *testing.T, token string, engine func(f *fixture) *Engine) *fixture {
 	t.Helper()
-	f := &fixture{t: t, now: time.Date(2026, 6, 1, 10, 0, 5, 0, time.UTC), svc: chat(t)}
+	f := &fixture{t: t, token: token, now: time.Date(2026, 6, 1, 10, 0, 5, 0, time.UTC), svc: chat(t)}
 	clock := func() time.Time { return f.now }
 	var err error
 	if f.routes, err = match.Compile(f.svc); err != nil {
@@ -80,9 +82,13 @@ func newFixtureWith(t *testing.T, token string, engine func(f *fixture) *Engine)
 	}
 	t.Cleanup(func() { store.Close() })
 	f.flusher = sqlite.NewFlusher(store, f.rec, sqlite.FlusherConfig{Now: clock})
-	adminSrv := httptest.NewServer(admin.NewHandler(admin.Config{
+	adm, err := admin.NewHandler(admin.Config{
 		Service: f.svc, Routes: f.routes, Faults: f.faults, Recorder: f.rec, Token: token, Now: clock,
-	}))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminSrv := httptest.NewServer(adm)
 	t.Cleanup(adminSrv.Close)
 	client, err := admin.NewClient(adminSrv.URL, token)
 	if err != nil {
@@ -118,11 +124,16 @@ func (f *fixture) tick(d time.Duration) {
 	f.rec.Close(f.now)
 }
 
+// do sends a request as the dashboard's page does: a body as JSON, unless
+// header says otherwise.
 func (f *fixture) do(method, path, body string, header map[string]string) (int, string) {
 	f.t.Helper()
 	req, err := http.NewRequest(method, f.srv.URL+path, strings.NewReader(body))
 	if err != nil {
 		f.t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	for k, v := range header {
 		if k == "Host" {
@@ -145,7 +156,11 @@ func (f *fixture) do(method, path, body string, header map[string]string) (int, 
 
 func (f *fixture) state() State {
 	f.t.Helper()
-	code, body := f.do("GET", "/api/state", "", nil)
+	var auth map[string]string
+	if f.token != "" {
+		auth = map[string]string{"Authorization": "Bearer " + f.token}
+	}
+	code, body := f.do("GET", "/api/state", "", auth)
 	if code != 200 {
 		f.t.Fatalf("GET /api/state = %d %s", code, body)
 	}
@@ -318,21 +333,21 @@ func TestTheEngineJudgesWhenItsInstantMovesAndKeepsItsLastViewWhenItFails(t *tes
 }
 
 func TestChangesNeedTheTokenWhenOneIsSet(t *testing.T) {
-	f := newFixture(t, "s3cret")
+	f := newFixture(t, "s3cret-s3cret-s3cret")
 	f.poll()
 	body := `{"cuj":"update","state":"page","duration":"5m"}`
 	for name, h := range map[string]map[string]string{
-		"no token":    {MutationHeader: "1"},
+		"no token":    {},
 		"wrong token": {"Authorization": "Bearer nope"},
 	} {
-		if code, got := f.do("POST", "/api/simulations", body, h); code != 401 || !strings.Contains(got, "needs the admin token") {
+		if code, got := f.do("POST", "/api/simulations", body, h); code != 401 || !strings.Contains(got, "token") {
 			t.Errorf("%s: %d %s, want 401", name, code, got)
 		}
 	}
 	if len(f.faults.List()) != 0 {
 		t.Fatal("a refused change installed a fault")
 	}
-	code, got := f.do("POST", "/api/simulations", body, map[string]string{"Authorization": "Bearer s3cret"})
+	code, got := f.do("POST", "/api/simulations", body, map[string]string{"Authorization": "Bearer s3cret-s3cret-s3cret"})
 	if code != 200 {
 		t.Fatalf("with the token: %d %s", code, got)
 	}
@@ -351,7 +366,7 @@ func TestChangesNeedTheTokenWhenOneIsSet(t *testing.T) {
 	if cujOf(t, st, "update").Simulation != "sim1" {
 		t.Errorf("the update row does not name its simulation")
 	}
-	if code, got := f.do("DELETE", "/api/simulations/sim1", "", map[string]string{"Authorization": "Bearer s3cret"}); code != 200 {
+	if code, got := f.do("DELETE", "/api/simulations/sim1", "", map[string]string{"Authorization": "Bearer s3cret-s3cret-s3cret"}); code != 200 {
 		t.Fatalf("stopping: %d %s", code, got)
 	}
 	for _, s := range f.faults.List() {
@@ -364,7 +379,7 @@ func TestChangesNeedTheTokenWhenOneIsSet(t *testing.T) {
 	}
 }
 
-func TestWithoutATokenChangesNeedTheHeaderAndALoopbackHost(t *testing.T) {
+func TestWithoutATokenChangesNeedALoopbackHostAndAJSONBody(t *testing.T) {
 	f := newFixture(t, "")
 	f.poll()
 	body := `{"cuj":"read","state":"objective"}`
@@ -373,9 +388,9 @@ func TestWithoutATokenChangesNeedTheHeaderAndALoopbackHost(t *testing.T) {
 		header map[string]string
 		code   int
 	}{
-		{"a plain form post from another site is refused", map[string]string{}, 401},
-		{"a rebinding host name is refused", map[string]string{MutationHeader: "1", "Host": "evil.example:8070"}, 401},
-		{"the dashboard's own page is allowed", map[string]string{MutationHeader: "1"}, 200},
+		{"a plain form post from another site is refused", map[string]string{"Content-Type": "text/plain"}, 400},
+		{"a rebinding host name is refused", map[string]string{"Host": "evil.example:8070"}, 403},
+		{"the dashboard's own page is allowed", map[string]string{"Sec-Fetch-Site": "same-origin"}, 200},
 	} {
 		if code, got := f.do("POST", "/api/simulations", body, tc.header); code != tc.code {
 			t.Errorf("%s: %d %s, want %d", tc.name, code, got, tc.code)
@@ -442,10 +457,10 @@ func TestThePanelRefusesStatesThatCannotBeSimulated(t *testing.T) {
 		{`{"cuj":"update","state":"burn","value":"2000"}`, `burn rate 2000 of a 99.9% SLO would fail more than every request (at most 1000.0)`},
 		{`{"cuj":"update","state":"availability","value":"100%"}`, `that state fails no request; nothing to simulate`},
 		{`{"cuj":"update","state":"page","duration":"2d"}`, `duration: want a duration up to 24h such as 15m, got "2d"`},
-		{`{"cuj":"update","state":"page","extra":1}`, `request body: json: unknown field "extra"`},
+		{`{"cuj":"update","state":"page","extra":1}`, `request body: want {"cuj": "read", "state": "burn", "value": "14.4"}: json: unknown field "extra"`},
 	} {
 		code, body := f.do("POST", "/api/plan", tc.body, nil)
-		var e errorBody
+		var e httpapi.ErrorBody
 		json.Unmarshal([]byte(body), &e)
 		if code != 400 || e.Error != tc.want {
 			t.Errorf("%s: %d %q, want 400 %q", tc.body, code, e.Error, tc.want)
@@ -456,7 +471,7 @@ func TestThePanelRefusesStatesThatCannotBeSimulated(t *testing.T) {
 func TestTheSimulationChartShowsIntendedAndRealised(t *testing.T) {
 	f := newFixture(t, "")
 	f.poll()
-	if code, body := f.do("POST", "/api/simulations", `{"cuj":"read","state":"availability","value":"90%"}`, map[string]string{MutationHeader: "1"}); code != 200 {
+	if code, body := f.do("POST", "/api/simulations", `{"cuj":"read","state":"availability","value":"90%"}`, nil); code != 200 {
 		t.Fatalf("%d %s", code, body)
 	}
 	f.now = f.now.Add(time.Second)
@@ -489,7 +504,7 @@ func TestTheSimulationChartShowsIntendedAndRealised(t *testing.T) {
 func TestASimulationWhoseLeaseLapsesEndsByItself(t *testing.T) {
 	f := newFixture(t, "")
 	f.poll()
-	if code, body := f.do("POST", "/api/simulations", `{"cuj":"task","state":"objective","duration":"1m"}`, map[string]string{MutationHeader: "1"}); code != 200 {
+	if code, body := f.do("POST", "/api/simulations", `{"cuj":"task","state":"objective","duration":"1m"}`, nil); code != 200 {
 		t.Fatalf("%d %s", code, body)
 	}
 	if sims := f.state().Simulations; len(sims) != 1 || !sims[0].Active {
@@ -545,7 +560,7 @@ func TestTheDashboardPageAndItsFilesAreServed(t *testing.T) {
 			t.Errorf("GET %s = %d, want 200 with %q", path, resp.StatusCode, want)
 		}
 	}
-	if code, body := f.do("GET", "/api/state", "", nil); code != 502 || !strings.Contains(body, "has not read the proxy yet") {
+	if code, body := f.do("GET", "/api/state", "", nil); code != 503 || !strings.Contains(body, "has not read the proxy yet") {
 		t.Errorf("state before the first poll: %d %s", code, body)
 	}
 }

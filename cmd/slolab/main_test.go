@@ -75,6 +75,22 @@ func TestProxyEndToEndThroughTheRealBinary(t *testing.T) {
 	if out, err := add.CombinedOutput(); err != nil {
 		t.Fatalf("fault add: %v\n%s", err, out)
 	}
+	// A rule whose lease lapses: the proxy records the lapse in the audit log.
+	brief := exec.Command(bin, "fault", "add", "brief", "--admin", adminURL, "--cuj", "read", "--abort", "--ttl", "1s")
+	if out, err := brief.CombinedOutput(); err != nil {
+		t.Fatalf("fault add: %v\n%s", err, out)
+	}
+	auditPath := filepath.Join(dir, "audit.jsonl")
+	lapsed := func() bool {
+		b, _ := os.ReadFile(auditPath)
+		return strings.Contains(string(b), `"action":"expire","fault":"brief"`)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !lapsed() && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	}
+	if !lapsed() {
+		b, _ := os.ReadFile(auditPath)
+		t.Errorf("the lapse of brief's lease is not in the audit log:\n%s", b)
+	}
 	resp, err := http.Post(proxyURL+"/update", "text/plain", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -112,7 +128,8 @@ func TestProxyEndToEndThroughTheRealBinary(t *testing.T) {
 		t.Errorf("stored update events %+v (%v), want the one failed request", got, err)
 	}
 	audit, _ := os.ReadFile(filepath.Join(dir, "audit.jsonl"))
-	if !strings.Contains(string(audit), `"action":"put","fault":"always"`) {
-		t.Errorf("audit log: %s", audit)
+	if !strings.Contains(string(audit), `"action":"put","fault":"always"`) ||
+		!strings.Contains(string(audit), `"identity":"slolab","actor":"shutdown","action":"delete","fault":"always","detail":{"injected":1,"matched":1,"state":"active"}}`) {
+		t.Errorf("audit log, want the put and the removal on shutdown: %s", audit)
 	}
 }

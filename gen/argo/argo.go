@@ -36,6 +36,46 @@ type Options struct {
 	MaxBurnRate spec.Ratio
 	// VerdictURL is the `slolab canary serve` endpoint the web templates call.
 	VerdictURL string
+	// NoData is how an analysis ends when no measurement had data to judge:
+	// NoDataInconclusive (the default: the Rollout pauses for a human) or
+	// NoDataFail (the Rollout aborts). It never ends Successful.
+	NoData NoData
+}
+
+// NoData is what an analysis whose every measurement was inconclusive
+// (no traffic, or too little for the verdict endpoint) ends as.
+type NoData string
+
+// The choices. Argo Rollouts ends a metric Successful when its count is
+// reached with no more than inconclusiveLimit inconclusive measurements, so
+// a limit equal to the count passes an idle CUJ; these never do.
+const (
+	// NoDataInconclusive: inconclusiveLimit is count−1, so an analysis whose
+	// every measurement is inconclusive ends Inconclusive and the Rollout
+	// pauses; one conclusive measurement among them decides as usual.
+	NoDataInconclusive NoData = "inconclusive"
+	// NoDataFail: each metric gets a companion NAME-data metric that fails
+	// when none of its count measurements had data, so the analysis ends
+	// Failed and the Rollout aborts.
+	NoDataFail NoData = "fail"
+)
+
+// sentence says, for a template's header, what happens when every
+// measurement saw what.
+func (n NoData) sentence(what string) string {
+	if n == NoDataFail {
+		return fmt.Sprintf("When every measurement saw %s, the -data metric fails the analysis (the Rollout aborts).", what)
+	}
+	return fmt.Sprintf("When every measurement saw %s, the analysis ends Inconclusive (the Rollout pauses), never Successful.", what)
+}
+
+// ParseNoData reads inconclusive or fail.
+func ParseNoData(s string) (NoData, error) {
+	switch NoData(s) {
+	case NoDataInconclusive, NoDataFail:
+		return NoData(s), nil
+	}
+	return "", fmt.Errorf("want inconclusive (pause for a human) or fail (abort), got %q", s)
 }
 
 // Defaults.
@@ -68,6 +108,9 @@ func (o *Options) defaults() {
 	if o.VerdictURL == "" {
 		o.VerdictURL = DefaultVerdictURL
 	}
+	if o.NoData == "" {
+		o.NoData = NoDataInconclusive
+	}
 }
 
 type object struct {
@@ -95,8 +138,32 @@ type metric struct {
 	FailureLimit      int            `yaml:"failureLimit"`
 	InconclusiveLimit int            `yaml:"inconclusiveLimit"`
 	SuccessCondition  string         `yaml:"successCondition"`
-	FailureCondition  string         `yaml:"failureCondition"`
+	FailureCondition  string         `yaml:"failureCondition,omitempty"`
 	Provider          map[string]any `yaml:"provider"`
+}
+
+// judged sets a metric's limits for the no-data policy, from its two
+// conditions and the condition that says the measurement had data, and
+// adds the companion metric NoDataFail asks for.
+func judged(m metric, hasData string, opt Options) []metric {
+	m.FailureLimit = 0
+	if opt.NoData == NoDataFail {
+		// Inconclusive measurements never end the judging metric; the
+		// companion fails when every one of its count measurements lacked
+		// data (a success condition alone: false is a failure).
+		m.InconclusiveLimit = opt.Count
+		data := m
+		data.Name = m.Name + "-data"
+		data.SuccessCondition = hasData
+		data.FailureCondition = ""
+		data.FailureLimit = opt.Count - 1
+		data.InconclusiveLimit = 0
+		return []metric{m, data}
+	}
+	// One more inconclusive measurement than the limit ends the metric
+	// Inconclusive: only when all count of them were.
+	m.InconclusiveLimit = opt.Count - 1
+	return []metric{m}
 }
 
 // TemplateName is the Prometheus template of a CUJ; VerdictTemplateName its web variant.
@@ -120,14 +187,14 @@ func Generate(svc *spec.Service, opt Options) (*gen.Output, error) {
 			if s.CUJ != c {
 				continue
 			}
-			m, err := prometheusMetric(s, opt)
+			m, err := prometheusMetrics(s, opt)
 			if err != nil {
 				return nil, err
 			}
 			if s.Query != nil {
 				out.Notef("%s: the spec's own %s queries cannot be narrowed to the canary; the template judges whatever they select (use {{args.canary-hash}} in them to narrow)", s.Name(), s.Kind)
 			}
-			metrics = append(metrics, m)
+			metrics = append(metrics, m...)
 		}
 		tmpl := object{
 			APIVersion: apiVersion, Kind: "AnalysisTemplate",
@@ -137,7 +204,7 @@ func Generate(svc *spec.Service, opt Options) (*gen.Output, error) {
 				"metrics": metrics,
 			},
 		}
-		data, err := document(fmt.Sprintf("CUJ %s judged from Prometheus: each SLO's error ratio over %s on the canary must stay within %s× its budget.", c.Name, gen.PromDuration(opt.Window), opt.MaxBurnRate.Decimal()), tmpl)
+		data, err := document(fmt.Sprintf("CUJ %s judged from Prometheus: each SLO's error ratio over %s on the canary must stay within %s× its budget. %s", c.Name, gen.PromDuration(opt.Window), opt.MaxBurnRate.Decimal(), opt.NoData.sentence("no canary request in the window")), tmpl)
 		if err != nil {
 			return nil, err
 		}
@@ -148,10 +215,10 @@ func Generate(svc *spec.Service, opt Options) (*gen.Output, error) {
 			Metadata: metadata{Name: VerdictTemplateName(svc, c), Labels: labels},
 			Spec: map[string]any{
 				"args":    []arg{{Name: "verdict-url"}},
-				"metrics": []metric{verdictMetric(c, opt)},
+				"metrics": verdictMetrics(c, opt),
 			},
 		}
-		data, err = document(fmt.Sprintf("CUJ %s judged by `slolab canary serve`: its verdict for this CUJ, from the JSON {\"verdict\": ..., \"cujs\": [{\"cuj\": ..., \"verdict\": \"pass|fail|inconclusive\"}]}.", c.Name), web)
+		data, err = document(fmt.Sprintf("CUJ %s judged by `slolab canary serve`: its verdict for this CUJ, from the JSON {\"verdict\": ..., \"cujs\": [{\"cuj\": ..., \"verdict\": \"pass|fail|inconclusive\"}]}. %s", c.Name, opt.NoData.sentence("an inconclusive verdict")), web)
 		if err != nil {
 			return nil, err
 		}
@@ -165,49 +232,47 @@ func Generate(svc *spec.Service, opt Options) (*gen.Output, error) {
 	return out, nil
 }
 
-func prometheusMetric(s gen.SLO, opt Options) (metric, error) {
+func prometheusMetrics(s gen.SLO, opt Options) ([]metric, error) {
 	ev, err := gen.EventsOver(s, opt.Window, opt.CanaryMatchers)
 	if err != nil {
-		return metric{}, err
+		return nil, err
 	}
 	limit, ok := opt.MaxBurnRate.Mul(s.Budget())
 	if !ok {
-		return metric{}, fmt.Errorf("%s: burn rate %s × budget %s does not fit an exact ratio", s.Name(), opt.MaxBurnRate.Decimal(), s.Budget())
+		return nil, fmt.Errorf("%s: burn rate %s × budget %s does not fit an exact ratio", s.Name(), opt.MaxBurnRate.Decimal(), s.Budget())
 	}
 	th := gen.Threshold(limit)
 	// No traffic in the window gives no sample or NaN: neither success nor
 	// failure, so the measurement is inconclusive rather than a pass.
 	measured := "len(result) > 0 && !isNaN(result[0])"
-	return metric{
-		Name:              s.Name(),
-		Interval:          gen.PromDuration(opt.Interval),
-		Count:             opt.Count,
-		FailureLimit:      0,
-		InconclusiveLimit: opt.Count,
-		SuccessCondition:  fmt.Sprintf("%s && result[0] <= %s", measured, th),
-		FailureCondition:  fmt.Sprintf("%s && result[0] > %s", measured, th),
+	return judged(metric{
+		Name:             s.Name(),
+		Interval:         gen.PromDuration(opt.Interval),
+		Count:            opt.Count,
+		SuccessCondition: fmt.Sprintf("%s && result[0] <= %s", measured, th),
+		FailureCondition: fmt.Sprintf("%s && result[0] > %s", measured, th),
 		Provider: map[string]any{"prometheus": map[string]any{
 			"address": opt.PrometheusAddress,
 			"query":   fmt.Sprintf("%s\n/\n%s\n", ev.Bad, ev.Total),
 		}},
-	}, nil
+	}, measured, opt), nil
 }
 
-func verdictMetric(c *spec.CUJ, opt Options) metric {
-	return metric{
-		Name:              c.Name + "-verdict",
-		Interval:          gen.PromDuration(opt.Interval),
-		Count:             opt.Count,
-		FailureLimit:      0,
-		InconclusiveLimit: opt.Count,
-		SuccessCondition:  `result == "pass"`,
-		FailureCondition:  `result == "fail"`,
+// verdictMetrics ask the verdict endpoint; its inconclusive (too little
+// traffic for the exact tests) is the no-data case.
+func verdictMetrics(c *spec.CUJ, opt Options) []metric {
+	return judged(metric{
+		Name:             c.Name + "-verdict",
+		Interval:         gen.PromDuration(opt.Interval),
+		Count:            opt.Count,
+		SuccessCondition: `result == "pass"`,
+		FailureCondition: `result == "fail"`,
 		Provider: map[string]any{"web": map[string]any{
 			"url":            opt.VerdictURL,
 			"jsonPath":       fmt.Sprintf(`{$.cujs[?(@.cuj=="%s")].verdict}`, c.Name),
 			"timeoutSeconds": 10,
 		}},
-	}
+	}, `result != "inconclusive"`, opt)
 }
 
 func rolloutSnippet(svc *spec.Service) ([]byte, error) {

@@ -112,3 +112,21 @@ func TestARuleForAnUnknownCUJIsAnError(t *testing.T) {
 		t.Errorf("err = %v, want %s", err, want)
 	}
 }
+
+// A rule whose only action Chaos Mesh cannot express has no object to
+// write: an error naming what is left out, not a file of comments.
+func TestARuleNothingOfWhichTranslatesIsAnError(t *testing.T) {
+	svc, err := spec.LoadService("../../examples/chat.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := spec.ParseFaultRule("f.yaml", []byte("name: tail\nmatch: {cuj: login}\npatch: {response: {body: \" (stale)\"}}\n"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := chaosmesh.Generate(svc, []*spec.FaultRule{r}, chaosmesh.Options{})
+	want := `f.yaml:1:1: fault rule tail: Chaos Mesh can express none of its actions, so there is no HTTPChaos to write: Chaos Mesh patches bodies only as JSON merge patches: appending " (stale)" to the response body is left out`
+	if err == nil || err.Error() != want {
+		t.Errorf("err = %v, want %s (output %+v)", err, want, out)
+	}
+}

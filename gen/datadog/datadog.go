@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -113,14 +114,27 @@ func Generate(svc *spec.Service, opt Options) (*gen.Output, error) {
 			if h := opt.Notify[a.Severity]; h != "" {
 				msg += " " + h
 			}
+			// The alert's identity (slo.AlertIdentity): a name of the spec's
+			// own leads the monitor's, its severity and extra labels are tags.
+			ident := slo.AlertIdentity(svc, s.CUJ, slo.Kind(s.Kind), a)
+			name := fmt.Sprintf("%s %s %s burn rate %s× over %s/%s (%s)", svc.Name, s.CUJ.Name, s.Kind, a.Factor.Decimal(), long, short, a.Severity)
+			if ident.Name != spec.DefaultAlertName {
+				name = ident.Name + ": " + name
+			}
+			mtags := append(append([]string{}, tags...), "severity:"+ident.Labels["severity"])
+			for _, k := range gen.SortedKeys(ident.Labels) {
+				if k != "severity" && k != "owner" && !slices.Contains(spec.AlertLabels, k) {
+					mtags = append(mtags, k+":"+ident.Labels[k])
+				}
+			}
 			monitors[mid] = monitor{
-				Name: fmt.Sprintf("%s %s %s burn rate %s× over %s/%s (%s)", svc.Name, s.CUJ.Name, s.Kind, a.Factor.Decimal(), long, short, a.Severity),
+				Name: name,
 				Type: "slo alert",
 				Query: fmt.Sprintf(`burn_rate("${datadog_service_level_objective.%s.id}").over("%s").long_window("%s").short_window("%s") > %s`,
 					sloID, tf, long, short, a.Factor.Decimal()),
 				Message:           msg,
 				MonitorThresholds: map[string]string{"critical": a.Factor.Decimal()},
-				Tags:              append(append([]string{}, tags...), "severity:"+a.Severity),
+				Tags:              mtags,
 			}
 		}
 	}

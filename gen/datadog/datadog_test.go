@@ -50,3 +50,44 @@ func TestTerraformForTheChatExampleMatchesTheGoldenFile(t *testing.T) {
 		t.Errorf("notes = %q, want %q", out.Notes, want)
 	}
 }
+
+// The spec's alert identity reaches the monitors: its name leads theirs and
+// its labels are tags, so Datadog notification rules keyed on them match.
+func TestMonitorsCarryTheAlertIdentity(t *testing.T) {
+	f, err := spec.Parse("s.yaml", []byte(`apiVersion: slolab.dev/v1
+kind: Service
+metadata: {name: myservice}
+spec:
+  alerting:
+    name: MyServiceHighErrorRate
+    labels: {category: availability}
+    page: {labels: {severity: pageteam, routing_key: myteam}}
+  cujs:
+    - {name: requests, owner: myteam, routes: ["GET /"], availability: {objective: 99.9%}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, _ := f.Service()
+	out, err := datadog.Generate(svc, datadog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Resource struct {
+			Monitors map[string]struct {
+				Name string
+				Tags []string
+			} `json:"datadog_monitor"`
+		}
+	}
+	if err := json.Unmarshal(out.Files[0].Data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	page, ticket := doc.Resource.Monitors["myservice_requests_availability_page_1h_5m"], doc.Resource.Monitors["myservice_requests_availability_ticket_24h_2h"]
+	if !strings.HasPrefix(page.Name, "MyServiceHighErrorRate: myservice requests availability") ||
+		!strings.Contains(strings.Join(page.Tags, " "), "severity:pageteam category:availability routing_key:myteam") ||
+		!strings.Contains(strings.Join(ticket.Tags, " "), "severity:ticket category:availability") {
+		t.Errorf("page monitor %+v, ticket monitor %+v", page, ticket)
+	}
+}

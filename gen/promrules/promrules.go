@@ -15,6 +15,7 @@ package promrules
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"text/template"
@@ -30,8 +31,9 @@ import (
 // The recorded series' names are in package gen (gen.gen.RecordErrorRatio, ...),
 // since dashboards read them too.
 const (
-	// AlertName is the name of every burn-rate alert; labels tell them apart.
-	AlertName            = "SLOBurnRateHigh"
+	// AlertName is the name of burn-rate alerts when the spec's alerting
+	// names none; labels tell them apart (slo.AlertIdentity).
+	AlertName            = spec.DefaultAlertName
 	MaxRulesPerSLO       = 17 // Sloth's count; the Workbook table needs 16
 	directWindowMax      = 6 * time.Hour
 	defaultBaseWindow    = 5 * time.Minute
@@ -294,20 +296,9 @@ func alertRule(s gen.SLO, a spec.BurnRateAlert, sel string, base time.Duration, 
 	if ann["dashboard_url"], err = fill(dash, vars); err != nil {
 		return rule{}, fmt.Errorf("dashboard URL: %w", err)
 	}
-	return rule{
-		Alert: AlertName,
-		Expr:  expr,
-		Labels: map[string]string{
-			"service":      s.Service.Name,
-			"cuj":          s.CUJ.Name,
-			"slo":          string(s.Kind),
-			"severity":     a.Severity,
-			"long_window":  long,
-			"short_window": short,
-			"burn_rate":    a.Factor.Decimal(),
-		},
-		Annotations: ann,
-	}, nil
+	id := slo.AlertIdentity(s.Service, s.CUJ, slo.Kind(s.Kind), a)
+	maps.Copy(ann, id.Annotations)
+	return rule{Alert: id.Name, Expr: expr, Labels: id.Labels, Annotations: ann}, nil
 }
 
 // runbook is the first-response text of an alert: where to look, and what

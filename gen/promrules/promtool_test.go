@@ -195,15 +195,22 @@ func TestPromtoolShowsAlertsFiringWhenTheMathsSaysSo(t *testing.T) {
 			AlertRuleTests: []alertTest{{EvalTime: "30m", AlertName: promrules.AlertName, ExpAlerts: alerts()}},
 		}},
 	}
+	runPromtool(t, promtool, rules, file)
+}
+
+// runPromtool runs `promtool test rules` on the test file, with the rules
+// written where its rule_files say.
+func runPromtool(t *testing.T, promtool string, rules []byte, file promtoolTest) {
+	t.Helper()
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "shop.rules.yaml"), rules, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, file.RuleFiles[0]), rules, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	data, err := yaml.Marshal(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	testPath := filepath.Join(dir, "shop_test.yaml")
+	testPath := filepath.Join(dir, "rules_test.yaml")
 	if err := os.WriteFile(testPath, data, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -346,7 +346,7 @@ func pctText(p float64) string {
 
 func canaryServeCmd(e *env) *cobra.Command {
 	var j judgeFlags
-	var listen, logLevel string
+	var listen, logLevel, noData string
 	cmd := &cobra.Command{
 		Use:   "serve --spec FILE [--listen ADDR] [--admin URL]",
 		Short: "Serve the per-CUJ verdict to Argo Rollouts' web provider and Flagger's webhooks",
@@ -361,9 +361,14 @@ func canaryServeCmd(e *env) *cobra.Command {
          successCondition: len(result) > 0 && all(result, {.verdict == "pass"})
          failureCondition: any(result, {.verdict == "fail"})
        never a wildcard path: Argo keeps only its first match.
-  POST /flagger/rollout   Flagger rollout hook: non-2xx (412) only on fail.
+  POST /flagger/rollout   Flagger rollout hook: 412 on fail; while
+                          inconclusive 2xx (--no-data inconclusive, the
+                          default) or 425 (--no-data fail: Flagger counts a
+                          failed check and rolls back at its threshold).
   POST /flagger/confirm   Flagger confirm-traffic-increase / confirm-promotion
-                          hook: 2xx only on pass (425 while inconclusive).
+                          hook: 2xx only on pass (425 while inconclusive), so
+                          a canary without evidence is never promoted: list
+                          it as the Canary's confirm-promotion hook.
 
 'slolab gen argo-rollouts' writes one AnalysisTemplate per CUJ that reads this
 endpoint. See docs/canary.md.`,
@@ -375,6 +380,10 @@ endpoint. See docs/canary.md.`,
 			if err != nil {
 				return err
 			}
+			policy, err := canary.ParseNoData(noData)
+			if err != nil {
+				return usageErrorf("--no-data: %v", err)
+			}
 			jd, err := j.load(e.ctx, cmd, false)
 			if err != nil {
 				return err
@@ -384,7 +393,7 @@ endpoint. See docs/canary.md.`,
 			if err != nil {
 				return fmt.Errorf("listening: %w", err)
 			}
-			h := canary.NewHandler(canary.ServerConfig{Service: jd.svc, Source: jd.source, Window: j.window, Judge: jd.cfg, Logger: log})
+			h := canary.NewHandler(canary.ServerConfig{Service: jd.svc, Source: jd.source, Window: j.window, Judge: jd.cfg, NoData: policy, Logger: log})
 			base := "http://" + ln.Addr().String()
 			fmt.Fprintf(e.stderr, "slolab canary serve: %s%s · Flagger %s%s, %s%s (judging %s over %s)\n",
 				base, canary.VerdictPath, base, canary.FlaggerRolloutPath, base, canary.FlaggerConfirmPath, j.sourceName(), j.window)
@@ -396,6 +405,7 @@ endpoint. See docs/canary.md.`,
 	j.add(cmd, e, 5*time.Minute)
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:9091", "address to serve verdicts on")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	cmd.Flags().StringVar(&noData, "no-data", string(canary.NoDataHold), "what Flagger's rollout hook answers while the verdict is inconclusive: inconclusive (2xx; the confirm hooks hold) or fail (425: a failed check)")
 	return cmd
 }
 

@@ -80,7 +80,7 @@ func TestFaultCommandsAgainstARunningProxy(t *testing.T) {
 	if code != ExitUsage || errOut != "slolab: fault x: match.cuj: service chat has no CUJ \"checkout\" (it has login, send, update, read, upload, task)\n" {
 		t.Errorf("add to a missing CUJ: exit %d %q", code, errOut)
 	}
-	code, _, errOut = runCLI(t, nil, "fault", "add", "x", "--admin", adminURL, "--rate", "1e-9", "--abort")
+	code, _, errOut = runCLI(t, nil, "fault", "add", "x", "--admin", adminURL, "--rate", "0.0000001%", "--abort")
 	if code != ExitUsage || errOut != "slolab: invalid rule: rate: must be at least 0.0001% (one in a million), got 0.0000001%\n" {
 		t.Errorf("add with a tiny rate: exit %d %q", code, errOut)
 	}

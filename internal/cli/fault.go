@@ -166,7 +166,7 @@ Rates: 0.1% or 0.001, down to 0.0001% (one in a million).`,
 	fs.StringVar(&method, "method", "", "only this HTTP method")
 	fs.StringArrayVar(&headers, "header", nil, "only requests with this header, NAME=VALUE or NAME=* (repeatable; all must hold)")
 	fs.StringVar(&group, "group", "", "only this client group: experiment or control (needs an active grouping)")
-	fs.IntVar(&status, "status", 0, "answer with this HTTP status instead of calling the app")
+	fs.IntVar(&status, "status", 0, "answer with this final HTTP status (200 to 599) instead of calling the app")
 	fs.StringVar(&body, "body", "", "the body of the --status answer")
 	fs.BoolVar(&abort, "abort", false, "close the connection without any response")
 	fs.StringVar(&delay, "delay", "", "delay before forwarding: a duration or a distribution (see above)")

@@ -152,6 +152,7 @@ func gamedayRunCmd(e *env) *cobra.Command {
 		rec    recordFlags
 		name   string
 		listen string
+		allow  []string
 		token  string
 		output string
 	)
@@ -174,7 +175,7 @@ The retrospective (Markdown and JSON) and each experiment's report go to
 
 Exit status: 0 when every experiment's hypothesis held, 1 otherwise.`,
 		Example: `  slolab gameday run examples/chat-experiments.yaml
-  SLOLAB_GAMEDAY_TOKEN=s3cret slolab gameday run drill.yaml --listen 0.0.0.0:9192
+  SLOLAB_GAMEDAY_TOKEN=$(openssl rand -hex 16) slolab gameday run drill.yaml --listen 0.0.0.0:9192 --allow-host gameday-host
   # responders, elsewhere:
   slolab gameday ack "on it" --gameday http://gameday-host:9192`,
 		Args: minArgs("the spec file holding the GameDay"),
@@ -208,16 +209,21 @@ Exit status: 0 when every experiment's hypothesis held, 1 otherwise.`,
 			var mu sync.Mutex
 			var timeline []experiment.TimelineEntry
 			responses := make(chan experiment.Response)
-			api := &experiment.ResponderAPI{Name: g.Name, Token: token, Out: responses, Timeline: func() []experiment.TimelineEntry {
+			api := &experiment.ResponderAPI{Name: g.Name, Token: token, Listen: ln.Addr().String(), AllowHosts: allow, Out: responses, Timeline: func() []experiment.TimelineEntry {
 				mu.Lock()
 				defer mu.Unlock()
 				return append([]experiment.TimelineEntry{}, timeline...)
 			}}
+			handler, err := api.Handler()
+			if err != nil {
+				ln.Close()
+				return usageErrorf("%v", err)
+			}
 			srvDone := make(chan error, 1)
 			// The responder API outlives Ctrl-C long enough for the GameDay to wind down.
 			srvCtx, stopSrv := context.WithCancel(context.WithoutCancel(e.ctx))
 			go func() {
-				srvDone <- httpserve.Serve(srvCtx, ln, api.Handler(), httpserve.Options{Drain: 2 * time.Second})
+				srvDone <- httpserve.Serve(srvCtx, ln, handler, httpserve.Options{Drain: 2 * time.Second})
 			}()
 			url := "http://" + ln.Addr().String()
 			fmt.Fprintf(e.stderr, "slolab gameday %s: responders report with: slolab gameday ack|mitigate|note \"text\" --gameday %s\n", g.Name, url)
@@ -288,7 +294,8 @@ Exit status: 0 when every experiment's hypothesis held, 1 otherwise.`,
 	rec.add(cmd, e)
 	cmd.Flags().StringVar(&name, "name", "", "the GameDay to run, when the files hold several")
 	cmd.Flags().StringVar(&listen, "listen", defaultGameDayAddr, "address of the responder API that 'slolab gameday ack|mitigate|note' report to")
-	cmd.Flags().StringVar(&token, "token", e.getenv("SLOLAB_GAMEDAY_TOKEN"), "token responders must send (default $SLOLAB_GAMEDAY_TOKEN); required beyond loopback")
+	cmd.Flags().StringVar(&token, "token", e.getenv("SLOLAB_GAMEDAY_TOKEN"), "token responders must send (default $SLOLAB_GAMEDAY_TOKEN), at least 16 characters; required beyond loopback")
+	cmd.Flags().StringArrayVar(&allow, "allow-host", nil, "a DNS name responders reach the responder API by (its Host header), besides its address and localhost; repeatable")
 	outputFlag(cmd.Flags(), &output)
 	return cmd
 }

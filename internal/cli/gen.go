@@ -199,7 +199,7 @@ slolab's own metrics. Check the output with 'promtool check rules'.`,
 func genArgoCmd(e *env) *cobra.Command {
 	var f genFlags
 	var opt argo.Options
-	var maxBurn string
+	var maxBurn, noData string
 	cmd := &cobra.Command{
 		Use:   "argo-rollouts -f SPEC [-o DIR]",
 		Short: "AnalysisTemplates that judge a canary per CUJ, and a Rollout snippet",
@@ -212,7 +212,11 @@ passes only when every CUJ passes.
 
 A canary passes a measurement when its error ratio over --window is at most
 --max-burn-rate times the SLO's budget; with no traffic the measurement is
-inconclusive, not a pass.`,
+inconclusive, not a pass (so is the verdict endpoint's "inconclusive": too
+few requests for its exact tests). An analysis whose every measurement was
+inconclusive never ends Successful: --no-data inconclusive (the default) ends
+it Inconclusive, so the Rollout pauses for a human; --no-data fail ends it
+Failed, so the Rollout aborts.`,
 		Example: `  slolab gen argo-rollouts -f examples/chat.yaml -o deploy/analysis/
   slolab gen argo-rollouts -f chat.cue --prometheus http://prometheus.obs:9090 \
       --canary-matchers 'pod_template_hash="{{args.canary-hash}}"' --window 10m`,
@@ -226,6 +230,9 @@ inconclusive, not a pass.`,
 			if opt.Count < 1 {
 				return usageErrorf("--count must be at least 1, got %d", opt.Count)
 			}
+			if opt.NoData, err = argo.ParseNoData(noData); err != nil {
+				return usageErrorf("--no-data: %v", err)
+			}
 			return runGen(e, cmd, &f, func(svc *spec.Service) (*gen.Output, error) { return argo.Generate(svc, opt) })
 		},
 	}
@@ -238,6 +245,7 @@ inconclusive, not a pass.`,
 	fs.IntVar(&opt.Count, "count", 5, "number of measurements")
 	fs.StringVar(&maxBurn, "max-burn-rate", "1", "the burn rate a canary may reach (1: it must meet the SLO)")
 	fs.StringVar(&opt.VerdictURL, "verdict-url", argo.DefaultVerdictURL, "the verdict endpoint of 'slolab canary serve' for the web templates")
+	fs.StringVar(&noData, "no-data", string(argo.NoDataInconclusive), "how an analysis ends when no measurement had data: inconclusive (pause) or fail (abort)")
 	return cmd
 }
 

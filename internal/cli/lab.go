@@ -38,6 +38,7 @@ type labOptions struct {
 	rate      string
 	seed      uint64
 	token     string
+	allowHost []string
 	poll      time.Duration
 	auditLog  string
 	logLevel  string
@@ -92,9 +93,10 @@ backtest --store PATH'). The SLO engine reads the store's whole minutes and
 the proxy's newest 10-second intervals together, so SLIs, budgets and alerts
 appear within seconds of the start.
 
-Changes (simulations, stopping faults) need the admin token: the lab uses
-$SLOLAB_ADMIN_TOKEN or makes one, and prints a dashboard URL that carries
-it. The same token works for 'slolab fault' against this lab.
+The dashboard and the admin API need the admin token, to read and to change
+(simulations, stopping faults): the lab uses $SLOLAB_ADMIN_TOKEN or makes
+one, and prints a dashboard URL that carries it. The same token works for
+'slolab fault' against this lab. The proxy's /metrics and /healthz are open.
 
 Ctrl-C stops the load, removes every fault rule, drains the proxy and stops
 the app: nothing stays injected.`,
@@ -136,6 +138,7 @@ the app: nothing stays injected.`,
 	fs.StringVar(&o.rate, "rate", defaultLabRate, `steady load through the proxy, e.g. 50/s ("0" for none)`)
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the load, the app's latencies and the faults' patterns")
 	fs.StringVar(&o.token, "admin-token", e.getenv("SLOLAB_ADMIN_TOKEN"), "admin token for changes (default $SLOLAB_ADMIN_TOKEN, else a new random one)")
+	fs.StringArrayVar(&o.allowHost, "allow-host", nil, "a DNS name the dashboard and the admin API are reached by (their Host header), besides their addresses and localhost; repeatable")
 	fs.DurationVar(&o.poll, "poll", 2*time.Second, "how often the dashboard reads the proxy")
 	fs.StringVar(&o.auditLog, "audit-log", "-", `file the admin API appends every change to ("-": the dashboard's memory only)`)
 	fs.StringVar(&o.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
@@ -264,6 +267,7 @@ func newLab(ctx context.Context, o *labOptions, stderr io.Writer) (_ *lab, err e
 
 	po := &proxyOptions{
 		specPath: o.specPath, upstream: l.upstream.String(), adminToken: o.token,
+		adminAllowHosts: o.allowHost, adminOpenMetrics: true, // the dashboard links to /metrics
 		trustForwardedFor: true, maxTTL: 24 * time.Hour, drain: 5 * time.Second,
 		auditLog: o.auditLog, faultHeader: proxy.DefaultFaultHeader, h2c: true, logLevel: o.logLevel,
 		store: o.store,
@@ -307,6 +311,7 @@ func newLab(ctx context.Context, o *labOptions, stderr io.Writer) (_ *lab, err e
 	flusher := l.stack.flusher
 	l.dash, err = web.New(web.Config{
 		Service: svc, Admin: client, Token: o.token, Poll: o.poll, Seed: o.seed, Logger: log,
+		Listen: l.dashLn.Addr().String(), AllowHosts: o.allowHost,
 		Links:   l.links(),
 		Records: &web.Records{Store: l.stack.store, Path: l.stack.opts.store},
 		Engine: &web.Engine{
@@ -336,9 +341,9 @@ func (l *lab) links() []web.Link {
 	if l.app != nil {
 		out = append(out, web.Link{Name: "the app (through the proxy)", URL: l.stack.proxyURL() + "/"})
 	}
-	return append(out,
-		web.Link{Name: "admin API", URL: l.stack.adminURL() + "/api/v1/cujs"},
-		web.Link{Name: "metrics", URL: l.stack.adminURL() + "/metrics"})
+	// The admin API needs the token, which a link cannot carry; its
+	// metrics are open.
+	return append(out, web.Link{Name: "metrics", URL: l.stack.adminURL() + "/metrics"})
 }
 
 func (l *lab) dashboardURL() string { return "http://" + l.dashLn.Addr().String() + "/" }

@@ -28,7 +28,7 @@ func startLab(t testing.TB, rate string) *lab {
 	ctx, cancel := context.WithCancel(context.Background())
 	o := &labOptions{
 		listen: "127.0.0.1:0", adminAddr: "127.0.0.1:0", dashboard: "127.0.0.1:0", app: "127.0.0.1:0",
-		rate: rate, seed: 1, token: "e2e-token", poll: 250 * time.Millisecond, auditLog: "-", logLevel: "warn",
+		rate: rate, seed: 1, token: "e2e-token-e2e-token", poll: 250 * time.Millisecond, auditLog: "-", logLevel: "warn",
 	}
 	l, err := newLab(ctx, o, t.Output())
 	if err != nil {
@@ -266,7 +266,7 @@ func TestLabInChromium(t *testing.T) {
 	// Stop it from the panel: no fault remains on the proxy.
 	b.do("stopping the simulation", chromedp.Click(chromedp.CSS(`#sims tr[data-active="true"] button.stop`)))
 	b.waitFor("the faults table is empty", `!document.querySelector("#no-faults").hidden && !document.querySelector('#sims tr[data-active="true"]')`)
-	c, _ := admin.NewClient(l.stack.adminURL(), "")
+	c, _ := admin.NewClient(l.stack.adminURL(), l.o.token)
 	faults, err := c.ListFaults(b.ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -286,6 +286,13 @@ func TestLabInChromium(t *testing.T) {
 	b.waitFor("the GameDay's detail shows", `!!document.querySelector("#runs tr.detail .timeline")`)
 	checkPage(b, "dashboard at 390×844", "slolab")
 	b.do("a wide viewport again", chromedp.ResetViewport())
+
+	// Without the token the page loads, says the dashboard needs it (its API
+	// does, for reads too) and takes it in the form.
+	b.do("forgetting the token", js(`sessionStorage.clear()`), chromedp.Reload())
+	b.waitFor("the page asks for the token", `!document.querySelector("#token-form").hidden && document.querySelector("#status").textContent.startsWith("the dashboard needs its token and none was sent")`)
+	b.do("entering the token", chromedp.SendKeys(chromedp.CSS("#token"), l.o.token), chromedp.Click(chromedp.CSS(`#token-form button[type="submit"]`)))
+	b.waitFor("the dashboard reads with the token", `document.querySelectorAll("#cujs tbody tr[data-cuj]").length === 6 && !document.querySelector("#status").classList.contains("bad")`)
 
 	// The demo app's own UI works through the proxy.
 	b.do("opening the app through the proxy", chromedp.Navigate(l.stack.proxyURL()+"/"))

@@ -27,7 +27,7 @@ import (
 func freeOptions(rate string) *labOptions {
 	return &labOptions{
 		listen: "127.0.0.1:0", adminAddr: "127.0.0.1:0", dashboard: "127.0.0.1:0", app: "127.0.0.1:0",
-		rate: rate, seed: 1, token: "t0k", poll: 100 * time.Millisecond, auditLog: "-", logLevel: "error",
+		rate: rate, seed: 1, token: "t0k-t0k-t0k-t0k-t0k", poll: 100 * time.Millisecond, auditLog: "-", logLevel: "error",
 	}
 }
 
@@ -42,7 +42,7 @@ func TestALabStopsCleanlyAndLeavesNoFault(t *testing.T) {
 	go func() { done <- l.run(ctx) }()
 	<-l.dash.Polled()
 
-	c, err := admin.NewClient(l.stack.adminURL(), "t0k")
+	c, err := admin.NewClient(l.stack.adminURL(), "t0k-t0k-t0k-t0k-t0k")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,12 +128,12 @@ func TestTheLabPrintsWhereEverythingIs(t *testing.T) {
 	want := strings.Join([]string{
 		"slolab lab: service chat, 6 CUJs, load 20/s, seed 1",
 		"",
-		"  dashboard  " + l.dashboardURL() + "#token=t0k",
+		"  dashboard  " + l.dashboardURL() + "#token=t0k-t0k-t0k-t0k-t0k",
 		"  app        " + l.stack.proxyURL() + "/  (the demo app, through the proxy)",
 		"  blobs      " + l.stack.tcp[0].ln.Addr().String() + " → " + l.blobsLn.Addr().String() + "  (the app's blob store, through the proxy: fault rules with match: {tcp: blobs})",
 		"  admin API  " + l.stack.adminURL() + "/api/v1/  metrics " + l.stack.adminURL() + "/metrics",
 		"  store      " + filepath.Join(l.tempDir, "slolab.db") + "  (removed on exit; --store PATH keeps one)",
-		"  token      export SLOLAB_ADMIN_URL=" + l.stack.adminURL() + " SLOLAB_ADMIN_TOKEN=t0k SLOLAB_STORE=" + filepath.Join(l.tempDir, "slolab.db"),
+		"  token      export SLOLAB_ADMIN_URL=" + l.stack.adminURL() + " SLOLAB_ADMIN_TOKEN=t0k-t0k-t0k-t0k-t0k SLOLAB_STORE=" + filepath.Join(l.tempDir, "slolab.db"),
 		"",
 		"Ctrl-C stops everything and removes every fault.",
 		"",
@@ -178,7 +178,7 @@ func TestATCPFaultOnTheBlobStoreFailsUploads(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	c, err := admin.NewClient(l.stack.adminURL(), "t0k")
+	c, err := admin.NewClient(l.stack.adminURL(), "t0k-t0k-t0k-t0k-t0k")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -44,6 +43,8 @@ type proxyOptions struct {
 	revisionHeader    string
 	adminAddr         string
 	adminToken        string
+	adminAllowHosts   []string
+	adminOpenMetrics  bool
 	trustForwardedFor bool
 	maxTTL            time.Duration
 	drain             time.Duration
@@ -65,7 +66,9 @@ func (o *proxyOptions) flags(cmd *cobra.Command, e *env) {
 	fs.Uint64Var(&o.canarySeed, "canary-seed", 1, "shifts which requests go to the canary (not how many), so the split does not alias with periodic traffic")
 	fs.StringVar(&o.revisionHeader, "revision-header", "", "read each request's revision from this header, set by a mesh on the request or the response (canary, true, 1, yes, on mean canary; anything else stable)")
 	fs.StringVar(&o.adminAddr, "admin", "127.0.0.1:9090", "address of the admin API, /metrics and /healthz")
-	fs.StringVar(&o.adminToken, "admin-token", e.getenv("SLOLAB_ADMIN_TOKEN"), "bearer token required for admin mutations (default $SLOLAB_ADMIN_TOKEN); required beyond loopback")
+	fs.StringVar(&o.adminToken, "admin-token", e.getenv("SLOLAB_ADMIN_TOKEN"), "bearer token the admin API requires, for reads and changes (default $SLOLAB_ADMIN_TOKEN); at least 16 characters; required beyond loopback")
+	fs.StringArrayVar(&o.adminAllowHosts, "admin-allow-host", nil, "a DNS name the admin API is reached by (its Host header), besides the address it listens on and localhost; repeatable; * allows any (behind a proxy that checks Host)")
+	fs.BoolVar(&o.adminOpenMetrics, "admin-open-metrics", false, "serve /metrics and /healthz without the admin token, for scrapers and probes that cannot send one")
 	fs.BoolVar(&o.trustForwardedFor, "trust-forwarded-for", false, "attribute requests to the left-most X-Forwarded-For address (behind a load balancer or a load generator)")
 	fs.DurationVar(&o.maxTTL, "max-ttl", 24*time.Hour, "the longest lease a fault rule may hold")
 	fs.DurationVar(&o.drain, "drain", 30*time.Second, "how long in-flight requests may finish on shutdown")
@@ -249,7 +252,13 @@ func newProxyStack(svc *spec.Service, upstream *url.URL, o *proxyOptions, log *s
 	for _, t := range tcps {
 		tcpNames = append(tcpNames, t.name)
 	}
-	faults, err := fault.NewRegistry(fault.Config{Service: svc, Routes: routes, MaxTTL: o.maxTTL, Logger: log, TCP: tcpNames})
+	var audit *admin.Audit // opened below; the registry reports lapses once it runs
+	lapsed := func(l fault.Lapse) {
+		if err := audit.Lapsed(l); err != nil {
+			log.Error("recording a lapsed lease in the audit log", "err", err)
+		}
+	}
+	faults, err := fault.NewRegistry(fault.Config{Service: svc, Routes: routes, MaxTTL: o.maxTTL, Logger: log, TCP: tcpNames, Lapsed: lapsed})
 	if err != nil {
 		return nil, err
 	}
@@ -266,19 +275,14 @@ func newProxyStack(svc *spec.Service, upstream *url.URL, o *proxyOptions, log *s
 		return nil, err
 	}
 	s := &proxyStack{svc: svc, routes: routes, faults: faults, recorder: rec, proxy: p, opts: o, log: log}
-	var auditW *os.File
+	audit = admin.NewAudit(nil, 1000)
 	if o.auditLog != "" && o.auditLog != "-" {
-		auditW, err = os.OpenFile(o.auditLog, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-		if err != nil {
-			return nil, fmt.Errorf("opening the audit log: %w", err)
+		if audit, err = admin.OpenAudit(o.auditLog, 1000); err != nil {
+			return nil, err
 		}
-		s.closers = append(s.closers, auditW.Close)
+		s.closers = append(s.closers, audit.Close)
 	}
-	if auditW != nil {
-		s.audit = admin.NewAudit(auditW, 1000)
-	} else {
-		s.audit = admin.NewAudit(nil, 1000)
-	}
+	s.audit = audit
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(rec, fault.Collector{Registry: faults}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, t := range tcps {
@@ -297,7 +301,8 @@ func newProxyStack(svc *spec.Service, upstream *url.URL, o *proxyOptions, log *s
 		reg.MustRegister(tp)
 	}
 	acfg := admin.Config{
-		Service: svc, Routes: routes, Faults: faults, Recorder: rec, Split: sp, Audit: s.audit, Token: o.adminToken, Logger: log,
+		Service: svc, Routes: routes, Faults: faults, Recorder: rec, Split: sp, Audit: s.audit, Logger: log,
+		Token: o.adminToken, OpenMetrics: o.adminOpenMetrics, Listen: o.adminAddr, AllowHosts: o.adminAllowHosts,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}),
 	}
 	if o.cluster.listen != "" {
@@ -308,7 +313,11 @@ func newProxyStack(svc *spec.Service, upstream *url.URL, o *proxyOptions, log *s
 		s.closers = append(s.closers, s.node.Close)
 		acfg.Faults, acfg.Weights, acfg.Cluster = s.node, s.node, s.node
 	}
-	s.admin = admin.NewHandler(acfg)
+	s.admin, err = admin.NewHandler(acfg)
+	if err != nil {
+		s.close()
+		return nil, err
+	}
 	if o.store != "" && o.store != "-" {
 		st, err := sqlite.Open(context.Background(), sqlite.Config{Path: o.store})
 		if err != nil {
@@ -413,8 +422,12 @@ func (s *proxyStack) run(ctx context.Context) error {
 			s.log.Warn("leaving the cluster", "err", err)
 		}
 	}
-	for _, st := range s.faults.DeleteAll() {
+	removed, err := admin.RemoveAll(s.faults, s.audit, time.Now())
+	for _, st := range removed {
 		s.log.Info("fault rule removed on shutdown", "fault", st.Rule.Name, "matched", st.Matched, "injected", st.Injected)
+	}
+	if err != nil {
+		s.log.Error("recording the removals in the audit log", "err", err)
 	}
 	if !adminStopped {
 		stopAdmin()
@@ -461,8 +474,18 @@ connection or per chunk) degrade it, with the same leases and admin API.
 The admin API listens on --admin: /api/v1/faults, /api/v1/cujs, /api/v1/canary,
 /api/v1/counts, /api/v1/sli, /metrics, /healthz. Minute buckets per CUJ go to the embedded
 store (--store) every 10 seconds and on shutdown, for 'slolab slo
-status|report|backtest'. Mutations need the bearer token when one is set; a
-non-loopback admin address requires one.
+status|report|backtest'.
+
+The admin API answers only requests whose Host is the address it listens
+on (localhost too on loopback; any IP on 0.0.0.0), or a name given with
+--admin-allow-host, so that no web page can reach it by rebinding its own
+DNS name; it refuses changes from other web origins and form or text
+bodies. With a token (--admin-token, at least 16 characters) every request
+needs it, reads too (--admin-open-metrics leaves /metrics and /healthz
+open); a non-loopback admin address requires one. Wrong tokens are logged
+with the client's address, and an address that keeps sending them is
+refused for a while. Every change goes to the audit log (--audit-log), and
+a change it cannot record is refused.
 
 --cluster-listen ADDR makes the proxy one member of a fleet (--cluster-peer
 HOST:PORT to join; a name that resolves to several addresses joins them all):
@@ -477,10 +500,11 @@ requires it. See 'slolab cluster --help'.`,
   slolab proxy --spec chat.yaml --upstream stable=http://127.0.0.1:3000 \
       --upstream canary=http://127.0.0.1:3001 --canary-weight 10
   slolab proxy --spec chat.yaml --upstream http://istio-ingress:80 --revision-header X-Canary
-  SLOLAB_ADMIN_TOKEN=s3cret slolab proxy --spec chat.yaml --upstream http://app:3000 \
-      --listen :8080 --admin 0.0.0.0:9090
-  SLOLAB_ADMIN_TOKEN=s3cret SLOLAB_CLUSTER_KEY=$(cat cluster.key) slolab proxy --spec chat.yaml \
-      --upstream http://app:3000 --listen :8080 --admin 0.0.0.0:9090 \
+  SLOLAB_ADMIN_TOKEN=$(openssl rand -hex 16) slolab proxy --spec chat.yaml --upstream http://app:3000 \
+      --listen :8080 --admin 0.0.0.0:9090 --admin-allow-host slolab-admin.chat.svc --admin-open-metrics
+  SLOLAB_ADMIN_TOKEN=$(cat admin.token) SLOLAB_CLUSTER_KEY=$(cat cluster.key) slolab proxy \
+      --spec chat.yaml --upstream http://app:3000 --listen :8080 --admin 0.0.0.0:9090 \
+      --admin-allow-host slolab-admin.shop.svc --admin-open-metrics \
       --cluster-listen 0.0.0.0:7946 --cluster-peer slolab-peers.shop.svc:7946`,
 		Args: exactArgs(0, "no arguments (use --spec and --upstream)"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -529,7 +553,7 @@ func tokenNote(token string) string {
 	if token == "" {
 		return " · no admin token (loopback only)"
 	}
-	return " · admin token required for changes"
+	return " · admin token required"
 }
 
 // adminFlags are the flags of commands that talk to a proxy's admin API.

@@ -21,13 +21,14 @@ import (
 
 func serveCmd(e *env) *cobra.Command {
 	var (
-		af       adminFlags
-		src      sourceFlags
-		listen   string
-		poll     time.Duration
-		logLevel string
-		exps     []string
-		rf       reportFlags
+		af         adminFlags
+		src        sourceFlags
+		listen     string
+		allowHosts []string
+		poll       time.Duration
+		logLevel   string
+		exps       []string
+		rf         reportFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "serve [--admin URL] [--store PATH | --prometheus URL] [--spec FILE] [--listen ADDR]",
@@ -56,8 +57,11 @@ experiment's hypotheses with the values measured and the experiment group
 against the control group.
 
 Changes made from the dashboard reach the proxy with --admin-token; when a
-token is set the browser must present it too (open the URL printed at start,
-or type it in). Without a token, the dashboard serves loopback only.
+token is set the browser must present it too, to read as well as to change
+(open the URL printed at start, or type it in). Without a token, the
+dashboard serves loopback only. It answers only requests whose Host is the
+address it listens on (and localhost), or a name given with --allow-host;
+the proxy, reached by name, needs that name in its --admin-allow-host.
 
 Without --spec, the CUJs and their SLOs come from the proxy itself, with the
 SRE Workbook's alert table; give the spec to use its own alerting (and its
@@ -72,7 +76,7 @@ dashboard's Experiments and GameDays section list them). Ctrl-C interrupts a run
   slolab serve --admin http://127.0.0.1:9090 --store chat.db
   slolab serve --spec chat.yaml --prometheus http://prometheus:9090 --prometheus-matchers 'job="chat-proxy"'
   slolab serve --admin http://127.0.0.1:9090 --store chat.db --experiments examples/chat-experiments.yaml
-  SLOLAB_ADMIN_TOKEN=s3cret slolab serve --admin http://proxy:9090 --listen 0.0.0.0:8070 --store -`,
+  SLOLAB_ADMIN_TOKEN=... slolab serve --admin http://proxy:9090 --listen 0.0.0.0:8070 --allow-host slolab.example --store -`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(e.stderr, logLevel)
@@ -137,8 +141,12 @@ dashboard's Experiments and GameDays section list them). Ctrl-C interrupts a run
 			if err != nil {
 				return fmt.Errorf("the dashboard cannot listen on %s: %w (choose another with --listen)", listen, err)
 			}
+			var links []web.Link
+			if af.token == "" { // a link cannot carry the token
+				links = []web.Link{{Name: "admin API", URL: strings.TrimSuffix(af.url, "/") + "/api/v1/cujs"}}
+			}
 			dash, err := web.New(web.Config{Service: svc, Admin: client, Engine: engine, Records: records, Token: af.token, Poll: poll, Logger: log,
-				Links: []web.Link{{Name: "admin API", URL: strings.TrimSuffix(af.url, "/") + "/api/v1/cujs"}}})
+				Listen: ln.Addr().String(), AllowHosts: allowHosts, Links: links})
 			if err != nil {
 				ln.Close()
 				return err
@@ -171,6 +179,7 @@ dashboard's Experiments and GameDays section list them). Ctrl-C interrupts a run
 	fs.StringVar(&src.specPath, "spec", "", "the service spec (default: the CUJs the proxy reports)")
 	src.addSources(cmd, e, `the embedded store 'slolab proxy --store' writes, for the SLO engine ("-" for none)`)
 	fs.StringVar(&listen, "listen", "127.0.0.1:8070", "address the dashboard listens on")
+	fs.StringArrayVar(&allowHosts, "allow-host", nil, "a DNS name the dashboard is reached by (its Host header), besides its address and localhost; repeatable; * allows any (behind a proxy that checks Host)")
 	fs.DurationVar(&poll, "poll", 2*time.Second, "how often the dashboard reads the proxy")
 	fs.StringVar(&logLevel, "log-level", "warn", "log level: debug, info, warn or error")
 	fs.StringArrayVar(&exps, "experiments", nil, "run the scheduled experiments of this spec file (repeatable)")

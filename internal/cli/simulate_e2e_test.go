@@ -87,7 +87,10 @@ func TestSimulatedBurnRatePagesWhenTheMathsSays(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		adm := admin.NewHandler(admin.Config{Service: svc, Routes: routes, Faults: faults, Recorder: rec})
+		adm, err := admin.NewHandler(admin.Config{Service: svc, Routes: routes, Faults: faults, Recorder: rec, AllowHosts: []string{"admin.internal"}})
+		if err != nil {
+			t.Fatal(err)
+		}
 		// The admin client uses the default transport; point it at the admin handler.
 		saved := http.DefaultTransport
 		http.DefaultTransport = inProcess{"admin.internal": adm}

@@ -297,7 +297,7 @@ alert's firing and resolution as JSON (Slack-compatible "text"), and
 					}
 					fmt.Fprintf(e.stderr, "slolab slo: %s %s %s %s\n", rpt.Time(st.At), t.Key, t.Alert.String(), verb)
 				}
-				notice := notify.Notice{Service: svc.Name, At: st.At, Changes: changes, Firing: tracker.Firing()}
+				notice := notify.Notice{Service: svc.Name, Spec: svc, At: st.At, Changes: changes, Firing: tracker.Firing()}
 				for _, nt := range notifiers {
 					if err := nt.Notify(e.ctx, notice); err != nil {
 						fmt.Fprintf(e.stderr, "slolab slo: %v\n", err)

@@ -77,8 +77,10 @@ const (
 	// pseudo-version of a commit on its master branch.
 	ChaosMesh = "github.com/chaos-mesh/chaos-mesh@v0.9.1-0.20260902003049-47411975a8cb"
 	// Sloth holds examples/ and the rules Sloth generated from them,
-	// examples/_gen/.
+	// examples/_gen/; cmd/sloth is its CLI, run as a peer (GoTool).
 	Sloth = "github.com/slok/sloth@v0.16.0"
+	// OSLO is the OpenSLO project's validator, cmd/oslo (`oslo validate`).
+	OSLO = "github.com/OpenSLO/oslo@v0.12.0"
 )
 
 var moduleDirs sync.Map // module@version → directory, or error
@@ -124,7 +126,7 @@ func downloadModule(moduleAtVersion string) any {
 		if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
 			stderr = ee.Stderr
 		}
-		return fmt.Errorf("go mod download %s: %v %s", moduleAtVersion, err, bytes.TrimSpace(stderr))
+		return fmt.Errorf("go mod download %s: %w %s", moduleAtVersion, err, bytes.TrimSpace(stderr))
 	}
 	if m.Dir == "" {
 		return fmt.Errorf("go mod download %s gave no directory: %s", moduleAtVersion, out)
@@ -214,4 +216,68 @@ func lineDiff(want, got string) string {
 		}
 	}
 	return "(same lines, different bytes)"
+}
+
+var goTools sync.Map // package@version → binary path, or error
+
+// GoTool returns the path of a Go program, package pkg of a published
+// module at a pinned version (module@version). It is built once, into the
+// user's cache directory (slolab-gotools/), and reused by every later test
+// process: the version is pinned, so the binary cannot go stale. It builds
+// in a scratch module that requires exactly that version, so it needs no
+// listing of the module's versions (which `go install pkg@version` asks
+// for, and the proxy may refuse). Without the module proxy it skips t, or
+// fails it when tools are required.
+func GoTool(t testing.TB, moduleAtVersion, pkg string) string {
+	t.Helper()
+	key := moduleAtVersion + " " + pkg
+	v, ok := goTools.Load(key)
+	if !ok {
+		v, _ = goTools.LoadOrStore(key, buildGoTool(moduleAtVersion, pkg))
+	}
+	path, ok := v.(string)
+	if !ok {
+		if Required() {
+			t.Fatalf("%v", v)
+		}
+		t.Skipf("%v", v)
+	}
+	return path
+}
+
+func buildGoTool(moduleAtVersion, pkg string) any {
+	module, version, _ := strings.Cut(moduleAtVersion, "@")
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	bin := filepath.Join(cache, "slolab-gotools", strings.NewReplacer("/", "_", "@", "_").Replace(moduleAtVersion), filepath.Base(pkg))
+	if st, err := os.Stat(bin); err == nil && st.Mode()&0o111 != 0 {
+		return bin
+	}
+	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp(filepath.Dir(bin), "build-") // beside bin, so the rename stays on one file system
+	if err != nil {
+		return err
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	mod := fmt.Sprintf("module gotool\n\ngo 1.22\n\nrequire %s %s\n", module, version)
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(mod), 0o644); err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-o", tmp, pkg)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("building %s from %s: %w\n%s", pkg, moduleAtVersion, err, bytes.TrimSpace(out))
+	}
+	// A rename is atomic: a test process running beside this one sees the
+	// whole binary or none.
+	if err := os.Rename(tmp, bin); err != nil {
+		return err
+	}
+	return bin
 }

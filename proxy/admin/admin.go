@@ -5,22 +5,18 @@
 package admin
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/hex"
-	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"slolab.dev/slolab"
 	"slolab.dev/slolab/fault"
+	"slolab.dev/slolab/httpapi"
 	"slolab.dev/slolab/match"
 	"slolab.dev/slolab/sli"
 	"slolab.dev/slolab/spec"
@@ -42,19 +38,32 @@ type Config struct {
 	// /api/v1/cluster; nil for a proxy on its own.
 	Cluster Cluster
 	Metrics http.Handler // served at /metrics
-	Audit   *Audit
-	// Token, when set, is required as "Authorization: Bearer TOKEN" for every mutation.
-	Token  string
-	Now    func() time.Time
-	Logger *slog.Logger
+	// Audit records every change; a change it cannot record is undone and
+	// refused.
+	Audit *Audit
+	// Token, when set, is required as "Authorization: Bearer TOKEN" on every
+	// request (but /metrics and /healthz with OpenMetrics). At least
+	// httpapi.MinTokenLength characters.
+	Token string
+	// OpenMetrics serves /metrics and /healthz without the token, for
+	// scrapers and probes that cannot send one.
+	OpenMetrics bool
+	// Listen is the address the API listens on and AllowHosts the further
+	// names it is reached by: a request whose Host names neither is refused
+	// (httpapi.Config says exactly what passes).
+	Listen     string
+	AllowHosts []string
+	Now        func() time.Time
+	Logger     *slog.Logger
 }
 
-// MaxBodyBytes bounds request bodies.
-const MaxBodyBytes = 1 << 20
-
 // CheckListen refuses to expose the admin API beyond this machine without a
-// token: anyone who reaches it can break the app behind the proxy.
+// token (anyone who reaches it can break the app behind the proxy), and a
+// token too short to resist guessing.
 func CheckListen(addr, token string) error {
+	if err := httpapi.CheckToken(token); err != nil {
+		return err
+	}
 	if token != "" {
 		return nil
 	}
@@ -75,10 +84,13 @@ func CheckListen(addr, token string) error {
 type handler struct {
 	cfg Config
 	mux *http.ServeMux
+	id  string // who makes changes: the token's key id, or anonymous
+
+	mu sync.Mutex // one change at a time, so that a change can be undone
 }
 
-// NewHandler returns the admin API.
-func NewHandler(cfg Config) http.Handler {
+// NewHandler returns the admin API behind its guard (httpapi.Guard).
+func NewHandler(cfg Config) (http.Handler, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -91,7 +103,22 @@ func NewHandler(cfg Config) http.Handler {
 	if cfg.Weights == nil && cfg.Split != nil {
 		cfg.Weights = cfg.Split
 	}
-	h := &handler{cfg: cfg, mux: http.NewServeMux()}
+	var open []string
+	if cfg.OpenMetrics {
+		open = []string{"/metrics", "/healthz"}
+	}
+	guard, err := httpapi.NewGuard(httpapi.Config{
+		Name: "the admin API", Listen: cfg.Listen, AllowHosts: cfg.AllowHosts, AllowHostFlag: "--admin-allow-host",
+		Token: cfg.Token, TokenHint: "send Authorization: Bearer $SLOLAB_ADMIN_TOKEN", Open: open,
+		Now: cfg.Now, Logger: cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	h := &handler{cfg: cfg, mux: http.NewServeMux(), id: "anonymous"}
+	if cfg.Token != "" {
+		h.id = "token:" + cfg.Audit.KeyID(cfg.Token)
+	}
 	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	if cfg.Metrics != nil {
 		h.mux.Handle("GET /metrics", cfg.Metrics)
@@ -113,9 +140,9 @@ func NewHandler(cfg Config) http.Handler {
 	h.mux.HandleFunc("GET /api/v1/audit", h.api(h.audit))
 	h.mux.HandleFunc("GET /api/v1/cluster", h.api(h.cluster))
 	h.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, slolab.Errorf(slolab.NotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
+		httpapi.WriteError(w, slolab.Errorf(slolab.NotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
-	return h.mux
+	return guard.Wrap(h.mux), nil
 }
 
 // apiFunc answers with a value to encode, or an error.
@@ -129,39 +156,46 @@ func (h *handler) api(fn apiFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		status, v, err := fn(r, identity{})
 		if err != nil {
-			writeError(w, err)
+			httpapi.WriteError(w, err)
 			return
 		}
-		writeJSON(w, status, v)
+		httpapi.WriteJSON(w, status, v)
 	}
 }
 
-// mutation checks the token before fn runs.
+// mutation runs fn with who is making the change (the guard has checked
+// the token, if any).
 func (h *handler) mutation(fn apiFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		who := identity{id: "anonymous", actor: r.Header.Get("X-Slolab-Actor"), remote: r.RemoteAddr}
-		if h.cfg.Token != "" {
-			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(h.cfg.Token)) != 1 {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="slolab"`)
-				writeError(w, slolab.Errorf(slolab.Unauthorized, "this change needs the admin token: send Authorization: Bearer $SLOLAB_ADMIN_TOKEN"))
-				return
-			}
-			sum := sha256.Sum256([]byte(got))
-			who.id = "token:" + hex.EncodeToString(sum[:4])
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
-		status, v, err := fn(r, who)
-		if err != nil {
-			writeError(w, err)
-			return
-		}
-		writeJSON(w, status, v)
-	}
+	return h.api(func(r *http.Request, _ identity) (int, any, error) {
+		return fn(r, identity{id: h.id, actor: r.Header.Get("X-Slolab-Actor"), remote: r.RemoteAddr})
+	})
 }
 
-func (h *handler) record(who identity, action, name string, detail any) {
-	h.cfg.Audit.Append(AuditEntry{Time: h.cfg.Now().UTC(), Identity: who.id, Actor: who.actor, Remote: who.remote, Action: action, Fault: name, Detail: detail, Member: h.member()})
+// change applies one change to the fault registry and records it in the
+// audit log; when the record cannot be written, the change is undone and
+// refused. apply returns what to record.
+func (h *handler) change(who identity, apply func() (action, name string, detail any, err error)) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	before := h.cfg.Faults.Snapshot()
+	action, name, detail, err := apply()
+	if err != nil {
+		return err
+	}
+	if err := h.record(who, action, name, detail); err != nil {
+		h.cfg.Faults.Restore(before)
+		return err
+	}
+	return nil
+}
+
+func (h *handler) record(who identity, action, name string, detail any) error {
+	err := h.cfg.Audit.Append(AuditEntry{Time: h.cfg.Now().UTC(), Identity: who.id, Actor: who.actor, Remote: who.remote, Action: action, Fault: name, Detail: detail, Member: h.member()})
+	if err != nil {
+		h.cfg.Logger.Error("admin API: a change was refused: the audit log cannot be written", "action", action, "fault", name, "err", err)
+		return slolab.Errorf(slolab.Unavailable, "the change was not made: %w", err)
+	}
+	return nil
 }
 
 // FaultList is the body of GET /api/v1/faults.
@@ -185,21 +219,9 @@ func (h *handler) getFault(r *http.Request, _ identity) (int, any, error) {
 	return http.StatusOK, st, err
 }
 
-func readBody(r *http.Request) ([]byte, error) {
-	data, err := io.ReadAll(r.Body)
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		return nil, slolab.Errorf(slolab.Invalid, "request body exceeds %d bytes", mbe.Limit)
-	}
-	if err != nil {
-		return nil, slolab.Errorf(slolab.Invalid, "reading the request body: %v", err)
-	}
-	return data, nil
-}
-
 func (h *handler) putFault(r *http.Request, who identity) (int, any, error) {
 	name := r.PathValue("name")
-	data, err := readBody(r)
+	data, err := httpapi.ReadBody(r)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -210,23 +232,30 @@ func (h *handler) putFault(r *http.Request, who identity) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	st, created, err := h.cfg.Faults.Put(rule)
+	var st fault.Status
+	var created bool
+	err = h.change(who, func() (string, string, any, error) {
+		st, created, err = h.cfg.Faults.Put(rule)
+		if created {
+			return "put", name, rule, err
+		}
+		return "replace", name, rule, err
+	})
 	if err != nil {
 		return 0, nil, err
 	}
-	action, status := "replace", http.StatusOK
 	if created {
-		action, status = "put", http.StatusCreated
+		return http.StatusCreated, st, nil
 	}
-	h.record(who, action, name, rule)
-	return status, st, nil
+	return http.StatusOK, st, nil
 }
 
 func (h *handler) deleteFault(r *http.Request, who identity) (int, any, error) {
-	st, err := h.cfg.Faults.Delete(r.PathValue("name"))
-	if err == nil {
-		h.record(who, "delete", st.Rule.Name, nil)
-	}
+	var st fault.Status
+	err := h.change(who, func() (_, _ string, _ any, err error) {
+		st, err = h.cfg.Faults.Delete(r.PathValue("name"))
+		return "delete", r.PathValue("name"), nil, err
+	})
 	return http.StatusOK, st, err
 }
 
@@ -236,15 +265,13 @@ type renewRequest struct {
 }
 
 func parseRenew(r *http.Request) (time.Duration, error) {
-	data, err := readBody(r)
+	data, err := httpapi.ReadBody(r)
 	if err != nil || len(strings.TrimSpace(string(data))) == 0 {
 		return 0, err
 	}
 	var req renewRequest
-	dec := json.NewDecoder(strings.NewReader(string(data)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return 0, slolab.Errorf(slolab.Invalid, "request body: want {\"ttl\": \"10m\"}: %v", err)
+	if err := httpapi.DecodeJSON(data, &req, `{"ttl": "10m"}`); err != nil {
+		return 0, err
 	}
 	if req.TTL < 0 {
 		return 0, slolab.Errorf(slolab.Invalid, "ttl: must be positive")
@@ -257,23 +284,23 @@ func (h *handler) renewFault(r *http.Request, who identity) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	st, err := h.cfg.Faults.Renew(r.PathValue("name"), ttl)
-	if err == nil {
-		h.record(who, "renew", st.Rule.Name, map[string]string{"expiresAt": st.ExpiresAt.UTC().Format(time.RFC3339)})
-	}
+	var st fault.Status
+	err = h.change(who, func() (_, _ string, _ any, err error) {
+		st, err = h.cfg.Faults.Renew(r.PathValue("name"), ttl)
+		return "renew", r.PathValue("name"), map[string]string{"expiresAt": st.ExpiresAt.UTC().Format(time.RFC3339)}, err
+	})
 	return http.StatusOK, st, err
 }
 
-func (h *handler) getGrouping(*http.Request, identity) (int, any, error) {
-	st, ok := h.cfg.Faults.Grouping()
-	if !ok {
-		return 0, nil, slolab.Errorf(slolab.NotFound, "no grouping: every client is in group none")
-	}
-	return http.StatusOK, st, nil
+// getGrouping answers GET /api/v1/grouping[?run=NAME]: a run's grouping,
+// or without a run the only one there is.
+func (h *handler) getGrouping(r *http.Request, _ identity) (int, any, error) {
+	st, err := h.cfg.Faults.Grouping(r.URL.Query().Get("run"))
+	return http.StatusOK, st, err
 }
 
 func (h *handler) putGrouping(r *http.Request, who identity) (int, any, error) {
-	data, err := readBody(r)
+	data, err := httpapi.ReadBody(r)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -281,18 +308,25 @@ func (h *handler) putGrouping(r *http.Request, who identity) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	st, err := h.cfg.Faults.SetGrouping(g)
-	if err == nil {
-		h.record(who, "grouping.put", "", g)
-	}
+	var st fault.GroupingStatus
+	err = h.change(who, func() (_, _ string, _ any, err error) {
+		st, err = h.cfg.Faults.SetGrouping(g)
+		return "grouping.put", g.Run, g, err
+	})
 	return http.StatusOK, st, err
 }
 
-func (h *handler) deleteGrouping(_ *http.Request, who identity) (int, any, error) {
-	if !h.cfg.Faults.ClearGrouping() {
-		return 0, nil, slolab.Errorf(slolab.NotFound, "no grouping to delete")
+func (h *handler) deleteGrouping(r *http.Request, who identity) (int, any, error) {
+	run := r.URL.Query().Get("run")
+	err := h.change(who, func() (string, string, any, error) {
+		if !h.cfg.Faults.ClearGrouping(run) {
+			return "", "", nil, slolab.Errorf(slolab.NotFound, "no grouping to delete")
+		}
+		return "grouping.delete", run, nil, nil
+	})
+	if err != nil {
+		return 0, nil, err
 	}
-	h.record(who, "grouping.delete", "", nil)
 	return http.StatusOK, map[string]bool{"deleted": true}, nil
 }
 
@@ -301,10 +335,12 @@ func (h *handler) renewGrouping(r *http.Request, who identity) (int, any, error)
 	if err != nil {
 		return 0, nil, err
 	}
-	st, err := h.cfg.Faults.RenewGrouping(ttl)
-	if err == nil {
-		h.record(who, "grouping.renew", "", nil)
-	}
+	run := r.URL.Query().Get("run")
+	var st fault.GroupingStatus
+	err = h.change(who, func() (_, _ string, _ any, err error) {
+		st, err = h.cfg.Faults.RenewGrouping(run, ttl)
+		return "grouping.renew", run, nil, err
+	})
 	return http.StatusOK, st, err
 }
 
@@ -323,58 +359,4 @@ func (h *handler) audit(r *http.Request, _ identity) (int, any, error) {
 		n = v
 	}
 	return http.StatusOK, AuditList{Entries: orEmpty(h.cfg.Audit.Recent(n))}, nil
-}
-
-// errorBody is every error response.
-type errorBody struct {
-	Error string `json:"error"`
-}
-
-// httpStatus maps error kinds to HTTP statuses: the one place this happens.
-func httpStatus(k slolab.Kind) int {
-	switch k {
-	case slolab.Invalid:
-		return http.StatusBadRequest
-	case slolab.NotFound:
-		return http.StatusNotFound
-	case slolab.Conflict:
-		return http.StatusConflict
-	case slolab.Unauthorized:
-		return http.StatusUnauthorized
-	case slolab.Unavailable:
-		return http.StatusBadGateway
-	}
-	return http.StatusInternalServerError
-}
-
-// kindOf maps an HTTP status back to an error kind, for the client.
-func kindOf(status int) slolab.Kind {
-	switch status {
-	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusMethodNotAllowed:
-		return slolab.Invalid
-	case http.StatusNotFound:
-		return slolab.NotFound
-	case http.StatusConflict:
-		return slolab.Conflict
-	case http.StatusUnauthorized, http.StatusForbidden:
-		return slolab.Unauthorized
-	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		return slolab.Unavailable
-	}
-	return slolab.Internal
-}
-
-func writeError(w http.ResponseWriter, err error) {
-	writeJSON(w, httpStatus(slolab.KindOf(err)), errorBody{Error: err.Error()})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(v); err != nil {
-		fmt.Fprintf(w, `{"error": %q}`, err.Error())
-	}
 }

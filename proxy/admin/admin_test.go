@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -35,7 +36,10 @@ func setup(t *testing.T, token string) *env {
 	faults, _ := fault.NewRegistry(fault.Config{Service: svc, Routes: routes, MaxTTL: time.Hour})
 	rec := sli.New(sli.Config{Service: svc, Routes: routes})
 	var buf bytes.Buffer
-	h := admin.NewHandler(admin.Config{Service: svc, Routes: routes, Faults: faults, Recorder: rec, Audit: admin.NewAudit(&buf, 10), Token: token})
+	h, err := admin.NewHandler(admin.Config{Service: svc, Routes: routes, Faults: faults, Recorder: rec, Audit: admin.NewAudit(&buf, 10), Token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return &env{srv: srv, faults: faults, audit: &buf}
@@ -44,6 +48,9 @@ func setup(t *testing.T, token string) *env {
 func call(t *testing.T, method, url, token, body string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
@@ -79,7 +86,7 @@ func TestBadRulesGet400WithTheReason(t *testing.T) {
 }
 
 func TestMutationsNeedTheTokenWhenOneIsSet(t *testing.T) {
-	e := setup(t, "s3cret")
+	e := setup(t, "s3cret-s3cret-s3cret")
 	rule := `{"match": {"cuj": "update"}, "status": 500, "rate": "0.1%"}`
 	if code, _ := call(t, "PUT", e.srv.URL+"/api/v1/faults/a", "", rule); code != 401 {
 		t.Errorf("without a token: %d, want 401", code)
@@ -87,14 +94,14 @@ func TestMutationsNeedTheTokenWhenOneIsSet(t *testing.T) {
 	if code, _ := call(t, "PUT", e.srv.URL+"/api/v1/faults/a", "wrong", rule); code != 401 {
 		t.Errorf("with a wrong token: %d, want 401", code)
 	}
-	if code, body := call(t, "PUT", e.srv.URL+"/api/v1/faults/a", "s3cret", rule); code != 201 {
+	if code, body := call(t, "PUT", e.srv.URL+"/api/v1/faults/a", "s3cret-s3cret-s3cret", rule); code != 201 {
 		t.Errorf("with the token: %d %s, want 201", code, body)
 	}
-	if code, _ := call(t, "PUT", e.srv.URL+"/api/v1/faults/a", "s3cret", rule); code != 200 {
+	if code, _ := call(t, "PUT", e.srv.URL+"/api/v1/faults/a", "s3cret-s3cret-s3cret", rule); code != 200 {
 		t.Errorf("replacing: %d, want 200", code)
 	}
-	if code, _ := call(t, "GET", e.srv.URL+"/api/v1/faults", "", ""); code != 200 {
-		t.Errorf("reading without a token: %d, want 200", code)
+	if code, _ := call(t, "GET", e.srv.URL+"/api/v1/faults", "", ""); code != 401 {
+		t.Errorf("reading without a token: %d, want 401", code)
 	}
 	if code, _ := call(t, "DELETE", e.srv.URL+"/api/v1/faults/a", "", ""); code != 401 {
 		t.Errorf("deleting without a token: %d, want 401", code)
@@ -109,7 +116,7 @@ func TestMutationsNeedTheTokenWhenOneIsSet(t *testing.T) {
 		entries = append(entries, a)
 	}
 	if len(entries) != 2 || entries[0].Action != "put" || entries[1].Action != "replace" || entries[0].Fault != "a" ||
-		!strings.HasPrefix(entries[0].Identity, "token:") || strings.Contains(e.audit.String(), "s3cret") {
+		!strings.HasPrefix(entries[0].Identity, "token:") || strings.Contains(e.audit.String(), "s3cret-s3cret-s3cret") {
 		t.Errorf("audit log:\n%s", e.audit.String())
 	}
 }
@@ -120,15 +127,29 @@ func TestTheAdminAPIRefusesToListenBeyondLoopbackWithoutAToken(t *testing.T) {
 		if (err == nil) != ok {
 			t.Errorf("CheckListen(%s, no token) = %v", addr, err)
 		}
-		if err := admin.CheckListen(addr, "t"); err != nil {
+		if err := admin.CheckListen(addr, "a-random-token-of-26-chars"); err != nil {
 			t.Errorf("CheckListen(%s, token) = %v", addr, err)
 		}
 	}
 }
 
+// A one-character token was accepted; a token must be long enough not to
+// be guessed at the rate failed attempts are allowed.
+func TestShortTokensAreRefused(t *testing.T) {
+	for _, tok := range []string{"t", "s3cret", "fifteen-chars!!"} {
+		err := admin.CheckListen("0.0.0.0:9090", tok)
+		if want := fmt.Sprintf("the token has %d characters: use at least 16, random (openssl rand -hex 16 prints 32)", len(tok)); err == nil || err.Error() != want {
+			t.Errorf("CheckListen with token %q: %v, want %q", tok, err, want)
+		}
+	}
+	if err := admin.CheckListen("0.0.0.0:9090", "sixteen-chars!!!"); err != nil {
+		t.Errorf("a 16-character token: %v", err)
+	}
+}
+
 func TestTheClientRoundTripsRulesAndErrors(t *testing.T) {
-	e := setup(t, "tok")
-	c, err := admin.NewClient(e.srv.URL, "tok")
+	e := setup(t, "tok-tok-tok-tok-tok")
+	c, err := admin.NewClient(e.srv.URL, "tok-tok-tok-tok-tok")
 	if err != nil {
 		t.Fatal(err)
 	}

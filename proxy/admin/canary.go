@@ -1,13 +1,13 @@
 package admin
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
 	"strings"
 	"time"
 
 	"slolab.dev/slolab"
+	"slolab.dev/slolab/httpapi"
 	"slolab.dev/slolab/match"
 	"slolab.dev/slolab/sli"
 	"slolab.dev/slolab/spec"
@@ -53,31 +53,33 @@ func (h *handler) putCanary(r *http.Request, who identity) (int, any, error) {
 	if h.cfg.Split == nil {
 		return 0, nil, h.noSplit()
 	}
-	data, err := readBody(r)
+	data, err := httpapi.ReadBody(r)
 	if err != nil {
 		return 0, nil, err
 	}
 	var req CanaryRequest
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil || len(req.Weight) == 0 {
-		msg := "want {\"weight\": \"25%\"}"
-		if err != nil {
-			msg += ": " + err.Error()
-		}
-		return 0, nil, slolab.Errorf(slolab.Invalid, "request body: %s", msg)
+	if err := httpapi.DecodeJSON(data, &req, `{"weight": "25%"}`); err != nil {
+		return 0, nil, err
+	}
+	if len(req.Weight) == 0 {
+		return 0, nil, slolab.Errorf(slolab.Invalid, "request body: want {\"weight\": \"25%%\"}")
 	}
 	text := strings.Trim(string(req.Weight), `"`)
 	w, err := ParseWeight(text)
 	if err != nil {
 		return 0, nil, slolab.Errorf(slolab.Invalid, "request body: weight: %v", err)
 	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	prev := h.cfg.Split.Weight()
 	st, err := h.cfg.Weights.SetWeight(w)
 	if err != nil {
 		return 0, nil, err
 	}
-	h.record(who, "canary.weight", "", map[string]spec.Ratio{"weight": w, "previous": prev})
+	if err := h.record(who, "canary.weight", "", map[string]spec.Ratio{"weight": w, "previous": prev}); err != nil {
+		h.cfg.Split.SetWeight(prev) //nolint:errcheck // it held this weight a moment ago
+		return 0, nil, err
+	}
 	h.cfg.Logger.Info("canary weight changed", "weight", w, "previous", prev, "identity", who.id, "actor", who.actor)
 	return http.StatusOK, st, nil
 }
@@ -131,6 +133,9 @@ func (h *handler) counts(r *http.Request, _ identity) (int, any, error) {
 }
 
 // Counts builds the counts per CUJ × revision over a window, _other last.
+// The counts cover at least the window (Span ≥ d, up to one recorder
+// interval more): a judge asked for the last 10s judges 10s or more, never
+// the few hundred milliseconds of the live interval alone.
 func Counts(svc *spec.Service, routes *match.Table, rec *sli.Recorder, sp *split.Split, d time.Duration, now time.Time) CountsResponse {
 	resp := CountsResponse{Service: svc.Name, Now: now.UTC(), Window: spec.Duration(d), CUJs: []CUJCounts{}}
 	for _, b := range rec.Bounds() {
@@ -140,10 +145,11 @@ func Counts(svc *spec.Service, routes *match.Table, rec *sli.Recorder, sp *split
 		st := sp.Status()
 		resp.Split = &st
 	}
+	cover := rec.Covering(now.Add(-d))
 	for _, name := range append(svc.CUJNames(), spec.OtherCUJ) {
 		cc := CUJCounts{CUJ: name, Revisions: []RevisionCounts{}}
 		for rev := range match.NumRevisions {
-			c := rec.RevisionWindow(routes.CUJIndex(name), match.Revision(rev), d)
+			c := rec.RevisionWindow(routes.CUJIndex(name), match.Revision(rev), cover)
 			resp.Span = spec.Duration(c.Span)
 			if c.Total == 0 {
 				continue

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"slolab.dev/slolab"
@@ -41,7 +42,10 @@ func setupCanary(t *testing.T, token string, sp func(cujs int) *split.Split) *ca
 		s = sp(len(routes.CUJs()))
 	}
 	var buf bytes.Buffer
-	h := admin.NewHandler(admin.Config{Service: svc, Routes: routes, Faults: faults, Recorder: rec, Split: s, Audit: admin.NewAudit(&buf, 10), Token: token})
+	h, err := admin.NewHandler(admin.Config{Service: svc, Routes: routes, Faults: faults, Recorder: rec, Split: s, Audit: admin.NewAudit(&buf, 10), Token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return &canaryEnv{env: &env{srv: srv, faults: faults, audit: &buf}, rec: rec, routes: routes, split: s}
@@ -60,11 +64,11 @@ func weightSplit(t *testing.T) func(int) *split.Split {
 }
 
 func TestTheCanaryWeightChangesThroughTheAPIWithTheTokenAndIsAudited(t *testing.T) {
-	e := setupCanary(t, "s3cret", weightSplit(t))
+	e := setupCanary(t, "s3cret-s3cret-s3cret", weightSplit(t))
 	if code, body := call(t, "PUT", e.srv.URL+"/api/v1/canary", "", `{"weight": "25%"}`); code != 401 {
 		t.Errorf("without a token: %d %s", code, body)
 	}
-	code, body := call(t, "PUT", e.srv.URL+"/api/v1/canary", "s3cret", `{"weight": "25%"}`)
+	code, body := call(t, "PUT", e.srv.URL+"/api/v1/canary", "s3cret-s3cret-s3cret", `{"weight": "25%"}`)
 	var st split.Status
 	json.Unmarshal([]byte(body), &st)
 	if code != 200 || st.Mode != "weight" || st.Weight.String() != "25%" || st.Canary != "http://127.0.0.1:3002" || st.Stable != "http://127.0.0.1:3001" {
@@ -72,7 +76,7 @@ func TestTheCanaryWeightChangesThroughTheAPIWithTheTokenAndIsAudited(t *testing.
 	}
 	// A bare number is a percentage, as in Argo Rollouts' setWeight.
 	for _, tc := range [][2]string{{`{"weight": 50}`, "50%"}, {`{"weight": "0"}`, "0%"}, {`{"weight": "100"}`, "100%"}, {`{"weight": "0.5%"}`, "0.5%"}} {
-		code, resp := call(t, "PUT", e.srv.URL+"/api/v1/canary", "s3cret", tc[0])
+		code, resp := call(t, "PUT", e.srv.URL+"/api/v1/canary", "s3cret-s3cret-s3cret", tc[0])
 		json.Unmarshal([]byte(resp), &st)
 		if code != 200 || st.Weight.String() != tc[1] {
 			t.Errorf("%s: %d %s, want weight %s", tc[0], code, resp, tc[1])
@@ -82,10 +86,10 @@ func TestTheCanaryWeightChangesThroughTheAPIWithTheTokenAndIsAudited(t *testing.
 		`{"weight": "150%"}`: "request body: weight: must be at most 100%, got 150%",
 		`{"weight": "lots"}`: `request body: weight: want a non-negative number or percentage such as 0.1% or 0.001, got "lots"`,
 		`{"wieght": "5%"}`:   `request body: want {"weight": "25%"}: json: unknown field "wieght"`,
-		``:                   `request body: want {"weight": "25%"}: EOF`,
+		``:                   `request body: empty; want {"weight": "25%"}`,
 		`{}`:                 `request body: want {"weight": "25%"}`,
 	} {
-		code, resp := call(t, "PUT", e.srv.URL+"/api/v1/canary", "s3cret", body)
+		code, resp := call(t, "PUT", e.srv.URL+"/api/v1/canary", "s3cret-s3cret-s3cret", body)
 		var eb struct{ Error string }
 		json.Unmarshal([]byte(resp), &eb)
 		if code != 400 || eb.Error != want {
@@ -194,4 +198,33 @@ func TestCountsPerRevisionOverAnyWindow(t *testing.T) {
 			t.Errorf("%q: %d %q, want %q", q, code, eb.Error, want)
 		}
 	}
+}
+
+// A 10s window asked 800 ms into an interval covers the interval before as
+// well: at least 10s of requests, never the live 800 ms alone.
+func TestCountsCoverAtLeastTheWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		svc, err := spec.LoadService("../../examples/chat.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		routes, _ := match.Compile(svc)
+		rec := sli.New(sli.Config{Service: svc, Routes: routes})
+		upd := routes.Route("update", "POST /update")
+		observe := func(n int) {
+			for range n {
+				rec.Observe(sli.Observation{Route: upd, Method: "POST", Code: 200, Latency: time.Millisecond})
+			}
+		}
+		// Synctest's clock starts on a whole second: move to 3s into an interval.
+		time.Sleep(10*time.Second - time.Duration(time.Now().UnixNano()%int64(10*time.Second)) + 3*time.Second)
+		observe(5)
+		time.Sleep(7*time.Second + 800*time.Millisecond) // 800 ms into the next interval
+		rec.Close(time.Now())
+		observe(2)
+		got := admin.Counts(svc, routes, rec, nil, 10*time.Second, time.Now())
+		if time.Duration(got.Span) < 10*time.Second || got.CUJs[2].Revisions[0].Total != 7 {
+			t.Errorf("10s window: span %s, %d requests; want at least 10s and all 7", got.Span, got.CUJs[2].Revisions[0].Total)
+		}
+	})
 }

@@ -15,6 +15,7 @@ import (
 
 	"slolab.dev/slolab"
 	"slolab.dev/slolab/fault"
+	"slolab.dev/slolab/httpapi"
 	"slolab.dev/slolab/spec"
 	"slolab.dev/slolab/split"
 )
@@ -83,11 +84,11 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 		return slolab.Errorf(slolab.Unavailable, "admin API %s: reading the response: %v", c.base, err)
 	}
 	if resp.StatusCode >= 300 {
-		var eb errorBody
+		var eb httpapi.ErrorBody
 		if json.Unmarshal(data, &eb) == nil && eb.Error != "" {
-			return &slolab.Error{Kind: kindOf(resp.StatusCode), Msg: eb.Error}
+			return &slolab.Error{Kind: httpapi.KindOf(resp.StatusCode), Msg: eb.Error}
 		}
-		return slolab.Errorf(kindOf(resp.StatusCode), "admin API %s %s: %s", method, path, resp.Status)
+		return slolab.Errorf(httpapi.KindOf(resp.StatusCode), "admin API %s %s: %s", method, path, resp.Status)
 	}
 	if out == nil {
 		return nil
@@ -158,20 +159,24 @@ func (c *Client) CUJs(ctx context.Context) (*CUJsResponse, error) {
 }
 
 // SLI returns what a CUJ's clients (group "all", "experiment", "control" or
-// "none") saw over the last window.
-func (c *Client) SLI(ctx context.Context, cuj, group string, window time.Duration) (*SLIResponse, error) {
-	return c.sli(ctx, url.Values{"cuj": {cuj}, "window": {spec.FormatDuration(window)}}, group)
+// "none") saw over the last window; with a run, only the requests the
+// proxy counted under that run.
+func (c *Client) SLI(ctx context.Context, cuj, group, run string, window time.Duration) (*SLIResponse, error) {
+	return c.sli(ctx, url.Values{"cuj": {cuj}, "window": {spec.FormatDuration(window)}}, group, run)
 }
 
 // SLISince returns what a CUJ's clients saw since t: every recorder interval
 // that overlaps [t, now].
-func (c *Client) SLISince(ctx context.Context, cuj, group string, t time.Time) (*SLIResponse, error) {
-	return c.sli(ctx, url.Values{"cuj": {cuj}, "since": {t.UTC().Format(time.RFC3339Nano)}}, group)
+func (c *Client) SLISince(ctx context.Context, cuj, group, run string, t time.Time) (*SLIResponse, error) {
+	return c.sli(ctx, url.Values{"cuj": {cuj}, "since": {t.UTC().Format(time.RFC3339Nano)}}, group, run)
 }
 
-func (c *Client) sli(ctx context.Context, v url.Values, group string) (*SLIResponse, error) {
+func (c *Client) sli(ctx context.Context, v url.Values, group, run string) (*SLIResponse, error) {
 	if group != "" {
 		v.Set("group", group)
+	}
+	if run != "" {
+		v.Set("run", run)
 	}
 	var out SLIResponse
 	if err := c.do(ctx, http.MethodGet, "/api/v1/sli?"+v.Encode(), nil, &out); err != nil {
@@ -180,34 +185,44 @@ func (c *Client) sli(ctx context.Context, v url.Values, group string) (*SLIRespo
 	return &out, nil
 }
 
-// Grouping returns the active grouping; NotFound when there is none.
-func (c *Client) Grouping(ctx context.Context) (fault.GroupingStatus, error) {
+// runQuery is "?run=NAME", or nothing for the only grouping.
+func runQuery(run string) string {
+	if run == "" {
+		return ""
+	}
+	return "?" + url.Values{"run": {run}}.Encode()
+}
+
+// Grouping returns a run's grouping ("" for the only one); NotFound when
+// there is none.
+func (c *Client) Grouping(ctx context.Context, run string) (fault.GroupingStatus, error) {
 	var st fault.GroupingStatus
-	err := c.do(ctx, http.MethodGet, "/api/v1/grouping", nil, &st)
+	err := c.do(ctx, http.MethodGet, "/api/v1/grouping"+runQuery(run), nil, &st)
 	return st, err
 }
 
-// SetGrouping installs the experiment/control grouping.
+// SetGrouping installs a run's grouping (g.Run names the run); Conflict
+// when another run holds one of its CUJs.
 func (c *Client) SetGrouping(ctx context.Context, g *spec.Grouping) (fault.GroupingStatus, error) {
 	var st fault.GroupingStatus
 	err := c.do(ctx, http.MethodPut, "/api/v1/grouping", g, &st)
 	return st, err
 }
 
-// RenewGrouping extends the grouping's lease.
-func (c *Client) RenewGrouping(ctx context.Context, ttl time.Duration) (fault.GroupingStatus, error) {
+// RenewGrouping extends a run's grouping's lease.
+func (c *Client) RenewGrouping(ctx context.Context, run string, ttl time.Duration) (fault.GroupingStatus, error) {
 	var st fault.GroupingStatus
 	var body any
 	if ttl > 0 {
 		body = renewRequest{TTL: spec.Duration(ttl)}
 	}
-	err := c.do(ctx, http.MethodPost, "/api/v1/grouping/renew", body, &st)
+	err := c.do(ctx, http.MethodPost, "/api/v1/grouping/renew"+runQuery(run), body, &st)
 	return st, err
 }
 
-// DeleteGrouping removes the grouping.
-func (c *Client) DeleteGrouping(ctx context.Context) error {
-	return c.do(ctx, http.MethodDelete, "/api/v1/grouping", nil, nil)
+// DeleteGrouping removes a run's grouping.
+func (c *Client) DeleteGrouping(ctx context.Context, run string) error {
+	return c.do(ctx, http.MethodDelete, "/api/v1/grouping"+runQuery(run), nil, nil)
 }
 
 // Audit returns the latest audit entries.

@@ -22,9 +22,13 @@ type Faults interface {
 	Delete(name string) (fault.Status, error)
 	Renew(name string, ttl time.Duration) (fault.Status, error)
 	SetGrouping(*spec.Grouping) (fault.GroupingStatus, error)
-	RenewGrouping(ttl time.Duration) (fault.GroupingStatus, error)
-	Grouping() (fault.GroupingStatus, bool)
-	ClearGrouping() bool
+	RenewGrouping(run string, ttl time.Duration) (fault.GroupingStatus, error)
+	Grouping(run string) (fault.GroupingStatus, error)
+	Groupings() []fault.GroupingStatus
+	ClearGrouping(run string) bool
+	// Snapshot and Restore undo a change the audit log cannot record.
+	Snapshot() fault.Snapshot
+	Restore(fault.Snapshot)
 }
 
 // Weights sets the canary's weight: a *split.Split, or a *cluster.Node.

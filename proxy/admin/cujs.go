@@ -2,8 +2,10 @@ package admin
 
 import (
 	"net/http"
+	"slices"
 	"time"
 
+	"slolab.dev/slolab/fault"
 	"slolab.dev/slolab/match"
 	"slolab.dev/slolab/sli"
 	"slolab.dev/slolab/spec"
@@ -111,7 +113,7 @@ func Snapshot(svc *spec.Service, routes *match.Table, faults Faults, rec *sli.Re
 func SnapshotSplit(svc *spec.Service, routes *match.Table, faults Faults, rec *sli.Recorder, sp *split.Split, now time.Time) CUJsResponse {
 	resp := CUJsResponse{Service: svc.Name, Now: now.UTC()}
 	statuses := faults.List()
-	_, grouped := faults.Grouping()
+	grouped := slices.ContainsFunc(faults.Groupings(), func(g fault.GroupingStatus) bool { return g.Active && g.Grouping.Splits() })
 	names := append(svc.CUJNames(), spec.OtherCUJ)
 	for _, name := range names {
 		idx := routes.CUJIndex(name)

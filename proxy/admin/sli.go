@@ -20,6 +20,9 @@ type SLIResponse struct {
 	CUJ    string        `json:"cuj"`
 	Group  string        `json:"group"`
 	Window spec.Duration `json:"window"`
+	// Run is the experiment run whose view was asked for: every request but
+	// those another run counted.
+	Run string `json:"run,omitempty"`
 	// Span is the time the counts cover: the whole recorder intervals that
 	// fit in the window plus the live part of the current one.
 	Span  spec.Duration `json:"span"`
@@ -29,19 +32,6 @@ type SLIResponse struct {
 	// Bounds are the histogram's upper bounds; Hist has one count more, for +Inf.
 	Bounds []spec.Duration `json:"bounds"`
 	Hist   []uint64        `json:"hist"`
-}
-
-// covering returns the window whose intervals cover everything since t: the
-// recorder answers a window with whole closed intervals plus the live one, so
-// the window is rounded up to reach back to the interval holding t.
-func (h *handler) covering(t time.Time) time.Duration {
-	iv := h.cfg.Recorder.Interval()
-	open := h.cfg.Recorder.Closed() // start of the live interval
-	if !t.Before(open) {
-		return iv
-	}
-	n := (open.Sub(t) + iv - 1) / iv // closed intervals needed
-	return (n + 1) * iv
 }
 
 // GroupAll selects every client in GET /api/v1/sli.
@@ -73,7 +63,7 @@ func (h *handler) sli(r *http.Request, _ identity) (int, any, error) {
 		if err != nil {
 			return 0, nil, slolab.Errorf(slolab.Invalid, "since: want an RFC 3339 time such as 2026-11-17T12:00:00Z, got %q", s)
 		}
-		window = h.covering(since)
+		window = h.cfg.Recorder.Covering(since)
 	}
 	if keep := h.cfg.Recorder.Keep(); window < time.Second || window > keep {
 		return 0, nil, slolab.Errorf(slolab.Invalid, "window: must be between 1s and %s (what the proxy keeps), got %s", spec.FormatDuration(keep), spec.FormatDuration(window))
@@ -87,7 +77,12 @@ func (h *handler) sli(r *http.Request, _ identity) (int, any, error) {
 		group, groupName = int(g), s
 	}
 	c := h.cfg.Recorder.Window(idx, group, window)
-	resp := SLIResponse{CUJ: name, Group: groupName, Window: spec.Duration(window), Span: spec.Duration(c.Span.Round(time.Millisecond)),
+	run := q.Get("run")
+	if run != "" {
+		// None of another run's requests, even in an interval both ran in.
+		c = h.cfg.Recorder.RunWindow(run, idx, group, window)
+	}
+	resp := SLIResponse{CUJ: name, Group: groupName, Run: run, Window: spec.Duration(window), Span: spec.Duration(c.Span.Round(time.Millisecond)),
 		Total: c.Total, Bad: c.Bad, Slow: c.Slow, Hist: c.Hist}
 	for _, b := range h.cfg.Recorder.Bounds() {
 		resp.Bounds = append(resp.Bounds, spec.Duration(b))

@@ -34,14 +34,18 @@ func TestTheSLIEndpointAnswersAnyWindowPerGroup(t *testing.T) {
 	observe(match.GroupExperiment, 500, 20*time.Millisecond, 3)
 	observe(match.GroupExperiment, 200, 1500*time.Millisecond, 2)
 	observe(match.GroupControl, 200, 20*time.Millisecond, 45)
-	srv := httptest.NewServer(admin.NewHandler(admin.Config{Service: svc, Routes: routes, Faults: faults, Recorder: rec, Now: clock}))
+	h, err := admin.NewHandler(admin.Config{Service: svc, Routes: routes, Faults: faults, Recorder: rec, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	c, err := admin.NewClient(srv.URL, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	got, err := c.SLI(context.Background(), "update", "experiment", 2*time.Minute)
+	got, err := c.SLI(context.Background(), "update", "experiment", "", 2*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +53,7 @@ func TestTheSLIEndpointAnswersAnyWindowPerGroup(t *testing.T) {
 		got.Total != 5 || got.Bad != 3 || got.Slow != 2 || len(got.Hist) != len(got.Bounds)+1 {
 		t.Errorf("experiment group = %+v", got)
 	}
-	all, err := c.SLI(context.Background(), "update", "", time.Minute)
+	all, err := c.SLI(context.Background(), "update", "", "", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,14 +63,14 @@ func TestTheSLIEndpointAnswersAnyWindowPerGroup(t *testing.T) {
 
 	// Since 12:00:00 (5s ago), the start of the live interval, the window is
 	// the live interval alone; since 11:59:40 it reaches back two more.
-	since, err := c.SLISince(context.Background(), "update", "all", now.Add(-5*time.Second))
+	since, err := c.SLISince(context.Background(), "update", "all", "", now.Add(-5*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if since.Window != spec.Duration(10*time.Second) || since.Total != 50 {
 		t.Errorf("since 5s ago = %+v", since)
 	}
-	if since, _ := c.SLISince(context.Background(), "update", "all", now.Add(-25*time.Second)); since.Window != spec.Duration(30*time.Second) {
+	if since, _ := c.SLISince(context.Background(), "update", "all", "", now.Add(-25*time.Second)); since.Window != spec.Duration(30*time.Second) {
 		t.Errorf("since 25s ago: window %s, want 30s", since.Window)
 	}
 

@@ -17,38 +17,40 @@ const module = "slolab.dev/slolab"
 // layers: a package may import only packages of a strictly lower layer.
 // A pattern ending in "/..." covers a subtree.
 var layers = map[string]int{
-	"":                   0, // error kinds
-	"spec":               1,
-	"spec/...":           2, // front ends producing the spec model (CUE, OpenSLO)
-	"match":              2,
-	"demoapp":            2, // the demo chat service; needs only spec
-	"examples":           0, // the embedded example specs
-	"slo":                2,
-	"fault":              3,
-	"sli":                3,
-	"store/...":          4,
-	"load":               4,
-	"gen":                4, // what the generators share
-	"gen/...":            5, // generators: above gen, which reads sli and slo
-	"report":             4,
-	"notify":             4,
-	"proxy":              5,
-	"cluster":            5, // a fleet of proxies: gossip beside the proxy, never inside it
-	"proxy/admin":        6,
-	"tcpproxy":           5, // TCP faults for dependencies that are not HTTP
-	"experiment":         7,
-	"canary":             7,
-	"split":              4, // the stable/canary traffic split: proxy and admin share it
-	"web":                8,
-	"internal/cli":       9,
-	"cmd/slolab":         10,
-	"scripts/...":        10,
-	"bench":              10, // the benchmark driver
-	"bench/...":          10,
-	"deploy/...":         10, // the Helm chart's tests
-	"internal/testtool":  0,  // test helpers: finding external tools
-	"internal/httpserve": 0,  // serving with graceful drain
-	"internal/promtest":  1,  // test helper: a real Prometheus on loopback
+	"":                      0, // error kinds
+	"spec":                  1,
+	"httpapi":               1, // what every HTTP API shares: the guard, statuses, strict bodies
+	"spec/...":              2, // front ends producing the spec model (CUE, OpenSLO)
+	"match":                 2,
+	"demoapp":               2, // the demo chat service; needs only spec
+	"examples":              0, // the embedded example specs
+	"slo":                   2,
+	"fault":                 3,
+	"sli":                   3,
+	"store/...":             4,
+	"load":                  4,
+	"gen":                   4, // what the generators share
+	"gen/...":               5, // generators: above gen, which reads sli and slo
+	"report":                4,
+	"notify":                4,
+	"proxy":                 5,
+	"cluster":               5, // a fleet of proxies: gossip beside the proxy, never inside it
+	"proxy/admin":           6,
+	"tcpproxy":              5, // TCP faults for dependencies that are not HTTP
+	"experiment":            7,
+	"canary":                7,
+	"split":                 4, // the stable/canary traffic split: proxy and admin share it
+	"web":                   8,
+	"internal/cli":          9,
+	"cmd/slolab":            10,
+	"scripts/...":           10,
+	"bench":                 10, // the benchmark driver
+	"bench/...":             10,
+	"deploy/...":            10, // the Helm chart's tests
+	"internal/testtool":     0,  // test helpers: finding external tools
+	"internal/httpserve":    0,  // serving with graceful drain
+	"internal/promtest":     1,  // test helper: a real Prometheus on loopback
+	"internal/argoanalysis": 0,  // test helper: Argo Rollouts' rules for an AnalysisRun
 }
 
 func layerOf(rel string) (int, bool) {

@@ -67,6 +67,14 @@ var serviceExamples = []struct {
       queries: {latency: {good: 'sum(increase(b{le="0.25"}[{{.window}}]))', total: 'sum(increase(c[{{.window}}]))'}}
       load: {share: 10%, requests: [{method: POST, path: "/pay", vars: {id: 1..9, k: [a, b]}, weight: 2, body: "{}"}]}
 `},
+	{"an alert identity with per-severity labels", true, `  alerting: {name: MyServiceHighErrorRate, labels: {category: availability}, annotations: {summary: High error rate}, page: {labels: {severity: pageteam, routing_key: myteam}}, ticket: {labels: {slack_channel: "#alerts"}}}
+  cujs:
+    - {name: a, owner: t, routes: ["GET /a"], availability: {objective: 99%}}
+`},
+	{"an alert label slolab sets itself", false, `  alerting: {labels: {cuj: other}}
+  cujs:
+    - {name: a, owner: t, routes: ["GET /a"], availability: {objective: 99%}}
+`},
 	{"no CUJs", false, "  cujs: []\n"},
 	{"a CUJ without an SLO", false, "  cujs:\n    - {name: a, owner: t, routes: [\"GET /a\"]}\n"},
 	{"a missing owner", false, "  cujs:\n    - {name: a, routes: [\"GET /a\"], availability: {objective: 99%}}\n"},

@@ -36,14 +36,53 @@ type Options struct {
 type Result struct {
 	Services []*spec.Commented
 	Notes    []string
+
+	noted map[string]bool
 }
 
+// notef adds a note once: a document several SLOs refer to (an alert
+// policy, its conditions) is read once per SLO, and says its piece once.
 func (r *Result) notef(n *spec.Node, format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	if n != nil {
 		msg = n.Pos.String() + ": " + msg
 	}
+	if r.noted[msg] {
+		return
+	}
+	if r.noted == nil {
+		r.noted = map[string]bool{}
+	}
+	r.noted[msg] = true
 	r.Notes = append(r.Notes, msg)
+}
+
+// FormatPolicy writes error-budget policy rules for AnnotationPolicy.
+func FormatPolicy(rules []*spec.PolicyRule) string {
+	lines := make([]string, len(rules))
+	for i, r := range rules {
+		lines[i] = r.When.String() + ": " + r.Action
+	}
+	return strings.Join(lines, "\n")
+}
+
+// policy reads AnnotationPolicy back; a line it cannot read is a note.
+func (im *importer) policy(ann *spec.Node) []*spec.PolicyRule {
+	n := ann.Get(AnnotationPolicy)
+	var out []*spec.PolicyRule
+	for _, line := range strings.Split(text(n), "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		when, action, _ := strings.Cut(line, ": ")
+		c, err := spec.ParseBudgetCondition(strings.TrimSpace(when))
+		if err != nil || strings.TrimSpace(action) == "" {
+			im.res.notef(n, "annotation %s: %q is not a policy rule (WHEN: ACTION); it is not imported", AnnotationPolicy, line)
+			continue
+		}
+		out = append(out, &spec.PolicyRule{When: c, Action: strings.TrimSpace(action)})
+	}
+	return out
 }
 
 // PlaceholderOwner is the owner of a CUJ whose OpenSLO SLO names none.
@@ -61,6 +100,13 @@ const (
 	// AnnotationDescription is the CUJ's description (an SLO's own
 	// description also says what the objective is).
 	AnnotationDescription = "slolab.dev/description"
+	// AnnotationShortWindow is the short window of a burn-rate alert
+	// condition: OpenSLO's burnrate condition has one lookback window.
+	AnnotationShortWindow = "slolab.dev/short-window"
+	// AnnotationPolicy is the error-budget policy of a Service (on the
+	// Service) or of a CUJ (on its SLOs), one rule a line: "WHEN: ACTION",
+	// e.g. "remaining < 25%: freeze feature launches". OpenSLO has none.
+	AnnotationPolicy = "slolab.dev/policy"
 	// MetricsSlolab says the queries read slolab's own metrics, so the
 	// importer need not keep them as the CUJ's queries.
 	MetricsSlolab = "slolab"
@@ -177,6 +223,7 @@ func (im *importer) run(docs []doc) {
 			if desc := text(d.node.Get("spec").Get("description")); desc != "" {
 				s.Comment("", "%s", desc)
 			}
+			s.Service.Policy = append(s.Service.Policy, im.policy(d.node.Get("metadata").Get("annotations"))...)
 			im.labels(s, d.node.Get("metadata").Get("labels"))
 		case "SLO":
 			im.slo(d.node)
@@ -293,6 +340,9 @@ func (im *importer) slo(n *spec.Node) {
 	}
 	if o := text(ann.Get(AnnotationOwner)); o != "" {
 		c.Owner = o
+	}
+	if existing == nil {
+		c.Policy = im.policy(ann)
 	}
 	for _, r := range strings.Split(text(ann.Get(AnnotationRoutes)), "\n") {
 		if r = strings.TrimSpace(r); r != "" {
@@ -627,15 +677,27 @@ func (im *importer) condition(cond *spec.Node, s *spec.Commented, c *spec.CUJ, p
 	case "page", "critical", "high", "urgent":
 		sev = "page"
 	}
+	// slolab's own conditions carry their short window; others get the
+	// Workbook's twelfth.
 	short := long / 12
+	if sw := cond.Get("metadata").Get("annotations").Get(AnnotationShortWindow); sw != nil {
+		if d, err := spec.ParseDuration(text(sw)); err == nil && d > 0 && d < long {
+			short = d
+		} else {
+			im.res.notef(sw, "alert condition %q: annotation %s %q is not a duration shorter than %s; the short window is a twelfth of it", name, AnnotationShortWindow, text(sw), spec.FormatDuration(long))
+		}
+	} else {
+		im.res.notef(cond, "alert condition %q: burn rate %s over %s (severity %q) becomes a %s alert with the Workbook's short window of a twelfth, %s",
+			name, factor.Decimal(), spec.FormatDuration(long), text(cs.Get("severity")), sev, spec.FormatDuration(short))
+		s.Comment(path+".alerting", "From OpenSLO alert condition %q: short windows are a twelfth of the long one, as in the SRE Workbook.", name)
+	}
 	if c.Alerting == nil {
 		c.Alerting = &spec.Alerting{}
 	}
 	c.Alerting.BurnRates = append(c.Alerting.BurnRates, spec.BurnRateAlert{Severity: sev, Long: long, Short: short, Factor: factor})
-	im.res.notef(cond, "alert condition %q: burn rate %s over %s (severity %q) becomes a %s alert with the Workbook's short window of a twelfth, %s",
-		name, factor.Decimal(), spec.FormatDuration(long), text(cs.Get("severity")), sev, spec.FormatDuration(short))
-	s.Comment(path+".alerting", "From OpenSLO alert condition %q: short windows are a twelfth of the long one, as in the SRE Workbook.", name)
 	if a := text(k.Get("alertAfter")); a != "" {
-		im.res.notef(k.Get("alertAfter"), "alert condition %q: alertAfter %s is not imported: the short window confirms the burn instead", name, a)
+		if d, err := spec.ParseDuration(strings.ReplaceAll(a, "M", "m")); err != nil || d != 0 {
+			im.res.notef(k.Get("alertAfter"), "alert condition %q: alertAfter %s is not imported: slolab alerts as soon as both windows burn, and the short window confirms the burn", name, a)
+		}
 	}
 }

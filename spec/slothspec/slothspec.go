@@ -1,14 +1,20 @@
 // Package slothspec imports Sloth's prometheus/v1 spec into a slolab
 // Service: each Sloth SLO becomes a CUJ with an availability SLO whose
 // queries are Sloth's error and total queries, turned from rates into event
-// counts. What has no slolab equivalent (raw ratio queries, plugins, alert
-// names, labels and annotations, disabled alerts) is reported as a note with
-// the Sloth file's position and as a comment in the written spec.
+// counts. Alert routing survives the move: Sloth's alert name, its labels
+// and annotations, those of its page and ticket alerts, disabled alerts,
+// and the labels every Sloth alert carries from its recording rules
+// (sloth_id, sloth_service, sloth_slo, sloth_severity, the spec's and the
+// SLO's labels) become the CUJ's alerting, which `slolab gen prometheus`
+// and the engine's notifications use. What has no slolab equivalent (raw
+// ratio queries, plugins, a label slolab sets itself) is reported as a note
+// with the Sloth file's position and as a comment in the written spec.
 package slothspec
 
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"slolab.dev/slolab/spec"
@@ -77,11 +83,15 @@ func Import(name string, data []byte) (*Result, error) {
 		res.notef(d.Get("service"), "service %q is named %q: slolab names are lower-case letters, digits, '-' and '_'", svcName, svc.Name)
 	}
 	owner := "unassigned"
+	// Every Sloth alert carries sloth_service and the spec's labels (from
+	// its recording rules); they route alerts, so they stay on slolab's.
+	svc.Alerting = &spec.Alerting{AlertIdentity: spec.AlertIdentity{Labels: map[string]string{"sloth_service": svcName}}}
 	if labels := d.Get("labels"); labels != nil && labels.Kind == spec.MapNode {
 		svc.Labels = map[string]string{}
 		for i, k := range labels.Keys {
 			svc.Labels[k.Value] = text(labels.Items[i])
 		}
+		res.alertLabels(labels, "labels", svc.Alerting.Labels)
 		if o := svc.Labels["owner"]; o != "" {
 			owner = o
 		} else if o := svc.Labels["team"]; o != "" {
@@ -95,7 +105,7 @@ func Import(name string, data []byte) (*Result, error) {
 	seen := map[string]bool{}
 	for _, s := range slos.Items {
 		before := len(res.Notes)
-		cuj := importSLO(s, owner, res, c, len(svc.CUJs))
+		cuj := importSLO(s, svcName, owner, res, c, len(svc.CUJs))
 		if cuj == nil {
 			for _, n := range res.Notes[before:] {
 				c.Comment("", "Not imported: %s", n)
@@ -114,7 +124,22 @@ func Import(name string, data []byte) (*Result, error) {
 	return res, nil
 }
 
-func importSLO(s *spec.Node, owner string, res *Result, c *spec.Commented, i int) *spec.CUJ {
+// alertLabels copies a Sloth mapping of labels into an alert's labels,
+// leaving out (with a note) those slolab sets itself.
+func (r *Result) alertLabels(n *spec.Node, what string, into map[string]string) {
+	if n == nil || n.Kind != spec.MapNode {
+		return
+	}
+	for i, k := range n.Keys {
+		if slices.Contains(spec.AlertLabels, k.Value) {
+			r.notef(k, "%s: label %s=%q is not kept on the alerts: slolab sets %s itself", what, k.Value, text(n.Items[i]), k.Value)
+			continue
+		}
+		into[k.Value] = text(n.Items[i])
+	}
+}
+
+func importSLO(s *spec.Node, svcName, owner string, res *Result, c *spec.Commented, i int) *spec.CUJ {
 	sloName := text(s.Get("name"))
 	path := spec.CUJPath(i)
 	cuj := &spec.CUJ{Name: slolabName(sloName), Owner: owner, Description: text(s.Get("description"))}
@@ -157,32 +182,49 @@ func importSLO(s *spec.Node, owner string, res *Result, c *spec.Commented, i int
 		res.notef(s.Get("name"), "SLO %q reads as a latency SLO, but Sloth's events carry no threshold: it is imported as the CUJ's availability SLO over its own queries", sloName)
 		c.Comment(path+".availability", "Sloth's SLO %q may measure latency; slolab keeps its event queries here.", sloName)
 	}
-	if l := s.Get("labels"); l != nil && len(l.Keys) > 0 {
-		res.notef(l, "SLO %q: its labels are not imported: slolab labels every series with service, cuj and slo", sloName)
+	// Sloth's alerts of this SLO: their name, the labels from its recording
+	// rules (sloth_id, sloth_slo, the SLO's labels) and alerting's.
+	id := spec.AlertIdentity{Labels: map[string]string{"sloth_id": svcName + "-" + sloName, "sloth_slo": sloName}}
+	res.alertLabels(s.Get("labels"), fmt.Sprintf("SLO %q", sloName), id.Labels)
+	a := s.Get("alerting")
+	id.Name = text(a.Get("name"))
+	res.alertLabels(a.Get("labels"), fmt.Sprintf("SLO %q: alerting", sloName), id.Labels)
+	id.Annotations = stringMap(a.Get("annotations"))
+	cuj.Alerting = &spec.Alerting{AlertIdentity: id}
+	for _, sev := range []struct {
+		key, severity string
+		into          **spec.SeverityAlerting
+	}{{"page_alert", "page", &cuj.Alerting.Page}, {"ticket_alert", "ticket", &cuj.Alerting.Ticket}} {
+		pa := a.Get(sev.key)
+		// Sloth labels each alert with its severity.
+		sa := &spec.SeverityAlerting{AlertIdentity: spec.AlertIdentity{Labels: map[string]string{"sloth_severity": sev.severity}}}
+		*sev.into = sa
+		if pa == nil {
+			continue
+		}
+		res.alertLabels(pa.Get("labels"), fmt.Sprintf("SLO %q: alerting.%s", sloName, sev.key), sa.Labels)
+		sa.Annotations = stringMap(pa.Get("annotations"))
+		if text(pa.Get("disable")) == "true" {
+			sa.Disable = true
+			c.Comment(path+".alerting", "Sloth disabled this SLO's %s: the CUJ has no %s alerts.", sev.key, sev.severity)
+		}
 	}
-	if a := s.Get("alerting"); a != nil {
-		for _, k := range []string{"name", "labels", "annotations"} {
-			if v := a.Get(k); v != nil {
-				res.notef(v, "SLO %q: alerting.%s is not imported: slolab's alerts are SLOBurnRateHigh with severity, window and runbook labels and annotations", sloName, k)
-			}
-		}
-		for _, k := range []string{"page_alert", "ticket_alert"} {
-			pa := a.Get(k)
-			if pa == nil {
-				continue
-			}
-			if text(pa.Get("disable")) == "true" {
-				res.notef(pa.Get("disable"), "SLO %q: %s is disabled in Sloth; slolab has no switch per severity, so the CUJ keeps the Workbook's %s alerts", sloName, k, strings.TrimSuffix(k, "_alert"))
-				c.Comment(path+".availability", "Sloth disabled this SLO's %s; slolab keeps the Workbook's %s alerts.", k, strings.TrimSuffix(k, "_alert"))
-			}
-			for _, kk := range []string{"labels", "annotations"} {
-				if pa.Get(kk) != nil {
-					res.notef(pa.Get(kk), "SLO %q: alerting.%s.%s is not imported", sloName, k, kk)
-				}
-			}
-		}
+	if id.Name == "" && !(cuj.Alerting.Page.Disable && cuj.Alerting.Ticket.Disable) {
+		res.notef(s, "SLO %q: Sloth's alerting has no name; the alerts are named %s", sloName, spec.DefaultAlertName)
 	}
 	return cuj
+}
+
+// stringMap reads a Sloth mapping of strings; nil when there is none.
+func stringMap(n *spec.Node) map[string]string {
+	if n == nil || n.Kind != spec.MapNode {
+		return nil
+	}
+	m := make(map[string]string, len(n.Keys))
+	for i, k := range n.Keys {
+		m[k.Value] = text(n.Items[i])
+	}
+	return m
 }
 
 // counts turns a Sloth rate query into an event count over the same window.

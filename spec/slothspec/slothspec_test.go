@@ -32,10 +32,16 @@ func TestASlothSpecImportsWithNotesForWhatDoesNotMap(t *testing.T) {
 	if want := `sum(increase(http_requests_total{job="checkout",code=~"(5..|429)"}[{{.window}}]))`; q.Bad != want {
 		t.Errorf("bad query = %s, want %s", q.Bad, want)
 	}
+	// Alert routing survives: the name, Sloth's labels, the disabled ticket alerts.
+	a := svc.CUJ("requests-availability").Alerting
+	if a.Name != "CheckoutHighErrorRate" || a.Labels["category"] != "availability" || a.Labels["sloth_id"] != "Checkout-requests-availability" ||
+		a.Page.Labels["severity"] != "pageteam" || a.Page.Labels["sloth_severity"] != "page" || !a.Ticket.Disable ||
+		svc.Alerting.Labels["sloth_service"] != "Checkout" || svc.Alerting.Labels["tier"] != "1" {
+		t.Errorf("alerting %+v, page %+v, ticket %+v, service %+v", a, a.Page, a.Ticket, svc.Alerting)
+	}
 	testtool.Golden(t, "testdata/checkout.slolab.yaml", []byte(string(y)+"# Notes:\n# "+strings.Join(res.Notes, "\n# ")+"\n"))
 	for _, want := range []string{
 		`checkout.sloth.yaml:33:9: SLO "raw-ratio": a raw error_ratio_query is a ratio, not event counts; the SLO is not imported (write it as events)`,
-		`checkout.sloth.yaml:22:18: SLO "requests-availability": ticket_alert is disabled in Sloth; slolab has no switch per severity, so the CUJ keeps the Workbook's ticket alerts`,
 	} {
 		if !strings.Contains(strings.Join(res.Notes, "\n"), want) {
 			t.Errorf("no note %q in:\n%s", want, strings.Join(res.Notes, "\n"))

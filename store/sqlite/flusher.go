@@ -30,8 +30,11 @@ var _ Recorder = (*sli.Recorder)(nil)
 
 // FlusherConfig configures a Flusher.
 type FlusherConfig struct {
-	// Every is how often closed intervals are written (default 10s): a
-	// crash loses at most this much plus the interval still open.
+	// Every is how often closed intervals are written (default: every
+	// interval of the recorder, 10s). It is rounded up to whole intervals,
+	// and each flush runs as the intervals close, on the boundaries of
+	// Every since the Unix epoch: a crash loses the interval still open,
+	// plus the one being written if it strikes during the flush.
 	Every time.Duration
 	// CompactEvery is how often old minutes are rolled up (default 1h).
 	CompactEvery time.Duration
@@ -39,10 +42,11 @@ type FlusherConfig struct {
 	Logger       *slog.Logger
 }
 
-func (c *FlusherConfig) defaults() {
-	if c.Every == 0 {
-		c.Every = 10 * time.Second
+func (c *FlusherConfig) defaults(interval time.Duration) {
+	if c.Every <= interval {
+		c.Every = interval
 	}
+	c.Every = (c.Every + interval - 1) / interval * interval
 	if c.CompactEvery == 0 {
 		c.CompactEvery = time.Hour
 	}
@@ -74,7 +78,7 @@ type Flusher struct {
 
 // NewFlusher returns a flusher of rec into s.
 func NewFlusher(s *Store, rec Recorder, cfg FlusherConfig) *Flusher {
-	cfg.defaults()
+	cfg.defaults(rec.Interval())
 	return &Flusher{cfg: cfg, store: s, rec: rec}
 }
 
@@ -97,9 +101,11 @@ func (f *Flusher) flush(ctx context.Context) error {
 			keep = append(keep, b)
 		}
 	}
+	start := f.cfg.Now()
 	if err := f.store.Add(ctx, f.rec.Bounds(), keep, until); err != nil {
 		return err
 	}
+	f.cfg.Logger.Debug("store flushed", "until", until, "buckets", len(keep), "took", f.cfg.Now().Sub(start))
 	f.since = until
 	return nil
 }
@@ -114,25 +120,32 @@ func (f *Flusher) Final(ctx context.Context) error {
 	return f.flush(ctx)
 }
 
-// Run flushes every cfg.Every and compacts every cfg.CompactEvery until ctx
-// ends. It does not flush at the end: call Final after the proxy stopped.
+// Run flushes as the intervals close, every cfg.Every on its boundaries
+// (closing them itself rather than waiting for the recorder's own timer),
+// and compacts every cfg.CompactEvery, until ctx ends. It does not flush at
+// the end: call Final after the proxy stopped.
 func (f *Flusher) Run(ctx context.Context) {
-	flush := time.NewTicker(f.cfg.Every)
-	defer flush.Stop()
 	compact := time.NewTicker(f.cfg.CompactEvery)
 	defer compact.Stop()
 	if err := f.store.Compact(ctx); err != nil {
 		f.cfg.Logger.Warn("store compaction failed", "err", err)
 	}
+	every := int64(f.cfg.Every)
 	for {
+		now := f.cfg.Now()
+		next := time.Unix(0, (now.UnixNano()/every+1)*every)
+		flush := time.NewTimer(next.Sub(now))
 		select {
 		case <-ctx.Done():
+			flush.Stop()
 			return
 		case <-flush.C:
+			f.rec.Close(f.cfg.Now())
 			if err := f.Flush(ctx); err != nil && ctx.Err() == nil {
-				f.cfg.Logger.Warn("store flush failed; retrying at the next tick", "err", err)
+				f.cfg.Logger.Warn("store flush failed; retrying at the next boundary", "err", err)
 			}
 		case <-compact.C:
+			flush.Stop()
 			if err := f.store.Compact(ctx); err != nil && ctx.Err() == nil {
 				f.cfg.Logger.Warn("store compaction failed", "err", err)
 			}

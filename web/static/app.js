@@ -35,13 +35,30 @@ function setStatus(text, bad) {
   s.className = "status" + (bad ? " bad" : "");
 }
 
+// headers are the request headers of every call to the dashboard's API:
+// the token when one is set for this tab, JSON for a body.
+function headers(body) {
+  const h = {};
+  if (body !== undefined) h["Content-Type"] = "application/json";
+  if (token()) h["Authorization"] = "Bearer " + token();
+  return h;
+}
+
+// askForToken shows the token form: the dashboard's API answered 401.
+function askForToken(message) {
+  $("#token-form").hidden = false;
+  $("#token").placeholder = "needed to read and change";
+  setStatus(message, true);
+}
+
 async function api(method, path, body) {
-  const headers = { "X-Slolab-Dashboard": "1" };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  if (token()) headers["Authorization"] = "Bearer " + token();
-  const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const res = await fetch(path, { method, headers: headers(body), body: body === undefined ? undefined : JSON.stringify(body) });
   const data = await res.json().catch(() => ({ error: res.statusText }));
-  if (!res.ok) throw new Error(data.error || res.statusText);
+  if (!res.ok) {
+    const err = new Error(data.error || res.statusText);
+    err.status = res.status;
+    throw err;
+  }
   return data;
 }
 
@@ -317,6 +334,7 @@ $("#token-form").addEventListener("submit", (ev) => {
   sessionStorage.setItem(TOKEN_KEY, $("#token").value.trim());
   $("#token").value = "";
   setStatus(token() ? "Token set for this tab." : "Token cleared.");
+  refresh();
 });
 
 // ---- charts -----------------------------------------------------------------
@@ -535,7 +553,7 @@ function renderRuns() {
 async function refreshRuns() {
   let text;
   try {
-    const res = await fetch("api/experiments", { headers: { "X-Slolab-Dashboard": "1" } });
+    const res = await fetch("api/experiments", { headers: headers() });
     text = await res.text();
     if (!res.ok) throw new Error(JSON.parse(text).error || res.statusText);
   } catch (e) {
@@ -559,7 +577,7 @@ function renderHeader() {
   $("#burn-h").textContent = state.windows.length ? `Burn rate ${state.windows.join(" · ")}` : "Burn rate";
   $("#links").replaceChildren(...state.links.map((l) => el("a", { href: l.url, textContent: l.name, target: "_blank", rel: "noopener" })));
   $("#token-form").hidden = !state.tokenRequired;
-  $("#token").placeholder = token() ? "set for this tab" : "needed for changes";
+  $("#token").placeholder = token() ? "set for this tab" : "needed to read and change";
 }
 
 let firstState = true;
@@ -568,7 +586,8 @@ async function refresh() {
     state = await api("GET", "api/state");
     stateAt = performance.now();
   } catch (e) {
-    setStatus(`The dashboard cannot be read: ${e.message}`, true);
+    if (e.status === 401) askForToken(`${e.message}.`);
+    else setStatus(`The dashboard cannot be read: ${e.message}`, true);
     return;
   }
   renderHeader();
@@ -582,7 +601,7 @@ async function refresh() {
   renderAudit();
   if (state.error) setStatus(`The proxy did not answer the last poll: ${state.error}`, true);
   else if (state.engineError) setStatus(`The SLO engine could not judge (showing its last view): ${state.engineError}`, true);
-  else if ($("#status").classList.contains("bad") && /poll|cannot be read|could not judge/.test($("#status").textContent)) setStatus("");
+  else if ($("#status").classList.contains("bad") && /poll|cannot be read|could not judge|token/.test($("#status").textContent)) setStatus("");
   else if (firstState) setStatus(`Live: ${names.length} CUJs, read every ${POLL_MS / 1000}s.`);
   if (firstState) { firstState = false; preview(); }
 }
