@@ -1,7 +1,7 @@
 // Package cluster makes slolab proxies a fleet, as Alertmanager's HA peers
 // are: every member gossips with the others through hashicorp/memberlist,
-// encrypted and authenticated with a shared key. Fault rules, the
-// experiment/control grouping and the canary weight changed on any member
+// encrypted and authenticated with a shared key. Fault rules, each
+// experiment run's grouping and the canary weight changed on any member
 // apply on all of them; a member that joins later receives every live rule
 // by a full-state sync; a rule's lease is an absolute time, so it lapses on
 // every member at once, and a member cut off from the others keeps its rules
@@ -148,7 +148,8 @@ type Change struct {
 	// replace, renew, delete, grouping.put, grouping.renew,
 	// grouping.delete, canary.weight.
 	Action string
-	Fault  string
+	// Fault names the rule, or the run of a grouping.
+	Fault string
 	// Detail is the rule or grouping as applied, or the canary weight.
 	Detail any
 	// At is when the change was made on Member.
@@ -164,24 +165,24 @@ type Node struct {
 	ml    *memberlist.Memberlist
 	queue *memberlist.TransmitLimitedQueue
 
-	mu       sync.Mutex
-	clock    uint64 // the highest version time seen
-	rules    map[string]*ruleRecord
-	applied  map[string]Version // versions of the rules the registry holds as replicated
-	grouping *groupingRecord
-	canary   *canaryRecord
-	reports  map[string]*report                    // the latest report of every other member
-	members  map[string]*member                    // every member seen, by name
-	sent     *report                               // the last report sent
-	seq      uint64                                // the last report's sequence number
-	closed   bool                                  // Close was called: no more changes
-	changes  []Change                              // remote changes to hand to OnChange, outside the lock
-	sends    []func()                              // reliable sends to run outside the lock
-	joined   bool                                  // a join succeeded once
-	inflight sync.WaitGroup                        // reliable sends under way
-	created  atomic.Pointer[memberlist.Memberlist] // n.ml, for numMembers
-	poke     chan struct{}                         // report now: what the member holds changed
-	held     bool                                  // a record changed since the last poke
+	mu        sync.Mutex
+	clock     uint64 // the highest version time seen
+	rules     map[string]*ruleRecord
+	applied   map[string]Version         // versions of the rules the registry holds as replicated
+	groupings map[string]*groupingRecord // by run
+	canary    *canaryRecord
+	reports   map[string]*report                    // the latest report of every other member
+	members   map[string]*member                    // every member seen, by name
+	sent      *report                               // the last report sent
+	seq       uint64                                // the last report's sequence number
+	closed    bool                                  // Close was called: no more changes
+	changes   []Change                              // remote changes to hand to OnChange, outside the lock
+	sends     []func()                              // reliable sends to run outside the lock
+	joined    bool                                  // a join succeeded once
+	inflight  sync.WaitGroup                        // reliable sends under way
+	created   atomic.Pointer[memberlist.Memberlist] // n.ml, for numMembers
+	poke      chan struct{}                         // report now: what the member holds changed
+	held      bool                                  // a record changed since the last poke
 }
 
 // member is what the node knows of another member's membership.
@@ -209,7 +210,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, slolab.Errorf(slolab.Invalid, "cluster address %q: %v", cfg.Listen, err)
 	}
 	n := &Node{
-		cfg: cfg, rules: map[string]*ruleRecord{}, applied: map[string]Version{},
+		cfg: cfg, rules: map[string]*ruleRecord{}, applied: map[string]Version{}, groupings: map[string]*groupingRecord{},
 		reports: map[string]*report{}, members: map[string]*member{}, poke: make(chan struct{}, 1),
 	}
 	mc := memberlist.DefaultLANConfig()

@@ -26,6 +26,7 @@ spec:
   cujs:
     - {name: update, owner: msg, routes: ["POST /update"], availability: {objective: 99.9%}}
     - {name: read, owner: msg, routes: ["GET /messages"], availability: {objective: 99.9%}}
+    - {name: login, owner: auth, routes: ["POST /login"], availability: {objective: 99.9%}}
 `
 
 // testKey is a fixed key, so members of one test always share it.
@@ -56,6 +57,7 @@ type member struct {
 
 	mu      sync.Mutex
 	changes []cluster.Change
+	lapses  []fault.Lapse
 }
 
 type fleet struct {
@@ -98,7 +100,9 @@ func (f *fleet) start(name string, opts ...memberOpt) *member {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := fault.NewRegistry(fault.Config{Service: f.svc, Routes: routes, Now: f.clock.Now})
+	m := &member{name: name, routes: routes, done: make(chan struct{})}
+	reg, err := fault.NewRegistry(fault.Config{Service: f.svc, Routes: routes, Now: f.clock.Now,
+		Lapsed: func(l fault.Lapse) { m.mu.Lock(); m.lapses = append(m.lapses, l); m.mu.Unlock() }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +110,7 @@ func (f *fleet) start(name string, opts ...memberOpt) *member {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &member{name: name, faults: reg, split: sp, routes: routes, done: make(chan struct{})}
+	m.faults, m.split = reg, sp
 	cfg := cluster.Config{
 		Name: name, Listen: "127.0.0.1:0", Label: f.svc.Name, Faults: reg, Split: sp, SpecDigest: "d1",
 		OnChange:       func(c cluster.Change) { m.mu.Lock(); m.changes = append(m.changes, c); m.mu.Unlock() },
@@ -536,5 +540,141 @@ func TestAMemberThatLeavesIsSeenToLeaveAndTheRulesStay(t *testing.T) {
 	got, err := a.node.Get("r")
 	if err != nil || got.State != fault.StateActive || got.Matched != 3 || len(got.Members) != 2 || !got.Members[1].Gone {
 		t.Errorf("a after b left: %+v %v", got, err)
+	}
+}
+
+// runGrouping is a run's grouping of clients by user on some CUJs.
+func runGrouping(run string, ttl time.Duration, cujs ...string) *spec.Grouping {
+	return &spec.Grouping{Run: run, CUJs: cujs, By: "header:X-User-ID", Experiment: spec.NewRatio(1, 2), TTL: ttl}
+}
+
+// runOf names the run whose grouping groups a request on the member now.
+func runOf(m *member, now time.Time, method, path string) string {
+	req := httptest.NewRequest(method, path, nil)
+	req.Header.Set("X-User-ID", "u1")
+	if _, g := m.faults.Table().Group(req, m.routes.Match(req), "", now); g != nil {
+		return g.Run()
+	}
+	return ""
+}
+
+// holdsGrouping reports whether the member's registry holds the run's
+// grouping with this lease end.
+func holdsGrouping(m *member, want fault.GroupingStatus) bool {
+	st, err := m.faults.Grouping(want.Grouping.Run)
+	return err == nil && st.ExpiresAt.Equal(want.ExpiresAt) && slices.Equal(st.Grouping.CUJs, want.Grouping.CUJs)
+}
+
+// Two experiment runs hold groupings on different CUJs at once, set through
+// different members: both reach every member, a member that joins later
+// gets both, and one run's lease lapses on every member (and is logged by
+// each) while the other, renewed, stays.
+func TestTwoRunsGroupingsReplicateAndLapseApart(t *testing.T) {
+	f := newFleet(t)
+	a, b, c := f.start("a"), f.start("b"), f.start("c")
+	one, err := a.node.SetGrouping(runGrouping("one", 30*time.Second, "update"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	two, err := b.node.SetGrouping(runGrouping("two", 30*time.Second, "read", "login"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*member{a, b, c} {
+		waitFor(t, m.name+" holds both runs' groupings", func() bool { return holdsGrouping(m, one) && holdsGrouping(m, two) })
+		if got := [3]string{runOf(m, f.clock.Now(), "POST", "/update"), runOf(m, f.clock.Now(), "GET", "/messages"), runOf(m, f.clock.Now(), "POST", "/login")}; got != [3]string{"one", "two", "two"} {
+			t.Errorf("%s groups update, read and login by runs %q", m.name, got)
+		}
+	}
+
+	d := f.start("d") // the full-state sync is merged when Join returns
+	if !holdsGrouping(d, one) || !holdsGrouping(d, two) {
+		t.Errorf("d right after joining holds %+v", d.faults.Groupings())
+	}
+
+	f.clock.Advance(20 * time.Second)
+	renewed, err := c.node.RenewGrouping("two", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*member{a, b, d} {
+		waitFor(t, m.name+" holds c's renewal of run two", func() bool { return holdsGrouping(m, renewed) })
+	}
+	waitFor(t, "a's status shows both runs converged", func() bool {
+		s := a.node.Status()
+		return len(s.Groupings) == 2 && s.Groupings[0].Run == "one" && s.Groupings[1].Run == "two" &&
+			s.Groupings[0].Converged && s.Groupings[1].Converged && len(s.Groupings[1].HeldBy) == 4 && s.Groupings[1].Origin == "c"
+	})
+
+	f.clock.Set(one.ExpiresAt)
+	for _, m := range []*member{a, b, c, d} {
+		if run := runOf(m, f.clock.Now(), "POST", "/update"); run != "" {
+			t.Errorf("%s at run one's lease end still groups update by run %q", m.name, run)
+		}
+		if run := runOf(m, f.clock.Now(), "GET", "/messages"); run != "two" {
+			t.Errorf("%s at run one's lease end groups read by run %q, want two", m.name, run)
+		}
+		m.faults.Sweep()
+		m.mu.Lock()
+		if len(m.lapses) != 1 || m.lapses[0].Grouping == nil || m.lapses[0].Grouping.Grouping.Run != "one" {
+			t.Errorf("%s logged the lapses %+v, want run one's", m.name, m.lapses)
+		}
+		m.mu.Unlock()
+	}
+}
+
+// Two members accept groupings of two runs on one CUJ before either hears
+// of the other's (b has not joined yet). When they meet, every member keeps
+// the run that claimed the CUJ first; the other yields it everywhere, and
+// holds it once the first run is done.
+func TestRunsThatClaimOneCUJConcurrentlyEndTheSameOnEveryMember(t *testing.T) {
+	f := newFleet(t)
+	a := f.start("a")
+	b := f.start("b", withoutJoining)
+	first, err := a.node.SetGrouping(runGrouping("first", time.Minute, "update"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(time.Millisecond)
+	second, err := b.node.SetGrouping(runGrouping("second", time.Minute, "update", "read"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.node.Join(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c := f.start("c")
+	for _, m := range []*member{a, b, c} {
+		waitFor(t, m.name+" holds run first's grouping only", func() bool {
+			gs := m.faults.Groupings()
+			return len(gs) == 1 && holdsGrouping(m, first)
+		})
+		if run := runOf(m, f.clock.Now(), "GET", "/messages"); run != "" {
+			t.Errorf("%s groups read by run %q, which yielded", m.name, run)
+		}
+	}
+	waitFor(t, "b's audit hook learnt that run second yielded to run first", func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return slices.ContainsFunc(b.changes, func(ch cluster.Change) bool {
+			return ch.Action == "grouping.delete" && ch.Fault == "second" && ch.Member == "a"
+		})
+	})
+	waitFor(t, "c's status shows run second yielding, converged", func() bool {
+		s := c.node.Status()
+		return len(s.Groupings) == 2 && s.Groupings[1].Run == "second" && s.Groupings[1].YieldsTo == "first" && s.Groupings[1].Converged
+	})
+	if _, err := b.node.RenewGrouping("second", time.Minute); slolab.KindOf(err) != slolab.Conflict {
+		t.Errorf("renewing the run that yielded: %v, want a conflict", err)
+	}
+
+	if !c.node.ClearGrouping("first") {
+		t.Fatal("c had no grouping of run first to clear")
+	}
+	for _, m := range []*member{a, b, c} {
+		waitFor(t, m.name+" holds run second's grouping once run first is done", func() bool {
+			gs := m.faults.Groupings()
+			return len(gs) == 1 && holdsGrouping(m, second)
+		})
 	}
 }

@@ -175,63 +175,6 @@ func (n *Node) others() []string {
 	return out
 }
 
-// SetGrouping installs the experiment/control grouping on every member.
-func (n *Node) SetGrouping(g *spec.Grouping) (fault.GroupingStatus, error) {
-	n.mu.Lock()
-	defer n.flush()
-	defer n.mu.Unlock()
-	if err := n.closedErr(); err != nil {
-		return fault.GroupingStatus{}, err
-	}
-	st, err := n.cfg.Faults.SetGrouping(g)
-	if err == nil {
-		n.setGrouping(&groupingRecord{Run: g.Run, Grouping: g, Expires: st.ExpiresAt, Action: "grouping.put"})
-	}
-	return st, err
-}
-
-// RenewGrouping extends a run's grouping's lease on every member.
-func (n *Node) RenewGrouping(run string, ttl time.Duration) (fault.GroupingStatus, error) {
-	n.mu.Lock()
-	defer n.flush()
-	defer n.mu.Unlock()
-	if err := n.closedErr(); err != nil {
-		return fault.GroupingStatus{}, err
-	}
-	st, err := n.cfg.Faults.RenewGrouping(run, ttl)
-	if err == nil {
-		n.setGrouping(&groupingRecord{Run: st.Grouping.Run, Grouping: st.Grouping, Expires: st.ExpiresAt, Action: "grouping.renew"})
-	}
-	return st, err
-}
-
-// ClearGrouping removes a run's grouping from every member.
-func (n *Node) ClearGrouping(run string) bool {
-	n.mu.Lock()
-	defer n.flush()
-	defer n.mu.Unlock()
-	if n.closed || !n.cfg.Faults.ClearGrouping(run) {
-		return false
-	}
-	n.setGrouping(&groupingRecord{Run: run, Action: "grouping.delete"})
-	return true
-}
-
-// Grouping returns a run's grouping as this member applies it.
-func (n *Node) Grouping(run string) (fault.GroupingStatus, error) { return n.cfg.Faults.Grouping(run) }
-
-// Groupings returns every run's grouping as this member applies it.
-func (n *Node) Groupings() []fault.GroupingStatus { return n.cfg.Faults.Groupings() }
-
-// setGrouping versions a grouping change made here and sends it. Callers
-// hold n.mu.
-func (n *Node) setGrouping(g *groupingRecord) {
-	g.Version, g.At, g.Expires = n.next(), n.cfg.Now().UTC(), g.Expires.UTC()
-	n.grouping = g
-	n.held = true
-	n.send("grouping", &envelope{Grouping: g}, true)
-}
-
 // SetWeight sets the canary's weight on every member.
 func (n *Node) SetWeight(w spec.Ratio) (split.Status, error) {
 	n.mu.Lock()

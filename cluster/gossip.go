@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"encoding/json"
+	"maps"
 	"slices"
 	"time"
 
@@ -122,8 +123,11 @@ func (n *Node) merge(env *envelope, sync bool) {
 		}
 		n.mergeRule(&r, now, sync)
 	}
-	if g := env.Grouping; g != nil {
-		n.mergeGrouping(g, sync)
+	if len(env.Groupings) > 0 {
+		for _, g := range env.Groupings {
+			n.mergeGrouping(g, sync)
+		}
+		n.reconcileGroupings(now, sync)
 	}
 	if c := env.Canary; c != nil {
 		n.mergeCanary(c, sync)
@@ -202,29 +206,6 @@ func (n *Node) applyRule(r *ruleRecord, now time.Time) bool {
 	return true
 }
 
-func (n *Node) mergeGrouping(g *groupingRecord, sync bool) {
-	n.observe(g.Version)
-	if n.grouping != nil && !g.Version.After(n.grouping.Version) {
-		return
-	}
-	n.grouping = g
-	n.held = true
-	if !sync {
-		n.relay("grouping", &envelope{Grouping: g})
-	}
-	var detail any
-	if g.Grouping == nil {
-		n.cfg.Faults.ClearGrouping(g.Run)
-	} else {
-		if _, err := n.cfg.Faults.ApplyGrouping(g.Grouping, g.Expires); err != nil {
-			n.cfg.Logger.Warn("cluster: the grouping from another member does not apply here", "member", g.Version.Member, "err", err)
-			return
-		}
-		detail = g.Grouping
-	}
-	n.changes = append(n.changes, Change{Member: g.Version.Member, Version: g.Version, Action: g.Action, Detail: detail, At: g.At, Sync: sync})
-}
-
 func (n *Node) mergeCanary(c *canaryRecord, sync bool) {
 	n.observe(c.Version)
 	if n.canary != nil && !c.Version.After(n.canary.Version) {
@@ -252,9 +233,7 @@ func (n *Node) mergeCanary(c *canaryRecord, sync bool) {
 // ownReport builds this member's report from its registry. Callers hold n.mu.
 func (n *Node) ownReport(now time.Time) *report {
 	r := &report{Member: n.cfg.Name, At: now.UTC(), Spec: n.cfg.SpecDigest}
-	if n.grouping != nil {
-		r.Grouping = n.grouping.Version
-	}
+	r.Groupings = n.heldGroupings()
 	if n.canary != nil {
 		r.Canary = n.canary.Version
 	}
@@ -299,7 +278,7 @@ func (n *Node) report(leaving bool) {
 }
 
 func sameReport(a, b *report) bool {
-	return a.Spec == b.Spec && a.Grouping == b.Grouping && a.Canary == b.Canary && slices.EqualFunc(a.Rules, b.Rules, func(x, y ruleReport) bool {
+	return a.Spec == b.Spec && maps.Equal(a.Groupings, b.Groupings) && a.Canary == b.Canary && slices.EqualFunc(a.Rules, b.Rules, func(x, y ruleReport) bool {
 		return x.Name == y.Name && x.Version == y.Version && x.Created.Equal(y.Created) && x.State == y.State && x.Matched == y.Matched && x.Injected == y.Injected
 	})
 }
@@ -307,6 +286,7 @@ func sameReport(a, b *report) bool {
 // sweep forgets deletions, lapsed rules and silent members' reports older
 // than the retention.
 func (n *Node) sweep() {
+	defer n.flush()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	now := n.cfg.Now()
@@ -316,8 +296,13 @@ func (n *Node) sweep() {
 			delete(n.applied, name)
 		}
 	}
-	if g := n.grouping; g != nil && now.Sub(latest(g.Expires, g.At)) > n.cfg.Retention {
-		n.grouping = nil
+	for run, g := range n.groupings {
+		if now.Sub(latest(g.Expires, g.At)) > n.cfg.Retention {
+			delete(n.groupings, run)
+		}
+	}
+	if len(n.groupings) > 0 {
+		n.reconcileGroupings(now, false) // a run that yielded its CUJs may hold them now
 	}
 	for name, r := range n.reports {
 		if now.Sub(r.At) > n.cfg.Retention {
@@ -336,7 +321,10 @@ func latest(a, b time.Time) time.Time {
 // fullState is every record and every report the node knows, for a
 // full-state sync. Callers hold n.mu.
 func (n *Node) fullState() *envelope {
-	env := &envelope{Grouping: n.grouping, Canary: n.canary}
+	env := &envelope{Canary: n.canary}
+	for _, run := range slices.Sorted(maps.Keys(n.groupings)) {
+		env.Groupings = append(env.Groupings, n.groupings[run])
+	}
 	for _, r := range n.rules {
 		env.Rules = append(env.Rules, ruleMessage(r))
 	}

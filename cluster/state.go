@@ -55,15 +55,23 @@ type ruleRecord struct {
 	At     time.Time `json:"at"`
 }
 
-// groupingRecord is the replicated experiment/control grouping; a record
-// without one clears it.
+// groupingRecord is the replicated state of one experiment run's grouping:
+// the last change to it, wherever it was made. A record without a grouping
+// is a deletion, kept so that an older put arriving late cannot bring it
+// back.
 type groupingRecord struct {
-	Run      string         `json:"run,omitempty"`
-	Version  Version        `json:"version"`
+	Run     string  `json:"run"`
+	Version Version `json:"version"`
+	// Claim orders runs whose groupings want the same CUJ: the version of
+	// the put that started the run's grouping, kept by its renewals and by
+	// puts while it holds a lease. Of two live runs on one CUJ, the earlier
+	// claim holds it on every member (see reconcileGroupings).
+	Claim    Version        `json:"claim,omitzero"`
 	Grouping *spec.Grouping `json:"grouping,omitempty"`
-	Expires  time.Time      `json:"expires"`
-	Action   string         `json:"action"`
-	At       time.Time      `json:"at"`
+	// Expires is the lease's absolute end.
+	Expires time.Time `json:"expires"`
+	Action  string    `json:"action"`
+	At      time.Time `json:"at"`
 }
 
 // canaryRecord is the replicated canary weight.
@@ -84,9 +92,10 @@ type report struct {
 	At   time.Time `json:"at"`
 	Spec string    `json:"spec,omitempty"`
 	// Rules are the rules the member holds, with its own counts.
-	Rules    []ruleReport `json:"rules,omitempty"`
-	Grouping Version      `json:"grouping,omitzero"`
-	Canary   Version      `json:"canary,omitzero"`
+	Rules []ruleReport `json:"rules,omitempty"`
+	// Groupings are the versions of the runs' groupings the member holds.
+	Groupings map[string]Version `json:"groupings,omitempty"`
+	Canary    Version            `json:"canary,omitzero"`
 	// Leaving is the last report of a member that leaves: the others
 	// then tell it left rather than failed.
 	Leaving bool `json:"leaving,omitempty"`
@@ -104,10 +113,10 @@ type ruleReport struct {
 // envelope is every message between members: one record in a broadcast,
 // everything in a full-state sync.
 type envelope struct {
-	Rules    []json.RawMessage `json:"rules,omitempty"`
-	Grouping *groupingRecord   `json:"grouping,omitempty"`
-	Canary   *canaryRecord     `json:"canary,omitempty"`
-	Reports  []*report         `json:"reports,omitempty"`
+	Rules     []json.RawMessage `json:"rules,omitempty"`
+	Groupings []*groupingRecord `json:"groupings,omitempty"`
+	Canary    *canaryRecord     `json:"canary,omitempty"`
+	Reports   []*report         `json:"reports,omitempty"`
 }
 
 // protocol is the first byte of every message, so that a later format can

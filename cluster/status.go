@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"maps"
+	"slices"
 	"sort"
 	"time"
 
@@ -19,9 +21,11 @@ type Status struct {
 	// Members are every member seen, this one first, then by name.
 	Members []MemberStatus `json:"members"`
 	// Rules are the replicated fault rules, deletions included, by name.
-	Rules    []RuleStatus  `json:"rules"`
-	Grouping *RecordStatus `json:"grouping,omitempty"`
-	Canary   *RecordStatus `json:"canary,omitempty"`
+	Rules []RuleStatus `json:"rules"`
+	// Groupings are the replicated runs' groupings, deletions included, by
+	// run.
+	Groupings []RecordStatus `json:"groupings"`
+	Canary    *RecordStatus  `json:"canary,omitempty"`
 }
 
 // MemberStatus is one member as this one sees it.
@@ -37,9 +41,10 @@ type MemberStatus struct {
 	// Spec is a digest of the service spec it runs.
 	Spec string `json:"spec,omitempty"`
 	// Rules are the rules it holds: name → version.
-	Rules    map[string]string `json:"rules"`
-	Grouping string            `json:"grouping,omitempty"`
-	Canary   string            `json:"canary,omitempty"`
+	Rules map[string]string `json:"rules"`
+	// Groupings are the runs' groupings it holds: run → version.
+	Groupings map[string]string `json:"groupings,omitempty"`
+	Canary    string            `json:"canary,omitempty"`
 }
 
 // RuleStatus is one replicated rule record.
@@ -59,8 +64,11 @@ type RuleStatus struct {
 	Converged bool `json:"converged"`
 }
 
-// RecordStatus is the replicated grouping or canary weight.
+// RecordStatus is a run's replicated grouping or the canary weight.
 type RecordStatus struct {
+	// Run is the experiment run whose grouping this is ("" for a grouping
+	// of no run, and for the canary weight).
+	Run       string      `json:"run,omitempty"`
 	Version   string      `json:"version"`
 	Origin    string      `json:"origin"`
 	Action    string      `json:"action"`
@@ -69,7 +77,13 @@ type RecordStatus struct {
 	Weight    *spec.Ratio `json:"weight,omitempty"`
 	Deleted   bool        `json:"deleted,omitempty"`
 	HeldBy    []string    `json:"heldBy"`
-	Converged bool        `json:"converged"`
+	// YieldsTo names the run that holds this live grouping's CUJs on every
+	// member instead, because it claimed them first; the grouping applies
+	// nowhere while that run holds them.
+	YieldsTo string `json:"yieldsTo,omitempty"`
+	// Converged: every alive member holds this version (for a deletion or
+	// a grouping that yields, none holds the run's grouping any more).
+	Converged bool `json:"converged"`
 }
 
 // Status reports the cluster as this member sees it.
@@ -84,7 +98,7 @@ func (n *Node) Status() Status {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	now := n.cfg.Now()
-	st := Status{Self: n.cfg.Name, Label: n.cfg.Label, Encrypted: len(n.cfg.Key) > 0, Members: []MemberStatus{}, Rules: []RuleStatus{}}
+	st := Status{Self: n.cfg.Name, Label: n.cfg.Label, Encrypted: len(n.cfg.Key) > 0, Members: []MemberStatus{}, Rules: []RuleStatus{}, Groupings: []RecordStatus{}}
 
 	own := n.ownReport(now)
 	reports := map[string]*report{n.cfg.Name: own}
@@ -136,15 +150,26 @@ func (n *Node) Status() Status {
 		}
 		st.Rules = append(st.Rules, rs)
 	}
-	if g := n.grouping; g != nil {
-		rs := &RecordStatus{Version: g.Version.String(), Origin: g.Version.Member, Action: g.Action, At: g.At, ExpiresAt: g.Expires, Deleted: g.Grouping == nil, HeldBy: []string{}}
+	_, yields := n.holders(now)
+	for _, run := range slices.Sorted(maps.Keys(n.groupings)) {
+		g := n.groupings[run]
+		rs := RecordStatus{Run: run, Version: g.Version.String(), Origin: g.Version.Member, Action: g.Action, At: g.At, ExpiresAt: g.Expires,
+			Deleted: g.Grouping == nil, YieldsTo: yields[run], HeldBy: []string{}}
+		holdingAny := 0
 		for _, m := range alive {
-			if r := reports[m]; r != nil && r.Grouping == g.Version {
+			v, held := reports[m].heldGrouping(run)
+			if held {
+				holdingAny++
+			}
+			if held && v == g.Version {
 				rs.HeldBy = append(rs.HeldBy, m)
 			}
 		}
 		rs.Converged = len(rs.HeldBy) == len(alive)
-		st.Grouping = rs
+		if rs.Deleted || rs.YieldsTo != "" {
+			rs.Converged = holdingAny == 0
+		}
+		st.Groupings = append(st.Groupings, rs)
 	}
 	if c := n.canary; c != nil {
 		w := c.Weight
@@ -182,6 +207,22 @@ func memberStatus(r *report, ms MemberStatus) MemberStatus {
 	for _, rr := range r.Rules {
 		ms.Rules[rr.Name] = rr.Version.String()
 	}
-	ms.Grouping, ms.Canary = r.Grouping.String(), r.Canary.String()
+	for run, v := range r.Groupings {
+		if ms.Groupings == nil {
+			ms.Groupings = map[string]string{}
+		}
+		ms.Groupings[run] = v.String()
+	}
+	ms.Canary = r.Canary.String()
 	return ms
+}
+
+// heldGrouping returns the version of a run's grouping a member's report
+// says it holds.
+func (r *report) heldGrouping(run string) (Version, bool) {
+	if r == nil {
+		return Version{}, false
+	}
+	v, ok := r.Groupings[run]
+	return v, ok
 }

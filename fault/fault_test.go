@@ -350,32 +350,76 @@ func TestApplyKeepsAnIncarnationsCountersAndTakesItsLeaseEnd(t *testing.T) {
 	})
 }
 
-func TestApplyGroupingTakesTheLeaseEndOrReplacesTheGrouping(t *testing.T) {
+// A fleet member applies a run's grouping another member set: it takes the
+// absolute lease end, lapses with it (logged once), holds again when
+// renewed elsewhere, and keeps the registry's rule that a live run's CUJ is
+// its own.
+func TestApplyGroupingTakesTheLeaseEndAndKeepsEachRunsCUJs(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		svc, routes := chat(t)
-		reg, _ := fault.NewRegistry(fault.Config{Service: svc, Routes: routes})
-		g := &spec.Grouping{By: "header:X-User-ID", Experiment: spec.NewRatio(1, 2), TTL: time.Minute}
-		if _, err := reg.ApplyGrouping(g, time.Now().Add(time.Second)); err != nil {
+		var lapses []fault.Lapse
+		reg, _ := fault.NewRegistry(fault.Config{Service: svc, Routes: routes, Lapsed: func(l fault.Lapse) { lapses = append(lapses, l) }})
+		a := &spec.Grouping{Run: "a", CUJs: []string{"update"}, By: "header:X-User-ID", Experiment: spec.NewRatio(1, 2), TTL: time.Minute}
+		if _, err := reg.ApplyGrouping(a, time.Now().Add(time.Second)); err != nil {
 			t.Fatal(err)
 		}
-		req := httptest.NewRequest("POST", "/update", nil)
-		req.Header.Set("X-User-ID", "u1")
-		group := func() match.Group {
-			g, _ := reg.Table().Group(req, routes.Match(req), "", time.Now())
-			return g
+		runOf := func(method, path string) string {
+			req := httptest.NewRequest(method, path, nil)
+			req.Header.Set("X-User-ID", "u1")
+			if _, g := reg.Table().Group(req, routes.Match(req), "", time.Now()); g != nil {
+				return g.Run()
+			}
+			return ""
 		}
-		if group() == match.GroupNone {
-			t.Fatal("no group under an applied grouping")
+		if got := runOf("POST", "/update"); got != "a" {
+			t.Fatalf("update is grouped by %q under run a's applied grouping", got)
 		}
+		b := &spec.Grouping{Run: "b", CUJs: []string{"update", "login"}, By: "header:X-User-ID", Experiment: spec.NewRatio(1, 2), TTL: time.Minute}
+		if _, err := reg.ApplyGrouping(b, time.Now().Add(time.Minute)); slolab.KindOf(err) != slolab.Conflict || !strings.HasPrefix(err.Error(), "CUJ update is held by run a until ") {
+			t.Errorf("run b on a's CUJ while a is live: %v", err)
+		}
+		if len(reg.Groupings()) != 1 {
+			t.Errorf("a refused grouping was kept: %+v", reg.Groupings())
+		}
+
 		time.Sleep(time.Second)
-		if group() != match.GroupNone {
-			t.Fatal("the grouping outlived its lease")
+		reg.Sweep()
+		if got := runOf("POST", "/update"); got != "" {
+			t.Fatalf("the grouping outlived its lease: update is grouped by %q", got)
 		}
-		st, _ := reg.ApplyGrouping(g, time.Now().Add(time.Minute))
-		if !st.Active || group() == match.GroupNone {
-			t.Errorf("re-applied grouping: %+v", st)
+		if len(lapses) != 1 || lapses[0].Grouping == nil || lapses[0].Grouping.Grouping.Run != "a" {
+			t.Fatalf("lapses after a's lease: %+v", lapses)
 		}
-		if _, err := reg.ApplyGrouping(&spec.Grouping{By: "client-ip", TTL: 48 * time.Hour}, time.Now().Add(time.Hour)); slolab.KindOf(err) != slolab.Invalid {
+		// The same lapsed lease again (a full-state sync) is no new lapse.
+		if _, err := reg.ApplyGrouping(a, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		reg.Sweep()
+		if len(lapses) != 1 {
+			t.Errorf("the same lapse was logged %d times", len(lapses))
+		}
+		// Renewed on another member: a holds again, and lapses again later.
+		st, err := reg.ApplyGrouping(a, time.Now().Add(time.Minute))
+		if err != nil || !st.Active || runOf("POST", "/update") != "a" {
+			t.Errorf("re-applied grouping: %+v %v", st, err)
+		}
+		// A run whose lease already ended conflicts with nothing: it is held, lapsed.
+		if st, err := reg.ApplyGrouping(b, time.Now()); err != nil || st.Active {
+			t.Errorf("run b applied after its lease: %+v %v", st, err)
+		}
+		c := &spec.Grouping{Run: "c", CUJs: []string{"login"}, By: "header:X-User-ID", Experiment: spec.NewRatio(1, 2), TTL: time.Minute}
+		if _, err := reg.ApplyGrouping(c, time.Now().Add(time.Minute)); err != nil {
+			t.Errorf("run c on its own CUJ: %v", err)
+		}
+		if got := runOf("POST", "/login"); got != "c" {
+			t.Errorf("login is grouped by %q, want run c", got)
+		}
+		time.Sleep(time.Minute)
+		reg.Sweep()
+		if len(lapses) != 4 { // a and c now, b once
+			t.Errorf("lapses: %d, want 4", len(lapses))
+		}
+		if _, err := reg.ApplyGrouping(&spec.Grouping{Run: "d", By: "client-ip", TTL: 48 * time.Hour}, time.Now().Add(time.Hour)); slolab.KindOf(err) != slolab.Invalid {
 			t.Errorf("a grouping past the maximum lease: %v", err)
 		}
 	})

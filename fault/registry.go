@@ -401,48 +401,77 @@ func (r *Registry) Renew(name string, ttl time.Duration) (Status, error) {
 func (r *Registry) SetGrouping(g *spec.Grouping) (GroupingStatus, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if g.TTL > r.cfg.MaxTTL {
-		return GroupingStatus{}, slolab.Errorf(slolab.Invalid, "ttl: %s exceeds the proxy's maximum lease of %s", spec.FormatDuration(g.TTL), spec.FormatDuration(r.cfg.MaxTTL))
-	}
-	cujs, err := r.groupingCUJs(g)
-	if err != nil {
+	if err := r.checkGroupingTTL(g.TTL); err != nil {
 		return GroupingStatus{}, err
 	}
 	now := r.cfg.Now()
-	for run, o := range r.groupings {
-		if run == g.Run || !now.Before(o.expires) {
-			continue
-		}
-		for i := range cujs {
-			if cujs[i] && o.cujs[i] {
-				return GroupingStatus{}, slolab.Errorf(slolab.Conflict, "CUJ %s is held by %s until %s; another experiment is running on it", r.cfg.Routes.CUJs()[i], runName(run), o.expires.UTC().Format(time.RFC3339))
-			}
-		}
+	e, err := r.setGrouping(g, now.Add(g.TTL), now)
+	if err != nil {
+		return GroupingStatus{}, err
 	}
-	r.groupings[g.Run] = &groupingEntry{spec: g, grouper: match.NewGrouper(g), cujs: cujs, expires: now.Add(g.TTL)}
-	r.publish()
-	return r.groupingStatus(r.groupings[g.Run], now), nil
+	return r.groupingStatus(e, now), nil
 }
 
-// ApplyGrouping sets the grouping another member of a fleet holds, with the
-// absolute end of its lease; the same grouping only takes the new lease end.
+// ApplyGrouping sets a run's grouping to the state another member of a
+// fleet holds: the cluster package replicates groupings this way, while the
+// admin API uses SetGrouping and RenewGrouping. expires is the lease's
+// absolute end, the same on every member; the run's same grouping keeps
+// its assignment and only takes the new end. A live grouping that would
+// share a CUJ with another run's live grouping is refused, as SetGrouping
+// refuses it: the caller decides which run keeps the CUJ. A grouping whose
+// lease already ended conflicts with nothing: it lapses here at the same
+// instant as everywhere.
 func (r *Registry) ApplyGrouping(g *spec.Grouping, expires time.Time) (GroupingStatus, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if g.TTL > r.cfg.MaxTTL {
-		return GroupingStatus{}, slolab.Errorf(slolab.Invalid, "ttl: %s exceeds the proxy's maximum lease of %s", spec.FormatDuration(g.TTL), spec.FormatDuration(r.cfg.MaxTTL))
+	if err := r.checkGroupingTTL(g.TTL); err != nil {
+		return GroupingStatus{}, err
 	}
-	if cur := r.groupings[g.Run]; cur != nil && sameGrouping(cur.spec, g) {
-		cur.expires = expires
-	} else {
-		cujs, err := r.groupingCUJs(g)
-		if err != nil {
-			return GroupingStatus{}, err
+	now := r.cfg.Now()
+	e, err := r.setGrouping(g, expires, now)
+	if err != nil {
+		return GroupingStatus{}, err
+	}
+	return r.groupingStatus(e, now), nil
+}
+
+func (r *Registry) checkGroupingTTL(ttl time.Duration) error {
+	if ttl > r.cfg.MaxTTL {
+		return slolab.Errorf(slolab.Invalid, "ttl: %s exceeds the proxy's maximum lease of %s", spec.FormatDuration(ttl), spec.FormatDuration(r.cfg.MaxTTL))
+	}
+	return nil
+}
+
+// setGrouping installs a run's grouping with its lease end, unless a CUJ it
+// would hold is held by another run's live grouping. Callers hold r.mu.
+func (r *Registry) setGrouping(g *spec.Grouping, expires, now time.Time) (*groupingEntry, error) {
+	cujs, err := r.groupingCUJs(g)
+	if err != nil {
+		return nil, err
+	}
+	if now.Before(expires) {
+		for run, o := range r.groupings {
+			if run == g.Run || !now.Before(o.expires) {
+				continue
+			}
+			for i := range cujs {
+				if cujs[i] && o.cujs[i] {
+					return nil, slolab.Errorf(slolab.Conflict, "CUJ %s is held by %s until %s; another experiment is running on it", r.cfg.Routes.CUJs()[i], runName(run), o.expires.UTC().Format(time.RFC3339))
+				}
+			}
 		}
-		r.groupings[g.Run] = &groupingEntry{spec: g, grouper: match.NewGrouper(g), cujs: cujs, expires: expires}
+	}
+	e := r.groupings[g.Run]
+	if e == nil || !sameGrouping(e.spec, g) {
+		e = &groupingEntry{spec: g, grouper: match.NewGrouper(g), cujs: cujs}
+		r.groupings[g.Run] = e
+	}
+	e.expires = expires
+	if now.Before(expires) {
+		e.reported = false // a lease that holds again lapses anew
 	}
 	r.publish()
-	return r.groupingStatus(r.groupings[g.Run], r.cfg.Now()), nil
+	return e, nil
 }
 
 func sameGrouping(a, b *spec.Grouping) bool {

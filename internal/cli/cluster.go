@@ -211,18 +211,22 @@ func printClusterStatus(e *env, st cluster.Status, now time.Time) error {
 			return err
 		}
 	}
-	for _, rec := range []struct {
-		what string
-		r    *cluster.RecordStatus
-	}{{"grouping", st.Grouping}, {"canary weight", st.Canary}} {
-		if rec.r == nil {
-			continue
+	for _, g := range st.Groupings {
+		what := "grouping of run " + g.Run
+		if g.Run == "" {
+			what = "grouping of no run"
 		}
-		what := rec.what
-		if rec.r.Weight != nil {
-			what += " " + rec.r.Weight.String()
+		state := fmt.Sprintf("held by %d/%d", len(g.HeldBy), alive)
+		switch {
+		case g.Deleted:
+			state = "deleted"
+		case g.YieldsTo != "":
+			state = "yields its CUJs to run " + g.YieldsTo
 		}
-		fmt.Fprintf(e.stdout, "%s: version %s from %s (%s), held by %d/%d, converged %s\n", what, rec.r.Version, rec.r.Origin, rec.r.Action, len(rec.r.HeldBy), alive, yesNo(rec.r.Converged))
+		fmt.Fprintf(e.stdout, "%s: version %s from %s (%s), %s, converged %s\n", what, g.Version, g.Origin, g.Action, state, yesNo(g.Converged))
+	}
+	if c := st.Canary; c != nil {
+		fmt.Fprintf(e.stdout, "canary weight %s: version %s from %s (%s), held by %d/%d, converged %s\n", c.Weight, c.Version, c.Origin, c.Action, len(c.HeldBy), alive, yesNo(c.Converged))
 	}
 	if !st.Encrypted {
 		fmt.Fprintln(e.stdout, "gossip is not encrypted: members listen on loopback only")
