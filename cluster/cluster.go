@@ -165,6 +165,12 @@ type Node struct {
 	ml    *memberlist.Memberlist
 	queue *memberlist.TransmitLimitedQueue
 
+	// txMu is held from Snapshot to Commit or Restore, so that merges,
+	// reports and full-state syncs wait for a change that may be undone;
+	// tx is what Restore puts back.
+	txMu sync.Mutex
+	tx   *txState
+
 	mu        sync.Mutex
 	clock     uint64 // the highest version time seen
 	rules     map[string]*ruleRecord
@@ -177,7 +183,7 @@ type Node struct {
 	seq       uint64                                // the last report's sequence number
 	closed    bool                                  // Close was called: no more changes
 	changes   []Change                              // remote changes to hand to OnChange, outside the lock
-	sends     []func()                              // reliable sends to run outside the lock
+	outbox    []outgoing                            // messages to send outside the lock
 	joined    bool                                  // a join succeeded once
 	inflight  sync.WaitGroup                        // reliable sends under way
 	created   atomic.Pointer[memberlist.Memberlist] // n.ml, for numMembers

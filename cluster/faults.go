@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"encoding/json"
+	"maps"
 	"sort"
 	"time"
 
@@ -196,8 +197,63 @@ func (n *Node) SetWeight(w spec.Ratio) (split.Status, error) {
 	return st, nil
 }
 
-// Snapshot records the registry's rules and groupings, for Restore.
-func (n *Node) Snapshot() fault.Snapshot { return n.cfg.Faults.Snapshot() }
+// txState is what a change made inside a transaction may have to be
+// undone to: the records, and what was left to send before it began.
+type txState struct {
+	rules     map[string]*ruleRecord
+	applied   map[string]Version
+	groupings map[string]*groupingRecord
+	canary    *canaryRecord
+	outbox    int
+	changes   int
+}
 
-// Restore puts back the registry's rules and groupings of a snapshot.
-func (n *Node) Restore(s fault.Snapshot) { n.cfg.Faults.Restore(s) }
+// Snapshot begins a change that may have to be undone, as the admin API
+// makes every change: it records the registry's rules and groupings (the
+// returned snapshot) and the node's records, and until Commit or Restore
+// nothing made through the node leaves this member, nor do changes from
+// other members apply. Every Snapshot must be followed by one Commit or
+// Restore.
+func (n *Node) Snapshot() fault.Snapshot {
+	n.txMu.Lock()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.tx = &txState{
+		rules: maps.Clone(n.rules), applied: maps.Clone(n.applied), groupings: maps.Clone(n.groupings), canary: n.canary,
+		outbox: len(n.outbox), changes: len(n.changes),
+	}
+	return n.cfg.Faults.Snapshot()
+}
+
+// Restore undoes the change begun with Snapshot: the registry takes the
+// snapshot's rules and groupings back, the node its records, and what the
+// change would have sent to the other members is dropped, so no member
+// applies a change that was refused here. (The canary weight is the
+// caller's to set back: the node sets it through the split.)
+func (n *Node) Restore(s fault.Snapshot) {
+	n.mu.Lock()
+	n.cfg.Faults.Restore(s)
+	tx := n.tx
+	if tx != nil {
+		n.rules, n.applied, n.groupings, n.canary = tx.rules, tx.applied, tx.groupings, tx.canary
+		n.outbox, n.changes = n.outbox[:tx.outbox], n.changes[:tx.changes]
+		n.tx = nil
+	}
+	n.mu.Unlock()
+	if tx != nil {
+		n.txMu.Unlock()
+	}
+	n.flush()
+}
+
+// Commit sends the change begun with Snapshot to the other members.
+func (n *Node) Commit() {
+	n.mu.Lock()
+	tx := n.tx
+	n.tx = nil
+	n.mu.Unlock()
+	if tx != nil {
+		n.txMu.Unlock()
+	}
+	n.flush()
+}

@@ -32,25 +32,41 @@ func (b *broadcast) Invalidates(other memberlist.Broadcast) bool { return false 
 
 var _ memberlist.NamedBroadcast = (*broadcast)(nil)
 
+// outgoing is a message a change left to send: gossip repeats it, and an
+// urgent one (a change) also goes at once to every member.
+type outgoing struct {
+	name   string
+	msg    []byte
+	urgent bool
+}
+
 // send queues env for gossip, or for a reliable send to every member when
 // it is too large for a packet. A change (urgent) also goes at once to every
 // member in one packet each, so it applies everywhere within milliseconds
 // rather than at the next gossip rounds; gossip then repeats it for members
-// that missed the packet. Callers hold n.mu and call n.flush after unlocking.
+// that missed the packet. Nothing leaves before flush, and nothing made
+// inside a transaction (Snapshot) before Commit. Callers hold n.mu and call
+// n.flush after unlocking.
 func (n *Node) send(name string, env *envelope, urgent bool) {
 	msg, err := encode(env)
 	if err != nil {
 		n.cfg.Logger.Error("cluster: encoding a message", "err", err)
 		return
 	}
-	small := len(msg) <= maxBroadcast
+	n.outbox = append(n.outbox, outgoing{name: name, msg: msg, urgent: urgent})
+}
+
+// transmit hands one message to gossip and, when it is urgent or too large
+// for a packet, sends it to every member directly.
+func (n *Node) transmit(o outgoing) {
+	small := len(o.msg) <= maxBroadcast
 	if small {
-		n.queue.QueueBroadcast(&broadcast{name: name, msg: msg})
-		if !urgent {
+		n.queue.QueueBroadcast(&broadcast{name: o.name, msg: o.msg})
+		if !o.urgent {
 			return
 		}
 	}
-	n.sends = append(n.sends, func() {
+	n.inflight.Go(func() { // never block memberlist's goroutines on a TCP send
 		for _, m := range n.ml.Members() {
 			if m.Name == n.cfg.Name {
 				continue
@@ -59,7 +75,7 @@ func (n *Node) send(name string, env *envelope, urgent bool) {
 			if small {
 				send = n.ml.SendBestEffort
 			}
-			if err := send(m, msg); err != nil {
+			if err := send(m, o.msg); err != nil {
 				n.cfg.Logger.Warn("cluster: sending to a member", "member", m.Name, "err", err)
 			}
 		}
@@ -70,19 +86,19 @@ func (n *Node) send(name string, env *envelope, urgent bool) {
 // peers pass on new silences: a member that joined through this one, and
 // that the change's origin did not know of yet, still hears of it. Only
 // newer versions are relayed, so a change stops once every member has it.
-// Callers hold n.mu.
+// Callers hold n.mu and call n.flush after unlocking.
 func (n *Node) relay(name string, env *envelope) {
 	msg, err := encode(env)
 	if err == nil && len(msg) <= maxBroadcast {
-		n.queue.QueueBroadcast(&broadcast{name: name, msg: msg})
+		n.outbox = append(n.outbox, outgoing{name: name, msg: msg})
 	}
 }
 
-// flush runs what a change left to do outside the lock: reliable sends
-// and the OnChange callbacks.
+// flush runs what changes left to do outside the lock: the messages to
+// send and the OnChange callbacks; inside a transaction it keeps them for
+// Commit (or Restore drops them).
 func (n *Node) flush() {
 	n.mu.Lock()
-	sends, changes := n.sends, n.changes
 	if n.held {
 		n.held = false
 		select {
@@ -90,10 +106,15 @@ func (n *Node) flush() {
 		default:
 		}
 	}
-	n.sends, n.changes = nil, nil
+	if n.tx != nil {
+		n.mu.Unlock()
+		return
+	}
+	out, changes := n.outbox, n.changes
+	n.outbox, n.changes = nil, nil
 	n.mu.Unlock()
-	for _, s := range sends {
-		n.inflight.Go(s) // never block memberlist's goroutines on a TCP send
+	for _, o := range out {
+		n.transmit(o)
 	}
 	if n.cfg.OnChange != nil {
 		for _, c := range changes {
@@ -113,6 +134,8 @@ func ruleMessage(r *ruleRecord) json.RawMessage {
 
 // merge applies every record of env that is newer than what the node holds.
 func (n *Node) merge(env *envelope, sync bool) {
+	n.txMu.Lock() // a change under way here goes first: see Snapshot
+	defer n.txMu.Unlock()
 	n.mu.Lock()
 	now := n.cfg.Now()
 	for _, raw := range env.Rules {
@@ -257,6 +280,8 @@ func (n *Node) heldVersion(st fault.Status) Version {
 // report sends this member's report when it changed (or every tenth
 // interval anyway; and its last one, at once, when it leaves).
 func (n *Node) report(leaving bool) {
+	n.txMu.Lock() // report what is committed
+	defer n.txMu.Unlock()
 	n.mu.Lock()
 	if n.closed || n.ml == nil {
 		n.mu.Unlock()
@@ -286,6 +311,8 @@ func sameReport(a, b *report) bool {
 // sweep forgets deletions, lapsed rules and silent members' reports older
 // than the retention.
 func (n *Node) sweep() {
+	n.txMu.Lock()
+	defer n.txMu.Unlock()
 	defer n.flush()
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -361,9 +388,11 @@ func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
 
 func (d *delegate) LocalState(bool) []byte {
 	n := (*Node)(d)
+	n.txMu.Lock() // never send a change that may still be undone
 	n.mu.Lock()
 	env := n.fullState()
 	n.mu.Unlock()
+	n.txMu.Unlock()
 	msg, err := encode(env)
 	if err != nil {
 		n.cfg.Logger.Error("cluster: encoding the full state", "err", err)

@@ -172,21 +172,39 @@ func (h *handler) mutation(fn apiFunc) http.HandlerFunc {
 }
 
 // change applies one change to the fault registry and records it in the
-// audit log; when the record cannot be written, the change is undone and
-// refused. apply returns what to record.
-func (h *handler) change(who identity, apply func() (action, name string, detail any, err error)) error {
+// audit log; when the record cannot be written, the change is undone (undo,
+// when given, sets back what the registry does not hold) and refused. apply
+// returns what to record. A fleet's node sends the change to the other
+// members only once it is recorded (Committer).
+func (h *handler) change(who identity, apply func() (action, name string, detail any, err error), undo func()) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	before := h.cfg.Faults.Snapshot()
+	undone := false
+	defer func() {
+		if !undone {
+			h.commit()
+		}
+	}()
 	action, name, detail, err := apply()
 	if err != nil {
 		return err
 	}
 	if err := h.record(who, action, name, detail); err != nil {
+		if undo != nil {
+			undo()
+		}
 		h.cfg.Faults.Restore(before)
+		undone = true
 		return err
 	}
 	return nil
+}
+
+func (h *handler) commit() {
+	if c, ok := h.cfg.Faults.(Committer); ok {
+		c.Commit()
+	}
 }
 
 func (h *handler) record(who identity, action, name string, detail any) error {
@@ -240,7 +258,7 @@ func (h *handler) putFault(r *http.Request, who identity) (int, any, error) {
 			return "put", name, rule, err
 		}
 		return "replace", name, rule, err
-	})
+	}, nil)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -255,7 +273,7 @@ func (h *handler) deleteFault(r *http.Request, who identity) (int, any, error) {
 	err := h.change(who, func() (_, _ string, _ any, err error) {
 		st, err = h.cfg.Faults.Delete(r.PathValue("name"))
 		return "delete", r.PathValue("name"), nil, err
-	})
+	}, nil)
 	return http.StatusOK, st, err
 }
 
@@ -288,7 +306,7 @@ func (h *handler) renewFault(r *http.Request, who identity) (int, any, error) {
 	err = h.change(who, func() (_, _ string, _ any, err error) {
 		st, err = h.cfg.Faults.Renew(r.PathValue("name"), ttl)
 		return "renew", r.PathValue("name"), map[string]string{"expiresAt": st.ExpiresAt.UTC().Format(time.RFC3339)}, err
-	})
+	}, nil)
 	return http.StatusOK, st, err
 }
 
@@ -312,7 +330,7 @@ func (h *handler) putGrouping(r *http.Request, who identity) (int, any, error) {
 	err = h.change(who, func() (_, _ string, _ any, err error) {
 		st, err = h.cfg.Faults.SetGrouping(g)
 		return "grouping.put", g.Run, g, err
-	})
+	}, nil)
 	return http.StatusOK, st, err
 }
 
@@ -323,7 +341,7 @@ func (h *handler) deleteGrouping(r *http.Request, who identity) (int, any, error
 			return "", "", nil, slolab.Errorf(slolab.NotFound, "no grouping to delete")
 		}
 		return "grouping.delete", run, nil, nil
-	})
+	}, nil)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -340,7 +358,7 @@ func (h *handler) renewGrouping(r *http.Request, who identity) (int, any, error)
 	err = h.change(who, func() (_, _ string, _ any, err error) {
 		st, err = h.cfg.Faults.RenewGrouping(run, ttl)
 		return "grouping.renew", run, nil, err
-	})
+	}, nil)
 	return http.StatusOK, st, err
 }
 

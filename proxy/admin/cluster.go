@@ -31,6 +31,15 @@ type Faults interface {
 	Restore(fault.Snapshot)
 }
 
+// Committer is a Faults whose changes reach beyond this proxy, as a
+// *cluster.Node's reach every member of a fleet. Between Snapshot and Commit
+// a change stays on this proxy: the admin API commits it once the audit log
+// holds it, and Restore undoes it, so a change refused here is applied
+// nowhere.
+type Committer interface {
+	Commit()
+}
+
 // Weights sets the canary's weight: a *split.Split, or a *cluster.Node.
 type Weights interface {
 	SetWeight(spec.Ratio) (split.Status, error)
@@ -43,11 +52,12 @@ type Cluster interface {
 }
 
 var (
-	_ Faults  = (*fault.Registry)(nil)
-	_ Faults  = (*cluster.Node)(nil)
-	_ Weights = (*split.Split)(nil)
-	_ Weights = (*cluster.Node)(nil)
-	_ Cluster = (*cluster.Node)(nil)
+	_ Faults    = (*fault.Registry)(nil)
+	_ Faults    = (*cluster.Node)(nil)
+	_ Committer = (*cluster.Node)(nil)
+	_ Weights   = (*split.Split)(nil)
+	_ Weights   = (*cluster.Node)(nil)
+	_ Cluster   = (*cluster.Node)(nil)
 )
 
 // member is the fleet member's name for the audit log, "" on its own.
