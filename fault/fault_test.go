@@ -316,7 +316,8 @@ func BenchmarkDecide(b *testing.B) {
 func TestApplyKeepsAnIncarnationsCountersAndTakesItsLeaseEnd(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		svc, routes := chat(t)
-		reg, _ := fault.NewRegistry(fault.Config{Service: svc, Routes: routes})
+		lapses := 0
+		reg, _ := fault.NewRegistry(fault.Config{Service: svc, Routes: routes, Lapsed: func(fault.Lapse) { lapses++ }})
 		r := rule(t, `{"name": "a", "match": {"cuj": "update"}, "status": 500, "rate": "50%", "ttl": "10s"}`)
 		created := time.Now().Add(-time.Minute) // made elsewhere, a minute ago
 		st, err := reg.Apply(r, created, time.Now().Add(2*time.Second))
@@ -331,6 +332,15 @@ func TestApplyKeepsAnIncarnationsCountersAndTakesItsLeaseEnd(t *testing.T) {
 		time.Sleep(3 * time.Second) // the lease lapsed here
 		if st, _ := reg.Get("a"); st.State != fault.StateExpired {
 			t.Fatalf("after the lease end: %s", st.State)
+		}
+		reg.Sweep()
+		// The same lapsed lease again (a full-state sync) is no new lapse.
+		if _, err := reg.Apply(r, created, time.Now().Add(-time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		reg.Sweep()
+		if lapses != 1 {
+			t.Errorf("the lapse was logged %d times, want once", lapses)
 		}
 		// Renewed just in time on another member: the same incarnation again.
 		st, err = reg.Apply(rule(t, `{"name": "a", "match": {"cuj": "update"}, "status": 500, "rate": "50%", "ttl": "10s"}`), created, time.Now().Add(10*time.Second))

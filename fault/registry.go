@@ -281,7 +281,10 @@ func (r *Registry) Apply(s *spec.FaultRule, created, expires time.Time) (Status,
 	old, exists := r.rules[s.Name]
 	if exists && old.created.Equal(created) && sameRule(old.rule.Spec, s) {
 		old.rule.state.expires.Store(expires.UnixNano())
-		old.renewed, old.reported = now, false
+		old.renewed = now
+		if expires.After(now) {
+			old.reported = false // a lease that holds again lapses anew
+		}
 		r.publish() // a rule that had lapsed here may hold a lease again
 		return r.status(old, now), nil
 	}

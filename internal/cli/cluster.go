@@ -72,7 +72,8 @@ func (c *clusterOptions) check() error {
 
 // newNode starts the stack's cluster member, which then stands between the
 // admin API and the registry. Remote changes go to the audit log with the
-// member they came from.
+// member they were made on; what happens here (changes through this
+// member's admin API, lapses, removals on shutdown) names this member.
 func (s *proxyStack) newNode(sp *split.Split) error {
 	c := &s.opts.cluster
 	digest := ""
@@ -88,8 +89,13 @@ func (s *proxyStack) newNode(sp *split.Split) error {
 			if ch.Sync {
 				via = "full-state sync"
 			}
-			s.audit.Append(admin.AuditEntry{Time: time.Now().UTC(), Identity: "cluster", Actor: via, Remote: ch.Member,
+			err := s.audit.Append(admin.AuditEntry{Time: time.Now().UTC(), Identity: "cluster", Actor: via, Remote: ch.Member,
 				Action: ch.Action, Fault: ch.Fault, Detail: ch.Detail, Member: ch.Member})
+			if err != nil {
+				// The fleet made the change: this member cannot refuse it
+				// alone without holding other rules than the rest.
+				s.log.Error("recording a change from another member in the audit log", "member", ch.Member, "action", ch.Action, "fault", ch.Fault, "err", err)
+			}
 		},
 	})
 	if err != nil {

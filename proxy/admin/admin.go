@@ -35,7 +35,8 @@ type Config struct {
 	// *cluster.Node sets it on every member of a fleet).
 	Weights Weights
 	// Cluster is the fleet the proxy is a member of, for GET
-	// /api/v1/cluster; nil for a proxy on its own.
+	// /api/v1/cluster, nil for a proxy on its own; the audit log then names
+	// this member in what it records (Audit.SetMember).
 	Cluster Cluster
 	Metrics http.Handler // served at /metrics
 	// Audit records every change; a change it cannot record is undone and
@@ -114,6 +115,9 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Cluster != nil {
+		cfg.Audit.SetMember(cfg.Cluster.Name())
 	}
 	h := &handler{cfg: cfg, mux: http.NewServeMux(), id: "anonymous"}
 	if cfg.Token != "" {
@@ -208,7 +212,7 @@ func (h *handler) commit() {
 }
 
 func (h *handler) record(who identity, action, name string, detail any) error {
-	err := h.cfg.Audit.Append(AuditEntry{Time: h.cfg.Now().UTC(), Identity: who.id, Actor: who.actor, Remote: who.remote, Action: action, Fault: name, Detail: detail, Member: h.member()})
+	err := h.cfg.Audit.Append(AuditEntry{Time: h.cfg.Now().UTC(), Identity: who.id, Actor: who.actor, Remote: who.remote, Action: action, Fault: name, Detail: detail})
 	if err != nil {
 		h.cfg.Logger.Error("admin API: a change was refused: the audit log cannot be written", "action", action, "fault", name, "err", err)
 		return slolab.Errorf(slolab.Unavailable, "the change was not made: %w", err)

@@ -60,14 +60,6 @@ var (
 	_ Cluster   = (*cluster.Node)(nil)
 )
 
-// member is the fleet member's name for the audit log, "" on its own.
-func (h *handler) member() string {
-	if h.cfg.Cluster == nil {
-		return ""
-	}
-	return h.cfg.Cluster.Name()
-}
-
 func (h *handler) cluster(*http.Request, identity) (int, any, error) {
 	if h.cfg.Cluster == nil {
 		return 0, nil, slolab.Errorf(slolab.NotFound, "this proxy is not a member of a cluster: start it with --cluster-listen ADDR --cluster-peer ADDR")
