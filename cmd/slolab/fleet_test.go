@@ -323,6 +323,7 @@ func TestRuleChurnOnEveryMemberUnderLoad(t *testing.T) {
 			if i%2 == 0 {
 				req, _ = http.NewRequest(http.MethodPut, m.admin+"/api/v1/faults/churn",
 					strings.NewReader(fmt.Sprintf(`{"match": {"cuj": "update"}, "status": 503, "rate": "50%%", "seed": %d}`, i+1)))
+				req.Header.Set("Content-Type", "application/json")
 			} else {
 				req, _ = http.NewRequest(http.MethodDelete, m.admin+"/api/v1/faults/churn", nil)
 			}

@@ -215,7 +215,8 @@ func TestTheGatewayRendersAFleetOfProxies(t *testing.T) {
 	}
 	c := d.Spec.Template.Spec.Containers[0]
 	for _, arg := range []string{"--upstream=http://chat.shop.svc:80", "--admin=0.0.0.0:9090", "--cluster-listen=0.0.0.0:7946",
-		"--cluster-peer=chat-slolab-peers.shop.svc:7946", "--cluster-advertise=$(POD_IP):7946", "--cluster-key-file=/etc/slolab/cluster/key"} {
+		"--cluster-peer=chat-slolab-peers.shop.svc:7946", "--cluster-advertise=$(POD_IP):7946", "--cluster-key-file=/etc/slolab/cluster/key",
+		"--admin-allow-host=chat-slolab-admin.shop.svc", "--admin-allow-host=chat-slolab-admin.shop.svc.cluster.local", "--admin-open-metrics"} {
 		if !slices.Contains(c.Args, arg) {
 			t.Errorf("the proxy's args lack %s: %v", arg, c.Args)
 		}
@@ -238,9 +239,13 @@ func TestTheGatewayRendersAFleetOfProxies(t *testing.T) {
 		t.Errorf("the peers' Service is not headless with unready pods: %+v", peers.Spec)
 	}
 	np := find[*networkingv1.NetworkPolicy](t, objs, "NetworkPolicy", "chat-slolab")
-	if len(np.Spec.Ingress) != 2 || len(np.Spec.Ingress[0].From) != 0 || len(np.Spec.Ingress[1].From) != 1 ||
+	if len(np.Spec.Ingress) != 3 || len(np.Spec.Ingress[0].From) != 0 || len(np.Spec.Ingress[1].From) != 1 ||
 		np.Spec.Ingress[1].From[0].NamespaceSelector != nil || np.Spec.Ingress[1].From[0].PodSelector == nil || len(np.Spec.Ingress[1].Ports) != 3 {
 		t.Errorf("the network policy does not keep admin and gossip inside the namespace: %+v", np.Spec.Ingress)
+	}
+	if m := np.Spec.Ingress[2]; len(m.From) != 1 || m.From[0].NamespaceSelector == nil || m.From[0].NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] != "monitoring" ||
+		len(m.Ports) != 1 || m.Ports[0].Port.IntValue() != 9090 {
+		t.Errorf("the network policy does not let Prometheus's namespace scrape the admin port: %+v", m)
 	}
 	pm := find[*monitoringv1.PodMonitor](t, objs, "PodMonitor", "chat-slolab")
 	if len(pm.Spec.PodMetricsEndpoints) != 1 || pm.Spec.PodMetricsEndpoints[0].Port == nil || *pm.Spec.PodMetricsEndpoints[0].Port != "slolab-admin" || pm.Labels["release"] != "kube-prometheus-stack" {
@@ -304,6 +309,7 @@ func TestTheChartRefusesWhatTheProxyWouldRefuse(t *testing.T) {
 		set, want string
 	}{
 		{"adminToken.value=", "adminToken: the admin API listens beyond loopback and needs a token"},
+		{"adminToken.value=s3cret", "adminToken.value: the token has 6 characters: use at least 16"},
 		{"clusterKey.value=", "clusterKey: the replicas gossip beyond loopback and need a shared key"},
 		{"upstream=", "upstream: the app's Service the gateway forwards to"},
 		{"mode=mesh", `mode: gateway or sidecar, got "mesh"`},

@@ -33,7 +33,7 @@ type fleetMember struct {
 	stopped chan struct{}
 }
 
-func startFleetMember(t *testing.T, name string, w *failing, peers ...string) *fleetMember {
+func startFleetMember(t *testing.T, name string, w *failing, token string, peers ...string) *fleetMember {
 	t.Helper()
 	svc, err := spec.LoadService("../../examples/chat.yaml")
 	if err != nil {
@@ -64,7 +64,7 @@ func startFleetMember(t *testing.T, name string, w *failing, peers ...string) *f
 	go func() { m.node.Run(ctx); close(m.stopped) }()
 	h, err := admin.NewHandler(admin.Config{
 		Service: svc, Routes: routes, Faults: m.node, Weights: m.node, Cluster: m.node, Split: sp,
-		Recorder: sli.New(sli.Config{Service: svc, Routes: routes}), Audit: admin.NewAudit(w, 100),
+		Recorder: sli.New(sli.Config{Service: svc, Routes: routes}), Audit: admin.NewAudit(w, 100), Token: token,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -102,9 +102,9 @@ func poll(t *testing.T, what string, cond func() bool) {
 // at once or in a full-state sync, never carries it.
 func TestAChangeRefusedOnOneMemberIsAppliedOnNone(t *testing.T) {
 	w := &failing{}
-	m1 := startFleetMember(t, "m1", w)
-	m2 := startFleetMember(t, "m2", &failing{}, m1.node.Addr())
-	m3 := startFleetMember(t, "m3", &failing{}, m1.node.Addr())
+	m1 := startFleetMember(t, "m1", w, "")
+	m2 := startFleetMember(t, "m2", &failing{}, "", m1.node.Addr())
+	m3 := startFleetMember(t, "m3", &failing{}, "", m1.node.Addr())
 	if code, body := call(t, "PUT", m1.srv.URL+"/api/v1/faults/kept", "", rule); code != http.StatusCreated {
 		t.Fatalf("put: %d %s", code, body)
 	}
@@ -133,7 +133,7 @@ func TestAChangeRefusedOnOneMemberIsAppliedOnNone(t *testing.T) {
 	if code, body := call(t, "PUT", m1.srv.URL+"/api/v1/faults/after", "", rule); code != http.StatusCreated {
 		t.Fatalf("put after: %d %s", code, body)
 	}
-	m4 := startFleetMember(t, "m4", &failing{}, m1.node.Addr())
+	m4 := startFleetMember(t, "m4", &failing{}, "", m1.node.Addr())
 	for _, m := range []*fleetMember{m2, m3} {
 		poll(t, "every member holds the rule put after", func() bool { return m.holdsRule("after") })
 	}
@@ -158,5 +158,36 @@ func TestAChangeRefusedOnOneMemberIsAppliedOnNone(t *testing.T) {
 	}
 	if s := m4.node.Status(); slices.ContainsFunc(s.Rules, func(r cluster.RuleStatus) bool { return r.Name == "refused" }) || len(s.Groupings) != 0 || s.Canary != nil {
 		t.Errorf("m4's records after the sync: %+v", s)
+	}
+}
+
+// What a fleet adds to the admin API (the cluster's status, fleet totals,
+// the canary weight set on every member) sits behind the same guard as
+// the rest: the token for reads too, the Host, the origin of changes.
+func TestAFleetMembersAdminAPIIsBehindTheGuard(t *testing.T) {
+	const token = "a-token-of-16-chars"
+	m := startFleetMember(t, "m1", &failing{}, token)
+	port := m.srv.URL[strings.LastIndex(m.srv.URL, ":"):]
+	for _, path := range []string{"/api/v1/cluster", "/api/v1/faults", "/api/v1/canary"} {
+		if code, body := call(t, "GET", m.srv.URL+path, "", ""); code != http.StatusUnauthorized {
+			t.Errorf("GET %s without the token: %d %s, want 401", path, code, body)
+		}
+		if code, body := do(t, "GET", m.srv.URL+path, "", map[string]string{"Host": "attacker.example" + port, "Authorization": "Bearer " + token}); code != http.StatusForbidden {
+			t.Errorf("GET %s with Host attacker.example: %d %s, want 403", path, code, body)
+		}
+		if code, body := call(t, "GET", m.srv.URL+path, token, ""); code != http.StatusOK {
+			t.Errorf("GET %s with the token: %d %s", path, code, body)
+		}
+	}
+	for _, h := range []map[string]string{
+		{"Content-Type": "text/plain", "Authorization": "Bearer " + token},
+		{"Content-Type": jsonType, "Authorization": "Bearer " + token, "Origin": "http://attacker.example", "Sec-Fetch-Site": "cross-site"},
+	} {
+		if code, body := do(t, "PUT", m.srv.URL+"/api/v1/canary", `{"weight": "50%"}`, h); code < 400 {
+			t.Errorf("PUT /api/v1/canary with %v: %d %s, want it refused", h, code, body)
+		}
+	}
+	if !m.split.Weight().IsZero() {
+		t.Errorf("the canary weight moved to %s", m.split.Weight())
 	}
 }

@@ -36,7 +36,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- fail "spec: the service spec is required: --set-file spec=my-service.yaml" -}}
 {{- end -}}
 {{- if and (not .Values.adminToken.value) (not .Values.adminToken.existingSecret) -}}
-{{- fail "adminToken: the admin API listens beyond loopback and needs a token: --set adminToken.value=... or adminToken.existingSecret" -}}
+{{- fail "adminToken: the admin API listens beyond loopback and needs a token: --set adminToken.value=$(openssl rand -hex 16) or adminToken.existingSecret" -}}
+{{- end -}}
+{{- if and .Values.adminToken.value (lt (len .Values.adminToken.value) 16) -}}
+{{- fail (printf "adminToken.value: the token has %d characters: use at least 16, random (openssl rand -hex 16 prints 32)" (len .Values.adminToken.value)) -}}
 {{- end -}}
 {{- if and (not .Values.clusterKey.value) (not .Values.clusterKey.existingSecret) -}}
 {{- fail "clusterKey: the replicas gossip beyond loopback and need a shared key ('slolab cluster keygen'): --set clusterKey.value=... or clusterKey.existingSecret" -}}
@@ -70,6 +73,17 @@ args:
   - --cluster-name=$(POD_NAME)
   - --cluster-peer={{ include "slolab.name" . }}-peers.{{ .Release.Namespace }}.svc:{{ .Values.ports.cluster }}
   - --cluster-key-file=/etc/slolab/cluster/{{ .Values.clusterKey.key }}
+  {{- $admin := printf "%s-admin" (include "slolab.name" .) }}
+  - --admin-allow-host={{ $admin }}
+  - --admin-allow-host={{ $admin }}.{{ .Release.Namespace }}
+  - --admin-allow-host={{ $admin }}.{{ .Release.Namespace }}.svc
+  - --admin-allow-host={{ $admin }}.{{ .Release.Namespace }}.svc.{{ .Values.clusterDomain }}
+  {{- range .Values.adminAllowHosts }}
+  - --admin-allow-host={{ . }}
+  {{- end }}
+  {{- if .Values.adminOpenMetrics }}
+  - --admin-open-metrics
+  {{- end }}
   {{- if .Values.trustForwardedFor }}
   - --trust-forwarded-for
   {{- end }}
@@ -89,11 +103,16 @@ ports:
   - {name: slolab-admin, containerPort: {{ .Values.ports.admin }}, protocol: TCP}
   - {name: gossip-tcp, containerPort: {{ .Values.ports.cluster }}, protocol: TCP}
   - {name: gossip-udp, containerPort: {{ .Values.ports.cluster }}, protocol: UDP}
+{{- /* Probes send no token: /healthz is open with adminOpenMetrics. */}}
+{{- $probe := "tcpSocket: {port: slolab-admin}" }}
+{{- if .Values.adminOpenMetrics }}
+{{- $probe = "httpGet: {path: /healthz, port: slolab-admin}" }}
+{{- end }}
 readinessProbe:
-  httpGet: {path: /healthz, port: slolab-admin}
+  {{ $probe }}
   periodSeconds: 5
 livenessProbe:
-  httpGet: {path: /healthz, port: slolab-admin}
+  {{ $probe }}
   periodSeconds: 10
   failureThreshold: 6
 resources:
