@@ -176,6 +176,7 @@ type Node struct {
 	rules     map[string]*ruleRecord
 	applied   map[string]Version         // versions of the rules the registry holds as replicated
 	groupings map[string]*groupingRecord // by run
+	invalid   map[string]Version         // runs' grouping versions that do not apply here
 	canary    *canaryRecord
 	reports   map[string]*report                    // the latest report of every other member
 	members   map[string]*member                    // every member seen, by name
@@ -216,7 +217,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, slolab.Errorf(slolab.Invalid, "cluster address %q: %v", cfg.Listen, err)
 	}
 	n := &Node{
-		cfg: cfg, rules: map[string]*ruleRecord{}, applied: map[string]Version{}, groupings: map[string]*groupingRecord{},
+		cfg: cfg, rules: map[string]*ruleRecord{}, applied: map[string]Version{}, groupings: map[string]*groupingRecord{}, invalid: map[string]Version{},
 		reports: map[string]*report{}, members: map[string]*member{}, poke: make(chan struct{}, 1),
 	}
 	mc := memberlist.DefaultLANConfig()

@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"log/slog"
 	"net/http/httptest"
 	"net/url"
 	"slices"
@@ -124,6 +125,7 @@ func (f *fleet) start(name string, opts ...memberOpt) *member {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	m.faults = cfg.Faults
 	node, err := cluster.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -676,5 +678,58 @@ func TestRunsThatClaimOneCUJConcurrentlyEndTheSameOnEveryMember(t *testing.T) {
 			gs := m.faults.Groupings()
 			return len(gs) == 1 && holdsGrouping(m, second)
 		})
+	}
+}
+
+// withoutCUJ gives the member a spec that lacks one of the fleet's CUJs (a
+// member not yet rolled to the new spec).
+func withoutCUJ(t *testing.T, cuj string) memberOpt {
+	return func(c *cluster.Config) {
+		f, err := spec.Parse("old.yaml", []byte(strings.Replace(specText, "- {name: "+cuj+",", "- {name: "+cuj+"-old,", 1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		routes, _ := match.Compile(f.Services[0])
+		c.Faults, _ = fault.NewRegistry(fault.Config{Service: f.Services[0], Routes: routes, Now: c.Now})
+	}
+}
+
+// countingHandler counts the log records whose message starts with a prefix.
+type countingHandler struct {
+	slog.Handler
+	prefix string
+	n      *atomic.Int64
+}
+
+func (h countingHandler) Handle(ctx context.Context, r slog.Record) error {
+	if strings.HasPrefix(r.Message, h.prefix) {
+		h.n.Add(1)
+	}
+	return nil
+}
+func (h countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+// A run's grouping that cannot apply on a member (its spec lacks the CUJ)
+// is logged there once, not at every reconciliation; the others hold it.
+func TestARunsGroupingThatCannotApplyOnAMemberIsLoggedOnce(t *testing.T) {
+	f := newFleet(t)
+	a := f.start("a")
+	var warnings atomic.Int64
+	b := f.start("b", withoutCUJ(t, "login"), func(c *cluster.Config) {
+		c.Logger = slog.New(countingHandler{Handler: slog.DiscardHandler, prefix: "cluster: a run's grouping from another member does not apply here", n: &warnings})
+	})
+	st, err := a.node.SetGrouping(runGrouping("r", time.Minute, "login"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "b tried run r's grouping", func() bool { return warnings.Load() > 0 })
+	for range 5 { // several report intervals, each a reconciliation
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := warnings.Load(); n != 1 || len(b.faults.Groupings()) != 0 {
+		t.Errorf("b logged %d warnings and holds %+v", n, b.faults.Groupings())
+	}
+	if !holdsGrouping(a, st) {
+		t.Error("a lost its own grouping")
 	}
 }

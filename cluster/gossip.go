@@ -326,6 +326,7 @@ func (n *Node) sweep() {
 	for run, g := range n.groupings {
 		if now.Sub(latest(g.Expires, g.At)) > n.cfg.Retention {
 			delete(n.groupings, run)
+			delete(n.invalid, run)
 		}
 	}
 	if len(n.groupings) > 0 {

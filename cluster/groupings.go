@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"slolab.dev/slolab"
 	"slolab.dev/slolab/fault"
 	"slolab.dev/slolab/spec"
 )
@@ -178,8 +179,10 @@ func (n *Node) reconcileGroupings(now time.Time, sync bool) {
 		g := n.groupings[run]
 		old, ok := had[run]
 		switch {
+		case n.invalid[run] == g.Version:
+			// It does not apply here (tried once): nothing to do until it changes.
 		case hold[run]:
-			if !ok || !old.ExpiresAt.Equal(g.Expires) || !sameGrouping(old.Grouping, g.Grouping) {
+			if !ok || !old.ExpiresAt.Equal(g.Expires) || !old.Grouping.Equal(g.Grouping) {
 				apply = append(apply, run)
 			}
 		case !ok:
@@ -193,11 +196,11 @@ func (n *Node) reconcileGroupings(now time.Time, sync bool) {
 				n.cfg.Logger.Warn("cluster: a run's grouping yields its CUJs to a run that claimed them earlier", "run", run, "heldBy", yields[run], "member", g.Version.Member)
 			}
 			n.changes = append(n.changes, c)
-		case !old.ExpiresAt.Equal(g.Expires) || !sameGrouping(old.Grouping, g.Grouping):
+		case !old.ExpiresAt.Equal(g.Expires) || !old.Grouping.Equal(g.Grouping):
 			// The lease ended: the run lapses here at the instant it lapsed
 			// everywhere; a member that never held it does not start.
 			if _, err := n.cfg.Faults.ApplyGrouping(g.Grouping, g.Expires); err != nil {
-				n.cfg.Logger.Warn("cluster: a run's lapsed grouping does not apply here", "run", run, "err", err)
+				n.notApplied(run, err)
 			}
 		}
 	}
@@ -219,14 +222,19 @@ func (n *Node) reconcileGroupings(now time.Time, sync bool) {
 		apply = retry
 	}
 	for _, run := range apply {
-		n.cfg.Logger.Warn("cluster: a run's grouping from another member does not apply here", "run", run, "member", n.groupings[run].Version.Member, "err", errs[run])
+		n.notApplied(run, errs[run])
 	}
 }
 
-func sameGrouping(a, b *spec.Grouping) bool {
-	x, y := *a, *b
-	x.Pos, y.Pos = spec.Pos{}, spec.Pos{}
-	return slices.Equal(x.CUJs, y.CUJs) && x.Run == y.Run && x.By == y.By && x.Experiment.Cmp(y.Experiment) == 0 && x.Salt == y.Salt && x.TTL == y.TTL
+// notApplied logs a run's grouping that does not apply here, once for a
+// version that never will (this member's spec lacks a CUJ, its --max-ttl is
+// shorter). Callers hold n.mu.
+func (n *Node) notApplied(run string, err error) {
+	g := n.groupings[run]
+	if slolab.KindOf(err) == slolab.Invalid {
+		n.invalid[run] = g.Version
+	}
+	n.cfg.Logger.Warn("cluster: a run's grouping from another member does not apply here", "run", run, "member", g.Version.Member, "err", err)
 }
 
 // heldGroupings are the versions of the runs' groupings the registry holds
@@ -236,7 +244,7 @@ func (n *Node) heldGroupings() map[string]Version {
 	for _, st := range n.cfg.Faults.Groupings() {
 		run := st.Grouping.Run
 		v := Version{}
-		if g := n.groupings[run]; g != nil && g.Grouping != nil && g.Expires.Equal(st.ExpiresAt) && sameGrouping(g.Grouping, st.Grouping) {
+		if g := n.groupings[run]; g != nil && g.Grouping != nil && g.Expires.Equal(st.ExpiresAt) && g.Grouping.Equal(st.Grouping) {
 			v = g.Version
 		}
 		out[run] = v

@@ -465,7 +465,7 @@ func (r *Registry) setGrouping(g *spec.Grouping, expires, now time.Time) (*group
 		}
 	}
 	e := r.groupings[g.Run]
-	if e == nil || !sameGrouping(e.spec, g) {
+	if e == nil || !e.spec.Equal(g) {
 		e = &groupingEntry{spec: g, grouper: match.NewGrouper(g), cujs: cujs}
 		r.groupings[g.Run] = e
 	}
@@ -475,12 +475,6 @@ func (r *Registry) setGrouping(g *spec.Grouping, expires, now time.Time) (*group
 	}
 	r.publish()
 	return e, nil
-}
-
-func sameGrouping(a, b *spec.Grouping) bool {
-	x, y := *a, *b
-	x.Pos, y.Pos = spec.Pos{}, spec.Pos{}
-	return reflect.DeepEqual(x, y)
 }
 
 // groupingCUJs marks the CUJs a grouping holds, by index.
