@@ -10,15 +10,20 @@
 //     request (Envoy, Istio) vs a draw per connection (Toxiproxy), simulated;
 //   - delay: intended vs observed for 1 s delays on 1% of requests at
 //     1,000 req/s through a real slolab proxy;
-//   - load: the highest rate with p99 schedule lag under 1 ms, slolab's
-//     generator vs vegeta;
+//   - load: the highest rate sent in full with p99 schedule lag under
+//     10 ms, slolab's generator vs vegeta, both sending every planned
+//     request however late; their CPU per request and peak memory;
 //   - realtime: load's real-time accuracy tests (SLOLAB_REALTIME=1);
 //   - slo: status of 10,000 SLOs over 30 days of minute buckets (the
 //     benchmark in bench/slo);
+//   - slo-prometheus: `slo status` of 200 SLOs from a real Prometheus holding
+//     30 days of three members' metrics, from the recorded per-minute
+//     increases and from the counters;
 //   - memory: peak RSS of the proxies holding 10,000 connections.
 //
 // `make bench` runs bench/run.sh, which installs the peers and runs this.
-// The defaults finish in under 15 minutes on two cores; flags make runs
+// The defaults finish in about 15 minutes on two cores, plus 10 to 15 the
+// first time slo-prometheus builds its 30 days of data (cached after); flags make runs
 // longer or select sections:
 //
 //	go run ./bench                         # everything
@@ -32,6 +37,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,7 +48,7 @@ import (
 	"slolab.dev/slolab/spec"
 )
 
-var allSections = []string{"exact", "slo", "proxy", "delay", "load", "realtime", "memory"}
+var allSections = []string{"exact", "slo", "slo-prometheus", "proxy", "delay", "load", "realtime", "memory"}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -59,6 +66,7 @@ type config struct {
 	loadgen       loadgenConfig
 	memory        memoryConfig
 	slo           sloConfig
+	promSLO       promSLOConfig
 	exactRate     string
 	delayShare    string
 	loadRates     string
@@ -97,9 +105,23 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&c.loadgen.Rounds, "load-rounds", 3, "load: rounds of the ladder per generator")
 	fs.DurationVar(&c.loadgen.Step, "load-step", 3*time.Second, "load: each rung's length (whole seconds)")
 	fs.StringVar(&c.loadRates, "load-rates", "500,1000,2000,3000,4000,6000,8000,12000,16000,24000", "load: the ladder of rates, ascending")
-	fs.DurationVar(&c.loadgen.Bar, "load-bar", time.Millisecond, "load: the p99 schedule lag a sustained rate stays under")
+	fs.DurationVar(&c.loadgen.Bar, "load-bar", 10*time.Millisecond, "load: the p99 schedule lag a sustained rate stays under")
+	fs.IntVar(&c.loadgen.Through, "load-through", 16000, "load: every generator runs every rung up to this rate")
+	fs.IntVar(&c.loadgen.RSSRate, "load-rss-rate", 12000, "load: the rate at which the generators' peak memory is compared")
 
 	fs.IntVar(&c.slo.Iterations, "slo-iterations", 20, "slo: statuses timed")
+
+	cache, _ := os.UserCacheDir()
+	if cache != "" {
+		cache = filepath.Join(cache, "slolab-bench")
+	}
+	fs.IntVar(&c.promSLO.CUJs, "slo-prom-cujs", 100, "slo-prometheus: CUJs, an availability and a latency SLO each")
+	fs.IntVar(&c.promSLO.Members, "slo-prom-members", 3, "slo-prometheus: proxies whose metrics Prometheus holds")
+	fs.IntVar(&c.promSLO.Days, "slo-prom-days", 30, "slo-prometheus: days of minute-by-minute scrapes")
+	fs.IntVar(&c.promSLO.Iterations, "slo-prom-iterations", 5, "slo-prometheus: statuses timed from the recorded increases")
+	fs.BoolVar(&c.promSLO.Counters, "slo-prom-counters", false, "slo-prometheus: also time one status from the counters and compare the two (tens of minutes over 30 days)")
+	fs.StringVar(&c.promSLO.Cache, "slo-prom-cache", cache, "slo-prometheus: keep the backfilled TSDB here between runs (empty: rebuild every run)")
+	fs.DurationVar(&c.promSLO.Timeout, "slo-prom-timeout", 15*time.Minute, "slo-prometheus: Prometheus' query timeout (the status from the counters is slow)")
 
 	fs.IntVar(&c.memory.Conns, "mem-conns", 10000, "memory: connections held at once")
 	fs.IntVar(&c.memory.Parallel, "mem-parallel", 200, "memory: connections opened at a time")
@@ -142,7 +164,7 @@ func parseFlags(args []string) (*config, error) {
 		c.loadgen.Rates = append(c.loadgen.Rates, n)
 	}
 	switch {
-	case c.proxy.Rounds < 1 || c.exact.Runs < 1 || c.delay.Rounds < 1 || c.loadgen.Rounds < 1 || c.slo.Iterations < 1:
+	case c.proxy.Rounds < 1 || c.exact.Runs < 1 || c.delay.Rounds < 1 || c.loadgen.Rounds < 1 || c.slo.Iterations < 1 || c.promSLO.Iterations < 1:
 		return nil, fmt.Errorf("rounds and runs must be at least 1")
 	case c.loadgen.Step < time.Second || c.loadgen.Step%time.Second != 0:
 		return nil, fmt.Errorf("-load-step: want whole seconds, got %s", c.loadgen.Step)
@@ -150,6 +172,8 @@ func parseFlags(args []string) (*config, error) {
 		return nil, fmt.Errorf("-exact-requests must be at least -exact-conns (%d)", c.exact.Conns)
 	case c.memory.Conns < 1 || c.memory.Parallel < 1 || c.memory.Wave < 1:
 		return nil, fmt.Errorf("-mem-conns, -mem-parallel and -mem-wave must be positive")
+	case c.promSLO.CUJs < 1 || c.promSLO.Members < 1 || c.promSLO.Days < 1:
+		return nil, fmt.Errorf("-slo-prom-cujs, -slo-prom-members and -slo-prom-days must be positive")
 	}
 	return c, nil
 }
@@ -205,6 +229,8 @@ func run(ctx context.Context, args []string) int {
 			body, err = runRealtime(s)
 		case "slo":
 			body, err = runSLO(s, cfg.slo)
+		case "slo-prometheus":
+			body, err = runPromSLO(s, cfg.promSLO)
 		case "memory":
 			body, err = runMemory(s, cfg.memory)
 		}
@@ -224,13 +250,15 @@ func run(ctx context.Context, args []string) int {
 		fmt.Fprintln(os.Stderr, "bench: interrupted; docs not rewritten")
 		return 1
 	}
-	fresh["session"] = renderSession(cfg, mach, s.peers, started, fresh, failed)
+	var old []byte
 	if cfg.docs != "" {
-		old, err := os.ReadFile(cfg.docs)
-		if err != nil && !os.IsNotExist(err) {
+		if old, err = os.ReadFile(cfg.docs); err != nil && !os.IsNotExist(err) {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			return 1
 		}
+	}
+	fresh["session"] = renderSession(cfg, mach, s.peers, started, fresh, failed, string(old))
+	if cfg.docs != "" {
 		doc, err := fill(string(tmpl), string(old), fresh)
 		if err == nil {
 			err = os.WriteFile(cfg.docs, []byte(doc), 0o644)
@@ -248,7 +276,7 @@ func run(ctx context.Context, args []string) int {
 	return 0
 }
 
-func renderSession(cfg *config, m machine, p peers, started time.Time, fresh map[string]string, failed []string) string {
+func renderSession(cfg *config, m machine, p peers, started time.Time, fresh map[string]string, failed []string, old string) string {
 	var b strings.Builder
 	ran := make([]string, 0, len(fresh))
 	for _, name := range cfg.only {
@@ -266,6 +294,9 @@ func renderSession(cfg *config, m machine, p peers, started time.Time, fresh map
 		fmt.Fprintf(&b, "; failed, previous figures kept: %s", strings.Join(failed, ", "))
 	}
 	b.WriteString(").\n")
+	if kept := keptSections(old, fresh); len(kept) > 0 {
+		fmt.Fprintf(&b, "- Kept from earlier runs, not measured in this session: %s.\n", strings.Join(kept, ", "))
+	}
 	fmt.Fprintf(&b, "- Machine: %d cores (%s), %.0f GiB, Linux %s, %s.\n", m.Cores, m.CPU, m.MemGiB, m.Kernel, m.Go)
 	fmt.Fprintf(&b, "- Load average (1, 5, 15 min): %s before the run, %s after it. Other jobs shared the machine whenever the first figure is well above 0.\n", m.LoadAvg, loadAvg())
 	var vs []string
@@ -278,4 +309,27 @@ func renderSession(cfg *config, m machine, p peers, started time.Time, fresh map
 		fmt.Fprintf(&b, "- Peers: %s.\n", strings.Join(vs, ", "))
 	}
 	return b.String()
+}
+
+var runDate = regexp.MustCompile(`^Run (\d{4}-\d\d-\d\d \d\d:\d\d UTC)`)
+
+// keptSections names the sections of the old document this run did not
+// measure, each with the date its first line gives.
+func keptSections(old string, fresh map[string]string) []string {
+	var kept []string
+	for _, name := range allSections {
+		if _, ok := fresh[name]; ok {
+			continue
+		}
+		body, ok := section(old, name)
+		if !ok || strings.HasPrefix(body, "*Not run yet") {
+			continue
+		}
+		when := "date unknown"
+		if m := runDate.FindStringSubmatch(body); m != nil {
+			when = "run " + m[1]
+		}
+		kept = append(kept, fmt.Sprintf("%s (%s)", name, when))
+	}
+	return kept
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make bench: installs the peers slolab is measured against when they are
-# missing (Debian wrk, nginx-light and hey as root; vegeta v12.13.0 and
+# missing (Debian wrk, nginx-light, hey and prometheus as root; vegeta v12.13.0 and
 # Toxiproxy v2.12.0 with go install), raises the open-files limit for the
 # 10,000-connection memory test, then runs every benchmark in one session and
 # regenerates docs/benchmarks.md (go run ./bench; its flags pass through).
@@ -16,7 +16,7 @@ gobin=$(go env GOPATH)/bin
 export PATH="$gobin:/usr/sbin:/sbin:$PATH"
 
 need_apt=()
-for pair in wrk:wrk nginx:nginx-light hey:hey; do
+for pair in wrk:wrk nginx:nginx-light hey:hey promtool:prometheus; do
   cmd=${pair%%:*} pkg=${pair##*:}
   command -v "$cmd" >/dev/null 2>&1 || need_apt+=("$pkg")
 done

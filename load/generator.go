@@ -9,7 +9,6 @@
 package load
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -47,8 +46,10 @@ type Config struct {
 	Start time.Time
 	// Now is the clock (default time.Now).
 	Now func() time.Time
-	// Transport sends requests (default: a Transport tuned for MaxInFlight
-	// connections to one host, without compression).
+	// Transport sends requests. By default an http:// target gets HTTP/1.1
+	// connections of the generator's own, one per worker (see h1Client), and
+	// an https:// target a Transport tuned for MaxInFlight connections to one
+	// host, without compression.
 	Transport http.RoundTripper
 }
 
@@ -61,6 +62,8 @@ const (
 	DefaultTimeout     = 30 * time.Second
 	DefaultLateAfter   = 10 * time.Millisecond
 	DefaultDrain       = 2 * time.Second
+	// UserAgent is sent with every request whose headers name no other.
+	UserAgent = "slolab-load"
 )
 
 func (c *Config) defaults() {
@@ -90,13 +93,15 @@ type Generator struct {
 	base       *url.URL
 	basePath   string
 	stats      []*cujStats
-	lag        *histogram // schedule lag of every send: actual − intended send time
+	fixed      [][]fixedHeaders // per CUJ and template
+	h1         *h1Client        // nil: requests go through cfg.Transport
+	lag        *histogram       // schedule lag of every send: actual − intended send time
 	inflight   atomic.Int64
 	started    atomic.Int64 // start, in Unix ns, once Run began
 	stopped    atomic.Int64 // when sending stopped, in ns from start
 	pool       sync.Pool
 	reqCtx     context.Context
-	work       chan *call // to idle workers
+	idle       idleWorkers
 	ran        atomic.Bool
 	coarseOnly bool // wait with the runtime's timers alone (tests in a synctest bubble)
 }
@@ -120,12 +125,25 @@ func New(cfg Config) (*Generator, error) {
 	if cfg.Timeout < 0 || cfg.LateAfter < 0 || cfg.Drain < 0 {
 		return nil, errors.New("timeout, late-after and drain must not be negative")
 	}
+	g := &Generator{basePath: strings.TrimSuffix(u.Path, "/"), lag: newHistogram()}
 	if cfg.Transport == nil {
-		cfg.Transport = NewTransport(cfg.MaxInFlight, cfg.Timeout)
+		if u.Scheme == "http" {
+			g.h1 = newH1Client(u, cfg.Timeout)
+		} else {
+			cfg.Transport = NewTransport(cfg.MaxInFlight, cfg.Timeout)
+		}
 	}
-	g := &Generator{cfg: cfg, base: u, basePath: strings.TrimSuffix(u.Path, "/"), lag: newHistogram()}
+	g.cfg, g.base = cfg, u
 	for _, c := range cfg.Plan.CUJs {
 		g.stats = append(g.stats, &cujStats{name: c.Name, latency: newHistogram()})
+		fx := make([]fixedHeaders, len(c.Templates))
+		for i, t := range c.Templates {
+			var err error
+			if fx[i], err = newFixedHeaders(cfg.Headers, cfg.Users, t); err != nil {
+				return nil, fmt.Errorf("CUJ %s, request %s %s: %w", c.Name, t.Method, t.Path, err)
+			}
+		}
+		g.fixed = append(g.fixed, fx)
 	}
 	g.pool.New = func() any { return &call{header: http.Header{}} }
 	return g, nil
@@ -162,14 +180,9 @@ type call struct {
 	scratch  []byte
 	header   http.Header
 	reader   bodyReader
+	h1       h1Exchange
 	reusable bool // false when the transport may still read the body
 }
-
-// bodyReader is a request body that needs no allocation per request.
-type bodyReader struct{ bytes.Reader }
-
-// Close does nothing: the bytes belong to the call.
-func (*bodyReader) Close() error { return nil }
 
 // Run sends the plan until it ends or ctx is cancelled, then waits for the
 // requests in flight (after a cancellation, for at most Config.Drain) and
@@ -179,8 +192,14 @@ func (g *Generator) Run(ctx context.Context) (*Report, error) {
 	if !g.ran.CompareAndSwap(false, true) {
 		return nil, errors.New("load: a generator runs once")
 	}
-	reqCtx, cancelRequests := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelRequests()
+	reqCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	cancelRequests := func() {
+		cancel()
+		if g.h1 != nil {
+			g.h1.cancel()
+		}
+	}
+	defer cancel()
 	g.reqCtx = reqCtx
 	start := g.cfg.Start
 	if start.IsZero() {
@@ -188,9 +207,8 @@ func (g *Generator) Run(ctx context.Context) (*Report, error) {
 	}
 	g.started.Store(start.UnixNano())
 	var wg sync.WaitGroup
-	g.work = make(chan *call)
 	interrupted := g.dispatch(ctx, start, &wg)
-	close(g.work)
+	g.idle.close()
 	g.stopped.Store(int64(g.cfg.Now().Sub(start)))
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
@@ -219,6 +237,7 @@ func (g *Generator) dispatch(ctx context.Context, start time.Time, wg *sync.Wait
 	}
 	defer sl.stop()
 	limit := int64(g.cfg.MaxInFlight)
+	var woke time.Time
 	for {
 		it, ok := stream.Next()
 		if !ok {
@@ -226,9 +245,16 @@ func (g *Generator) dispatch(ctx context.Context, start time.Time, wg *sync.Wait
 		}
 		at := start.Add(it.Due)
 		if at.After(g.cfg.Now()) {
-			if !sl.sleep(ctx, at, g.cfg.Now) {
+			// Wake at most every wakeSlack: requests due in between go out
+			// together at the next wake.
+			until := at
+			if w := woke.Add(wakeSlack); w.After(until) {
+				until = w
+			}
+			if !sl.sleep(ctx, until, g.cfg.Now) {
 				return true
 			}
+			woke = g.cfg.Now()
 		} else if ctx.Err() != nil {
 			return true
 		}
@@ -241,25 +267,81 @@ func (g *Generator) dispatch(ctx context.Context, start time.Time, wg *sync.Wait
 		wg.Add(1)
 		c := g.pool.Get().(*call)
 		c.item, c.intended = it, at
-		select {
-		case g.work <- c: // an idle worker takes it
-		default:
+		if w := g.idle.pop(); w != nil {
+			w <- c
+		} else {
 			go g.worker(c, wg)
 		}
 	}
 }
 
 // worker sends calls until the run ends. Workers live as long as the run so
-// their stacks, grown once to what net/http needs, are reused; there are
-// never more of them than requests were in flight at once.
+// their stacks, grown once to what a send needs, are reused, and each keeps
+// its own connection to an http:// target; there are never more of them than
+// requests were in flight at once.
 func (g *Generator) worker(c *call, wg *sync.WaitGroup) {
+	var conn *h1Conn
+	defer func() {
+		if conn != nil {
+			g.h1.release(conn)
+		}
+	}()
+	next := make(chan *call, 1)
 	for {
-		g.send(c, wg)
-		var ok bool
-		if c, ok = <-g.work; !ok {
+		g.send(c, &conn, wg)
+		if !g.idle.push(next) {
+			return
+		}
+		if c = <-next; c == nil {
 			return
 		}
 	}
+}
+
+// idleWorkers is a stack of the workers waiting for a call, each by the
+// channel it takes calls on. The dispatcher hands a call to the worker that
+// became idle last, so at a steady rate the same few workers (and their
+// connections, buffers and stacks, warm in the caches) carry the load, and
+// those a burst added stay idle at the bottom.
+type idleWorkers struct {
+	mu     sync.Mutex
+	stack  []chan *call
+	closed bool
+}
+
+// pop returns the worker idle since the shortest time, or nil.
+func (w *idleWorkers) pop() chan *call {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := len(w.stack)
+	if n == 0 {
+		return nil
+	}
+	c := w.stack[n-1]
+	w.stack = w.stack[:n-1]
+	return c
+}
+
+// push adds a worker; false after close, when it should end.
+func (w *idleWorkers) push(c chan *call) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return false
+	}
+	w.stack = append(w.stack, c)
+	return true
+}
+
+// close ends every idle worker and every worker that becomes idle later.
+func (w *idleWorkers) close() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.closed = true
+	for _, c := range w.stack {
+		close(c)
+	}
+	w.stack = nil
 }
 
 // sleeper waits with one reusable runtime timer for the bulk of a wait
@@ -272,6 +354,17 @@ type sleeper struct {
 
 // coarse is how much of a wait is left to the fine timer.
 const coarse = 2 * time.Millisecond
+
+// wakeSlack is the least time between two of the dispatcher's wakes. Each
+// wake from an idle process costs tens of microseconds of CPU (the timer,
+// the poller, a thread woken to run the workers), more than a request's own
+// writing and reading, so above 1/wakeSlack requests a second the dispatcher
+// sends the requests due since its last wake together, each at most
+// wakeSlack late, instead of waking for each: at 16,000/s it wakes 1,000
+// times a second, not 16,000. Below that rate every request has a wake of
+// its own. A millisecond is the runtime's own timer resolution in an idle
+// process, and a tenth of the default late-after.
+const wakeSlack = time.Millisecond
 
 func (s *sleeper) sleep(ctx context.Context, until time.Time, now func() time.Time) bool {
 	d := until.Sub(now())
@@ -304,7 +397,9 @@ func (s *sleeper) stop() {
 	s.fine.close()
 }
 
-func (g *Generator) send(c *call, wg *sync.WaitGroup) {
+// send sends one call, over the worker's connection *conn to an http://
+// target or through the configured transport, and records what came back.
+func (g *Generator) send(c *call, conn **h1Conn, wg *sync.WaitGroup) {
 	defer func() {
 		g.inflight.Add(-1)
 		if c.reusable {
@@ -320,17 +415,24 @@ func (g *Generator) send(c *call, wg *sync.WaitGroup) {
 	if lag > g.cfg.LateAfter {
 		st.late.Add(1)
 	}
-	req := g.build(c)
-	ctx, cancel := context.WithDeadline(g.reqCtx, sent.Add(g.cfg.Timeout))
-	resp, err := g.cfg.Transport.RoundTrip(req.WithContext(ctx))
-	if err == nil {
-		_, err = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+	deadline := sent.Add(g.cfg.Timeout)
+	var code int
+	var err error
+	if g.h1 != nil {
+		if err = g.buildWire(c); err == nil {
+			err = g.h1.do(g.reqCtx, conn, &c.h1, sent, deadline)
+			code = c.h1.status
+		}
+		c.reusable = true // the call's bytes are not read once do returns
+	} else {
+		code, err = g.roundTrip(c, deadline)
+		// After an error the transport may still read the body in the background.
+		c.reusable = err == nil
 	}
-	cancel()
 	end := g.cfg.Now()
-	// After an error the transport may still read the body in the background.
-	c.reusable = err == nil
+	if *conn != nil {
+		(*conn).lastUsed = end
+	}
 	if err != nil {
 		if g.reqCtx.Err() != nil {
 			st.cancelled.Add(1)
@@ -340,67 +442,22 @@ func (g *Generator) send(c *call, wg *sync.WaitGroup) {
 		st.latency.record(end.Sub(c.intended))
 		return
 	}
-	st.status(resp.StatusCode)
+	st.status(code)
 	st.latency.record(end.Sub(c.intended))
 }
 
-// build fills the request's template. Everything random is drawn from a
-// generator seeded with (plan seed, request index), so a request is the same
-// whichever shard sends it and whatever order requests complete in.
-func (g *Generator) build(c *call) *http.Request {
-	p := g.cfg.Plan
-	t := p.CUJs[c.item.CUJ].Templates[c.item.Template]
-	c.rng.Seed(p.Seed, c.item.K)
-	user := uniform(&c.rng, uint64(g.cfg.Users.N)) + 1
-	c.id = appendID(c.id[:0], user)
-	c.vals.fill(t, c.id, c.item.K, &c.rng)
-
-	c.path = append(c.path[:0], g.basePath...)
-	c.path = c.vals.appendText(c.path, &t.path)
-	u := &url.URL{Scheme: g.base.Scheme, Host: g.base.Host}
-	if path, query, ok := bytes.Cut(c.path, []byte("?")); ok {
-		u.Path, u.RawQuery = string(path), string(query)
-	} else {
-		u.Path = string(c.path)
+// roundTrip sends a call through the configured http.RoundTripper.
+func (g *Generator) roundTrip(c *call, deadline time.Time) (int, error) {
+	req := g.build(c)
+	ctx, cancel := context.WithDeadline(g.reqCtx, deadline)
+	defer cancel()
+	resp, err := g.cfg.Transport.RoundTrip(req.WithContext(ctx))
+	if err != nil {
+		return 0, err
 	}
-	h := c.header
-	clear(h)
-	for k, v := range g.cfg.Headers {
-		h[k] = v
-	}
-	users := g.cfg.Users
-	if users.Header != "" {
-		h[http.CanonicalHeaderKey(users.Header)] = []string{string(c.id)}
-	}
-	if users.Cookie != "" {
-		c.scratch = append(append(append(c.scratch[:0], users.Cookie...), '='), c.id...)
-		h["Cookie"] = []string{string(c.scratch)}
-	}
-	c.scratch = appendAddr(c.scratch[:0], user)
-	h["X-Forwarded-For"] = []string{string(c.scratch)}
-	for _, ht := range t.headers {
-		c.scratch = c.vals.appendText(c.scratch[:0], &ht.value)
-		h[ht.name] = []string{string(c.scratch)}
-	}
-	req := &http.Request{
-		Method:     t.Method,
-		URL:        u,
-		Proto:      "HTTP/1.1",
-		ProtoMajor: 1,
-		ProtoMinor: 1,
-		Header:     h,
-		Host:       g.base.Host,
-	}
-	if t.Host != "" {
-		req.Host = t.Host
-	}
-	if len(t.body.segs) > 0 || t.body.lit != "" {
-		c.body = c.vals.appendText(c.body[:0], &t.body)
-		c.reader.Reset(c.body)
-		req.Body = &c.reader
-		req.ContentLength = int64(len(c.body))
-	}
-	return req
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, err
 }
 
 // Started returns when the run's plan started, and false before Run.

@@ -263,3 +263,29 @@ spec:
 		t.Errorf("2xx %d, route hits %v; want 400, %v", r.Total.Status.C2xx, hits, want)
 	}
 }
+
+func TestAbove1000PerSecondTheRequestsDueBetweenTwoWakesGoOutTogether(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// 16,000/s: a request every 62.5µs. The dispatcher wakes at most
+		// every millisecond, so after each wake the next sixteen go out
+		// together at the following one, 937.5, 875, …, 62.5 and 0µs late:
+		// one wake for sixteen requests.
+		p, err := load.NewPlan(chat(t), load.PlanConfig{Stages: constant(rate(16000, time.Second), time.Second), CUJs: []string{"update"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := newGen(t, load.Config{Plan: p, Target: "http://app.test",
+			Transport: roundTripper(func(r *http.Request) (*http.Response, error) { return ok200(), nil })})
+		r, err := g.Run(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		lag := r.ScheduleLag
+		if c := r.CUJs[0]; c.Sent != 16000 || c.Late != 0 {
+			t.Errorf("sent %d late %d; want 16000, 0", c.Sent, c.Late)
+		}
+		if lag.Max < 937_000 || lag.Max > 938_000 || lag.P50 < 400_000 || lag.P50 > 500_000 {
+			t.Errorf("schedule lag %+v; want a max of 937.5µs and a median of 437.5 to 500µs", lag)
+		}
+	})
+}

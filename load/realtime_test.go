@@ -12,11 +12,12 @@ import (
 	"slolab.dev/slolab/load"
 )
 
-// These two tests run in real time against a loopback server: they check
-// what only a real clock and a real network can show, so they take ten
-// seconds each and need a quiet machine. They run with SLOLAB_REALTIME=1
-// (make bench runs them); the gate checks the same properties exactly
-// in TestAOneSecondFreezeShowsInTheP99ExactlyAndNoSendIsLate and the pacer's
+// The tests named TestRealClock… run in real time against a loopback
+// server: they check what only a real clock and a real network can show, so
+// they take ten seconds each and need a quiet machine. They run with
+// SLOLAB_REALTIME=1 (make bench runs every test with this prefix, and only
+// those); the gate checks the same properties exactly in
+// TestAOneSecondFreezeShowsInTheP99ExactlyAndNoSendIsLate and the pacer's
 // property tests.
 
 func realtime(t *testing.T) {
@@ -26,7 +27,7 @@ func realtime(t *testing.T) {
 	}
 }
 
-func TestAOneSecondServerFreezeShowsInTheP99(t *testing.T) {
+func TestRealClockAOneSecondServerFreezeShowsInTheP99(t *testing.T) {
 	realtime(t)
 	// 500 req/s for 10s; the server freezes from the generator's 5s to its 6s.
 	// The 500 requests due in that second wait until 6s, so their latencies
@@ -77,7 +78,7 @@ func TestAOneSecondServerFreezeShowsInTheP99(t *testing.T) {
 	}
 }
 
-func TestTheAchievedRateIsWithinHalfAPercentAt2000PerSecond(t *testing.T) {
+func TestRealClockTheAchievedRateIsWithinHalfAPercentAt2000PerSecond(t *testing.T) {
 	realtime(t)
 	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	defer srv.Close()

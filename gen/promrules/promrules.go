@@ -26,6 +26,7 @@ import (
 	"slolab.dev/slolab/gen"
 	"slolab.dev/slolab/slo"
 	"slolab.dev/slolab/spec"
+	"slolab.dev/slolab/store/promql"
 )
 
 // The recorded series' names are in package gen (gen.gen.RecordErrorRatio, ...),
@@ -77,8 +78,9 @@ type ruleFile struct {
 }
 
 type group struct {
-	Name  string `yaml:"name"`
-	Rules []rule `yaml:"rules"`
+	Name     string `yaml:"name"`
+	Interval string `yaml:"interval,omitempty"`
+	Rules    []rule `yaml:"rules"`
 }
 
 type rule struct {
@@ -105,6 +107,9 @@ func Generate(svc *spec.Service, opt Options) (*gen.Output, error) {
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("%s", strings.Join(errs, "\n"))
+	}
+	if g := increasesGroup(svc, opt); len(g.Rules) > 0 {
+		groups = append(groups, g)
 	}
 	var body []byte
 	var err error
@@ -135,6 +140,18 @@ func Generate(svc *spec.Service, opt Options) (*gen.Output, error) {
 	b.Write(body)
 	out.Files = append(out.Files, gen.File{Name: name, Data: b.Bytes()})
 	return out, nil
+}
+
+// increasesGroup records the per-minute increases of slolab's counters
+// that `slolab slo --prometheus-recorded` reads (package store/promql): a
+// 30-day status becomes a scan of one sample a minute per CUJ instead of a
+// subquery over every proxy's series. Its interval must stay one minute.
+func increasesGroup(svc *spec.Service, opt Options) group {
+	g := group{Name: fmt.Sprintf("slolab-%s-increases", svc.Name), Interval: gen.PromDuration(promql.RecordedInterval)}
+	for _, r := range promql.RecordedRules(svc, opt.Matchers) {
+		g.Rules = append(g.Rules, rule{Record: r.Record, Expr: r.Expr, Labels: r.Labels})
+	}
+	return g
 }
 
 func promRuleLabels(svc *spec.Service, opt Options) map[string]string {

@@ -58,6 +58,7 @@ type sourceFlags struct {
 	store      string
 	prometheus string
 	matchers   string
+	recorded   bool
 }
 
 func (f *sourceFlags) add(cmd *cobra.Command, e *env) {
@@ -71,6 +72,7 @@ func (f *sourceFlags) addSources(cmd *cobra.Command, e *env, storeUsage string) 
 	fs.StringVar(&f.store, "store", defaultStore(e), storeUsage+" (default $SLOLAB_STORE or slolab.db)")
 	fs.StringVar(&f.prometheus, "prometheus", "", "read slolab's metrics (or the spec's queries) from Prometheus at this URL instead of the store")
 	fs.StringVar(&f.matchers, "prometheus-matchers", "", `extra label matchers for slolab's metrics, e.g. 'job="chat-proxy"'`)
+	fs.BoolVar(&f.recorded, "prometheus-recorded", false, "read the per-minute increases the rules of 'slolab gen prometheus' record (group slolab-SERVICE-increases) instead of the counters: the same counts, far faster over 30 days; the rules must cover the windows read (backfill them with promtool tsdb create-blocks-from rules)")
 }
 
 // source is an opened source of SLO events.
@@ -110,6 +112,9 @@ func (f *sourceFlags) check(cmd *cobra.Command) error {
 	if f.prometheus != "" && cmd.Flags().Changed("store") {
 		return usageErrorf("give --store or --prometheus, not both")
 	}
+	if f.recorded && f.prometheus == "" {
+		return usageErrorf("--prometheus-recorded reads Prometheus: give --prometheus URL too")
+	}
 	return nil
 }
 
@@ -117,15 +122,17 @@ func (f *sourceFlags) check(cmd *cobra.Command) error {
 // given, else the store.
 func (f *sourceFlags) openFor(ctx context.Context, svc *spec.Service) (*source, error) {
 	if f.prometheus != "" {
-		p, err := promql.New(promql.Config{URL: f.prometheus, Service: svc, Matchers: f.matchers})
+		p, err := promql.New(promql.Config{URL: f.prometheus, Service: svc, Matchers: f.matchers, Recorded: f.recorded})
 		if err != nil {
 			return nil, usageErrorf("--prometheus: %v", err)
 		}
-		return &source{
-			Source: p, history: p.History,
-			instant:  func(_ context.Context, now time.Time) (time.Time, error) { return slo.Align(now, time.Minute), nil },
-			describe: "prometheus " + f.prometheus, Closer: nopCloser{},
-		}, nil
+		instant := func(_ context.Context, now time.Time) (time.Time, error) { return slo.Align(now, time.Minute), nil }
+		describe := "prometheus " + f.prometheus
+		if f.recorded {
+			// Each minute is recorded after it ends: the last recorded one.
+			instant, describe = p.Latest, describe+" (recorded increases)"
+		}
+		return &source{Source: p, history: p.History, instant: instant, describe: describe, Closer: nopCloser{}}, nil
 	}
 	if _, err := os.Stat(f.store); err != nil {
 		return nil, slolab.Errorf(slolab.NotFound, "no store at %s: run 'slolab proxy --store %s ...' to record one, or read Prometheus with --prometheus URL", f.store, f.store)
@@ -212,7 +219,8 @@ alerts firing (with the window pair that fired). A burn rate marked '?' comes
 from too few requests to judge.
 
 From the store, status is judged at the end of the last whole minute the
-proxy has flushed; from Prometheus, at the last whole minute.
+proxy has flushed; from Prometheus, at the last whole minute (with
+--prometheus-recorded, at the end of the last minute the rules have recorded).
 
 --watch re-evaluates every --interval and can notify: --webhook posts each
 alert's firing and resolution as JSON (Slack-compatible "text"), and

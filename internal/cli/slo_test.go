@@ -134,6 +134,7 @@ func TestSloCommandsOnAStore(t *testing.T) {
 			{[]string{"slo", "status", "--spec", chatSpec, "--store", filepath.Join(t.TempDir(), "none.db")}, ExitFailure, "slolab: no store at "},
 			{[]string{"slo", "status", "--store", db}, ExitUsage, "slolab: --spec is required"},
 			{[]string{"slo", "status", "--spec", chatSpec, "--store", db, "--prometheus", "http://127.0.0.1:1"}, ExitUsage, "slolab: give --store or --prometheus, not both"},
+			{[]string{"slo", "status", "--spec", chatSpec, "--prometheus-recorded"}, ExitUsage, "slolab: --prometheus-recorded reads Prometheus: give --prometheus URL too"},
 			{[]string{"slo", "status", "--spec", chatSpec, "--store", db, "--webhook", "http://x"}, ExitUsage, "slolab: --webhook and --alertmanager notify on changes, so they need --watch"},
 			{[]string{"slo", "report", "--spec", chatSpec, "--store", db, "--format", "pdf"}, ExitUsage, `slolab: --format "pdf": want one of html, json, md`},
 			{[]string{"slo", "backtest", "--spec", chatSpec, "--store", db, "--from", "tomorrow"}, ExitUsage, `slolab: --from "tomorrow": want a time`},

@@ -49,6 +49,18 @@ type Config struct {
 	RoundTripper http.RoundTripper
 	// Step is the resolution of History (default 1m, the store's).
 	Step time.Duration
+	// Recorded reads the per-minute increases the rules of `slolab gen
+	// prometheus` record (RecordedRules) instead of the counters: a scan of
+	// one sample a minute per CUJ however many proxies, where the counters
+	// need a subquery over every proxy's series. The rules must have been
+	// evaluated over every window read (backfill them with promtool tsdb
+	// create-blocks-from rules when they are new), and their matchers, not
+	// Matchers, pick the proxies. The counts are those of the counters, to
+	// the request; each minute is recorded after it ends, so Latest, the
+	// last instant a status is complete at, is up to a minute behind the
+	// clock. Revisions (the canary judge, which wants the freshest minute)
+	// still reads the counters.
+	Recorded bool
 }
 
 // Source reads SLO events from Prometheus.
@@ -57,6 +69,7 @@ type Source struct {
 	api     v1.API
 	cujs    string // regexp alternation of the CUJs that use slolab's metrics
 	queries map[slo.Key]*userQuery
+	batch   recordedBatch
 }
 
 var _ slo.Source = (*Source)(nil)
@@ -73,6 +86,9 @@ func New(cfg Config) (*Source, error) {
 	}
 	if cfg.Step == 0 {
 		cfg.Step = time.Minute
+	}
+	if cfg.Recorded && cfg.Step != RecordedInterval {
+		return nil, slolab.Errorf(slolab.Invalid, "prometheus source: the recorded increases are per %s; a step of %s needs the counters", Duration(RecordedInterval), Duration(cfg.Step))
 	}
 	if !strings.HasPrefix(cfg.URL, "http://") && !strings.HasPrefix(cfg.URL, "https://") {
 		return nil, slolab.Errorf(slolab.Invalid, "prometheus URL %q: want http://host:port or https://...", cfg.URL)
@@ -147,9 +163,15 @@ func Duration(d time.Duration) string {
 
 // selector returns a slolab metric selector for the spec's CUJs.
 func (s *Source) selector(metric string, extra ...string) string {
-	m := []string{fmt.Sprintf("cuj=~%q", s.cujs)}
-	if s.cfg.Matchers != "" {
-		m = append(m, s.cfg.Matchers)
+	return metricSelector(metric, s.cujs, s.cfg.Matchers, extra...)
+}
+
+// metricSelector selects metric for the CUJs cuj=~cujs matches, narrowed
+// by matchers and extra.
+func metricSelector(metric, cujs, matchers string, extra ...string) string {
+	m := []string{fmt.Sprintf("cuj=~%q", cujs)}
+	if matchers != "" {
+		m = append(m, matchers)
 	}
 	m = append(m, extra...)
 	return metric + "{" + strings.Join(m, ", ") + "}"
@@ -259,16 +281,9 @@ func (s *Source) Events(ctx context.Context, r slo.Range) (map[slo.Key]slo.Event
 			r.From.Format(time.RFC3339), r.To.Format(time.RFC3339), Duration(s.cfg.Step))
 	}
 	if s.cujs != "" {
-		q := s.QueriesFor(w)
-		per := map[string]*tally{}
-		for i, expr := range []string{q.Requests, q.LatencyBuckets} {
-			v, err := s.vector(ctx, expr, r.To)
-			if err != nil {
-				return nil, err
-			}
-			for _, smp := range v {
-				s.tally(per, i, smp.Metric, count(smp.Value))
-			}
+		per, err := s.tallies(ctx, w, r.To)
+		if err != nil {
+			return nil, err
 		}
 		for cuj, a := range per {
 			c := a.counts()
@@ -290,6 +305,26 @@ func (s *Source) Events(ctx context.Context, r slo.Range) (map[slo.Key]slo.Event
 		out[k] = e
 	}
 	return out, nil
+}
+
+// tallies counts every CUJ's events over the window of length w ending at
+// at, from the recorded increases or from the counters.
+func (s *Source) tallies(ctx context.Context, w time.Duration, at time.Time) (map[string]*tally, error) {
+	if s.cfg.Recorded {
+		return s.recordedTallies(ctx, w, at)
+	}
+	q := s.QueriesFor(w)
+	per := map[string]*tally{}
+	for i, expr := range []string{q.Requests, q.LatencyBuckets} {
+		v, err := s.vector(ctx, expr, at)
+		if err != nil {
+			return nil, err
+		}
+		for _, smp := range v {
+			s.tally(per, i, smp.Metric, count(smp.Value))
+		}
+	}
+	return per, nil
 }
 
 // Revisions returns the counts of every CUJ that uses slolab's metrics per
@@ -411,18 +446,9 @@ func (s *Source) History(ctx context.Context, from, to time.Time) (*slo.History,
 	from, to = slo.Align(from, s.cfg.Step), slo.Align(to, s.cfg.Step)
 	b := slo.NewHistoryBuilder(from, to)
 	if s.cujs != "" {
-		per := map[int64]map[string]*tally{}
-		for i, sel := range s.selectors() {
-			expr := fmt.Sprintf("sum by (%s) (%s)", sel[1], StepIncrease(sel[0], s.cfg.Step))
-			err := s.steps(ctx, expr, from, to, func(m model.Metric, t int64, n uint64) {
-				if per[t] == nil {
-					per[t] = map[string]*tally{}
-				}
-				s.tally(per[t], i, m, n)
-			})
-			if err != nil {
-				return nil, err
-			}
+		per, err := s.historyTallies(ctx, from, to)
+		if err != nil {
+			return nil, err
 		}
 		for t, cujs := range per {
 			for cuj, a := range cujs {
@@ -438,16 +464,43 @@ func (s *Source) History(ctx context.Context, from, to time.Time) (*slo.History,
 	return b.Build()
 }
 
+// historyTallies counts every CUJ's events in each step of [from, to), keyed
+// by the step's start, from the recorded increases or from the counters.
+func (s *Source) historyTallies(ctx context.Context, from, to time.Time) (map[int64]map[string]*tally, error) {
+	if s.cfg.Recorded {
+		return s.recordedHistory(ctx, from, to)
+	}
+	per := map[int64]map[string]*tally{}
+	for i, sel := range s.selectors() {
+		expr := fmt.Sprintf("sum by (%s) (%s)", sel[1], StepIncrease(sel[0], s.cfg.Step))
+		err := s.steps(ctx, expr, from, to, func(m model.Metric, t int64, n uint64) {
+			if per[t] == nil {
+				per[t] = map[string]*tally{}
+			}
+			s.tally(per[t], i, m, n)
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return per, nil
+}
+
 // maxPoints keeps range queries under Prometheus' 11,000 points a series.
 const maxPoints = 10_000
 
 // steps evaluates expr at every step end in (from, to] and calls f with
 // each sample, keyed by its step's start (Unix seconds).
 func (s *Source) steps(ctx context.Context, expr string, from, to time.Time, f func(model.Metric, int64, uint64)) error {
+	return s.stepsAt(ctx, expr, from, to, 0, f)
+}
+
+// stepsAt is steps evaluating expr shift after each step's end.
+func (s *Source) stepsAt(ctx context.Context, expr string, from, to time.Time, shift time.Duration, f func(model.Metric, int64, uint64)) error {
 	step := s.cfg.Step
 	for start := from.Add(step); !start.After(to); start = start.Add(step * maxPoints) {
 		end := earliest(start.Add(step*(maxPoints-1)), to)
-		v, _, _, err := s.api.QueryRange(ctx, expr, v1.Range{Start: start, End: end, Step: step})
+		v, _, _, err := s.api.QueryRange(ctx, expr, v1.Range{Start: start.Add(shift), End: end.Add(shift), Step: step})
 		if err != nil {
 			return s.wrap(err, expr)
 		}
@@ -457,7 +510,7 @@ func (s *Source) steps(ctx context.Context, expr string, from, to time.Time, f f
 		}
 		for _, ss := range m {
 			for _, p := range ss.Values {
-				f(ss.Metric, p.Timestamp.Time().Add(-step).Unix(), count(p.Value))
+				f(ss.Metric, p.Timestamp.Time().Add(-shift-step).Unix(), count(p.Value))
 			}
 		}
 	}
