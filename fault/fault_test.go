@@ -310,6 +310,131 @@ func BenchmarkDecide(b *testing.B) {
 	}
 }
 
+// A fleet member applies a rule another member set: the same incarnation
+// keeps counting and takes the new lease end, even after lapsing here; a
+// new incarnation counts afresh.
+func TestApplyKeepsAnIncarnationsCountersAndTakesItsLeaseEnd(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		svc, routes := chat(t)
+		lapses := 0
+		reg, _ := fault.NewRegistry(fault.Config{Service: svc, Routes: routes, Lapsed: func(fault.Lapse) { lapses++ }})
+		r := rule(t, `{"name": "a", "match": {"cuj": "update"}, "status": 500, "rate": "50%", "ttl": "10s"}`)
+		created := time.Now().Add(-time.Minute) // made elsewhere, a minute ago
+		st, err := reg.Apply(r, created, time.Now().Add(2*time.Second))
+		if err != nil || !st.Created.Equal(created) || st.State != fault.StateActive {
+			t.Fatalf("apply: %+v %v", st, err)
+		}
+		req := httptest.NewRequest("POST", "/update", nil)
+		rt := routes.Match(req)
+		for range 4 {
+			reg.Table().Decide(req, rt, match.GroupNone, time.Now())
+		}
+		time.Sleep(3 * time.Second) // the lease lapsed here
+		if st, _ := reg.Get("a"); st.State != fault.StateExpired {
+			t.Fatalf("after the lease end: %s", st.State)
+		}
+		reg.Sweep()
+		// The same lapsed lease again (a full-state sync) is no new lapse.
+		if _, err := reg.Apply(r, created, time.Now().Add(-time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		reg.Sweep()
+		if lapses != 1 {
+			t.Errorf("the lapse was logged %d times, want once", lapses)
+		}
+		// Renewed just in time on another member: the same incarnation again.
+		st, err = reg.Apply(rule(t, `{"name": "a", "match": {"cuj": "update"}, "status": 500, "rate": "50%", "ttl": "10s"}`), created, time.Now().Add(10*time.Second))
+		if err != nil || st.State != fault.StateActive || st.Matched != 4 || st.Injected != 2 {
+			t.Fatalf("renewed elsewhere: %+v %v, want active with 4 matched and 2 injected", st, err)
+		}
+		// The stream goes on where it was: at 50%, request 5 passes and 6 is injected.
+		d5 := reg.Table().Decide(req, rt, match.GroupNone, time.Now())
+		d6 := reg.Table().Decide(req, rt, match.GroupNone, time.Now())
+		if d5.Terminal != nil || d6.Terminal == nil {
+			t.Errorf("requests 5 and 6 after the re-apply: injected %v and %v, want false and true", d5.Terminal != nil, d6.Terminal != nil)
+		}
+		st, _ = reg.Apply(r, created.Add(time.Second), time.Now().Add(10*time.Second))
+		if st.Matched != 0 || st.Injected != 0 {
+			t.Errorf("a new incarnation: matched %d injected %d, want a fresh count", st.Matched, st.Injected)
+		}
+	})
+}
+
+// A fleet member applies a run's grouping another member set: it takes the
+// absolute lease end, lapses with it (logged once), holds again when
+// renewed elsewhere, and keeps the registry's rule that a live run's CUJ is
+// its own.
+func TestApplyGroupingTakesTheLeaseEndAndKeepsEachRunsCUJs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		svc, routes := chat(t)
+		var lapses []fault.Lapse
+		reg, _ := fault.NewRegistry(fault.Config{Service: svc, Routes: routes, Lapsed: func(l fault.Lapse) { lapses = append(lapses, l) }})
+		a := &spec.Grouping{Run: "a", CUJs: []string{"update"}, By: "header:X-User-ID", Experiment: spec.NewRatio(1, 2), TTL: time.Minute}
+		if _, err := reg.ApplyGrouping(a, time.Now().Add(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		runOf := func(method, path string) string {
+			req := httptest.NewRequest(method, path, nil)
+			req.Header.Set("X-User-ID", "u1")
+			if _, g := reg.Table().Group(req, routes.Match(req), "", time.Now()); g != nil {
+				return g.Run()
+			}
+			return ""
+		}
+		if got := runOf("POST", "/update"); got != "a" {
+			t.Fatalf("update is grouped by %q under run a's applied grouping", got)
+		}
+		b := &spec.Grouping{Run: "b", CUJs: []string{"update", "login"}, By: "header:X-User-ID", Experiment: spec.NewRatio(1, 2), TTL: time.Minute}
+		if _, err := reg.ApplyGrouping(b, time.Now().Add(time.Minute)); slolab.KindOf(err) != slolab.Conflict || !strings.HasPrefix(err.Error(), "CUJ update is held by run a until ") {
+			t.Errorf("run b on a's CUJ while a is live: %v", err)
+		}
+		if len(reg.Groupings()) != 1 {
+			t.Errorf("a refused grouping was kept: %+v", reg.Groupings())
+		}
+
+		time.Sleep(time.Second)
+		reg.Sweep()
+		if got := runOf("POST", "/update"); got != "" {
+			t.Fatalf("the grouping outlived its lease: update is grouped by %q", got)
+		}
+		if len(lapses) != 1 || lapses[0].Grouping == nil || lapses[0].Grouping.Grouping.Run != "a" {
+			t.Fatalf("lapses after a's lease: %+v", lapses)
+		}
+		// The same lapsed lease again (a full-state sync) is no new lapse.
+		if _, err := reg.ApplyGrouping(a, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		reg.Sweep()
+		if len(lapses) != 1 {
+			t.Errorf("the same lapse was logged %d times", len(lapses))
+		}
+		// Renewed on another member: a holds again, and lapses again later.
+		st, err := reg.ApplyGrouping(a, time.Now().Add(time.Minute))
+		if err != nil || !st.Active || runOf("POST", "/update") != "a" {
+			t.Errorf("re-applied grouping: %+v %v", st, err)
+		}
+		// A run whose lease already ended conflicts with nothing: it is held, lapsed.
+		if st, err := reg.ApplyGrouping(b, time.Now()); err != nil || st.Active {
+			t.Errorf("run b applied after its lease: %+v %v", st, err)
+		}
+		c := &spec.Grouping{Run: "c", CUJs: []string{"login"}, By: "header:X-User-ID", Experiment: spec.NewRatio(1, 2), TTL: time.Minute}
+		if _, err := reg.ApplyGrouping(c, time.Now().Add(time.Minute)); err != nil {
+			t.Errorf("run c on its own CUJ: %v", err)
+		}
+		if got := runOf("POST", "/login"); got != "c" {
+			t.Errorf("login is grouped by %q, want run c", got)
+		}
+		time.Sleep(time.Minute)
+		reg.Sweep()
+		if len(lapses) != 4 { // a and c now, b once
+			t.Errorf("lapses: %d, want 4", len(lapses))
+		}
+		if _, err := reg.ApplyGrouping(&spec.Grouping{Run: "d", By: "client-ip", TTL: 48 * time.Hour}, time.Now().Add(time.Hour)); slolab.KindOf(err) != slolab.Invalid {
+			t.Errorf("a grouping past the maximum lease: %v", err)
+		}
+	})
+}
+
 // Runs hold groupings on their own CUJs at once; one that would share a CUJ
 // with another run's live grouping is a conflict; each is renewed and
 // removed by its run's name.

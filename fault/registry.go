@@ -24,6 +24,8 @@ const (
 	StateActive   = "active"   // applying
 	StateExpired  = "expired"  // its lease lapsed without a renewal
 	StateFinished = "finished" // past its stop time
+	// StateMissing is a fleet member that does not hold a rule the others do.
+	StateMissing = "missing"
 )
 
 // Config configures a Registry.
@@ -106,6 +108,26 @@ type Status struct {
 	ExpiresAt time.Time       `json:"expiresAt"`
 	Matched   uint64          `json:"matched"`
 	Injected  uint64          `json:"injected"`
+	// Members is what each member of a fleet counted, when the proxy is one
+	// of a cluster; Matched and Injected are then the fleet's totals.
+	Members []MemberCounts `json:"members,omitempty"`
+}
+
+// MemberCounts is one fleet member's view of a rule.
+type MemberCounts struct {
+	Member string `json:"member"`
+	// State is the rule's state on the member, or StateMissing when the
+	// member does not hold this rule (or holds another version of it).
+	State    string `json:"state"`
+	Matched  uint64 `json:"matched"`
+	Injected uint64 `json:"injected"`
+	// Version is the version of the rule the member holds.
+	Version string `json:"version,omitempty"`
+	// Reported is when the member last reported its counts (zero for the
+	// member answering, whose counts are live).
+	Reported time.Time `json:"reported,omitzero"`
+	// Gone is a member that left or failed: its counts are its last report.
+	Gone bool `json:"gone,omitempty"`
 }
 
 // GroupingStatus is the active grouping as the admin API reports it.
@@ -246,6 +268,41 @@ func (r *Registry) Put(s *spec.FaultRule) (st Status, created bool, err error) {
 	return r.status(e, now), !exists, nil
 }
 
+// Apply sets a rule to the state another member of a fleet holds: the
+// cluster package replicates changes this way, while the admin API uses Put
+// and Renew. created identifies the rule's incarnation: the same rule with
+// the same creation time keeps its counters and takes the new lease end,
+// whatever its state here; anything else replaces it and counts afresh.
+// expires is the lease's absolute end, the same on every member.
+func (r *Registry) Apply(s *spec.FaultRule, created, expires time.Time) (Status, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.cfg.Now()
+	old, exists := r.rules[s.Name]
+	if exists && old.created.Equal(created) && sameRule(old.rule.Spec, s) {
+		old.rule.state.expires.Store(expires.UnixNano())
+		old.renewed = now
+		if expires.After(now) {
+			old.reported = false // a lease that holds again lapses anew
+		}
+		r.publish() // a rule that had lapsed here may hold a lease again
+		return r.status(old, now), nil
+	}
+	rule, err := r.compile(s, now)
+	if err != nil {
+		return Status{}, err
+	}
+	rule.state.expires.Store(expires.UnixNano())
+	e := &entry{rule: rule, created: created, renewed: now}
+	if exists {
+		old.rule.state.removed.Store(true)
+	}
+	r.rules[s.Name] = e
+	r.publish()
+	r.cfg.Logger.Info("fault rule applied", "fault", s.Name, "match", s.Match.String(), "actions", s.Actions(), "rate", s.Rate.String(), "expiresAt", expires.UTC().Format(time.RFC3339))
+	return r.status(e, now), nil
+}
+
 func sameRule(a, b *spec.FaultRule) bool {
 	x, y := *a, *b
 	x.Pos, y.Pos = spec.Pos{}, spec.Pos{}
@@ -347,9 +404,81 @@ func (r *Registry) Renew(name string, ttl time.Duration) (Status, error) {
 func (r *Registry) SetGrouping(g *spec.Grouping) (GroupingStatus, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if g.TTL > r.cfg.MaxTTL {
-		return GroupingStatus{}, slolab.Errorf(slolab.Invalid, "ttl: %s exceeds the proxy's maximum lease of %s", spec.FormatDuration(g.TTL), spec.FormatDuration(r.cfg.MaxTTL))
+	if err := r.checkGroupingTTL(g.TTL); err != nil {
+		return GroupingStatus{}, err
 	}
+	now := r.cfg.Now()
+	e, err := r.setGrouping(g, now.Add(g.TTL), now)
+	if err != nil {
+		return GroupingStatus{}, err
+	}
+	return r.groupingStatus(e, now), nil
+}
+
+// ApplyGrouping sets a run's grouping to the state another member of a
+// fleet holds: the cluster package replicates groupings this way, while the
+// admin API uses SetGrouping and RenewGrouping. expires is the lease's
+// absolute end, the same on every member; the run's same grouping keeps
+// its assignment and only takes the new end. A live grouping that would
+// share a CUJ with another run's live grouping is refused, as SetGrouping
+// refuses it: the caller decides which run keeps the CUJ. A grouping whose
+// lease already ended conflicts with nothing: it lapses here at the same
+// instant as everywhere.
+func (r *Registry) ApplyGrouping(g *spec.Grouping, expires time.Time) (GroupingStatus, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.checkGroupingTTL(g.TTL); err != nil {
+		return GroupingStatus{}, err
+	}
+	now := r.cfg.Now()
+	e, err := r.setGrouping(g, expires, now)
+	if err != nil {
+		return GroupingStatus{}, err
+	}
+	return r.groupingStatus(e, now), nil
+}
+
+func (r *Registry) checkGroupingTTL(ttl time.Duration) error {
+	if ttl > r.cfg.MaxTTL {
+		return slolab.Errorf(slolab.Invalid, "ttl: %s exceeds the proxy's maximum lease of %s", spec.FormatDuration(ttl), spec.FormatDuration(r.cfg.MaxTTL))
+	}
+	return nil
+}
+
+// setGrouping installs a run's grouping with its lease end, unless a CUJ it
+// would hold is held by another run's live grouping. Callers hold r.mu.
+func (r *Registry) setGrouping(g *spec.Grouping, expires, now time.Time) (*groupingEntry, error) {
+	cujs, err := r.groupingCUJs(g)
+	if err != nil {
+		return nil, err
+	}
+	if now.Before(expires) {
+		for run, o := range r.groupings {
+			if run == g.Run || !now.Before(o.expires) {
+				continue
+			}
+			for i := range cujs {
+				if cujs[i] && o.cujs[i] {
+					return nil, slolab.Errorf(slolab.Conflict, "CUJ %s is held by %s until %s; another experiment is running on it", r.cfg.Routes.CUJs()[i], runName(run), o.expires.UTC().Format(time.RFC3339))
+				}
+			}
+		}
+	}
+	e := r.groupings[g.Run]
+	if e == nil || !e.spec.Equal(g) {
+		e = &groupingEntry{spec: g, grouper: match.NewGrouper(g), cujs: cujs}
+		r.groupings[g.Run] = e
+	}
+	e.expires = expires
+	if now.Before(expires) {
+		e.reported = false // a lease that holds again lapses anew
+	}
+	r.publish()
+	return e, nil
+}
+
+// groupingCUJs marks the CUJs a grouping holds, by index.
+func (r *Registry) groupingCUJs(g *spec.Grouping) ([]bool, error) {
 	cujs := make([]bool, len(r.cfg.Routes.CUJs()))
 	if len(g.CUJs) == 0 {
 		for i := range cujs {
@@ -359,24 +488,11 @@ func (r *Registry) SetGrouping(g *spec.Grouping) (GroupingStatus, error) {
 	for _, name := range g.CUJs {
 		i := r.cfg.Routes.CUJIndex(name)
 		if i < 0 {
-			return GroupingStatus{}, slolab.Errorf(slolab.Invalid, "cujs: service %s has no CUJ %q (it has %s)", r.cfg.Service.Name, name, strings.Join(r.cfg.Service.CUJNames(), ", "))
+			return nil, slolab.Errorf(slolab.Invalid, "cujs: service %s has no CUJ %q (it has %s)", r.cfg.Service.Name, name, strings.Join(r.cfg.Service.CUJNames(), ", "))
 		}
 		cujs[i] = true
 	}
-	now := r.cfg.Now()
-	for run, o := range r.groupings {
-		if run == g.Run || !now.Before(o.expires) {
-			continue
-		}
-		for i := range cujs {
-			if cujs[i] && o.cujs[i] {
-				return GroupingStatus{}, slolab.Errorf(slolab.Conflict, "CUJ %s is held by %s until %s; another experiment is running on it", r.cfg.Routes.CUJs()[i], runName(run), o.expires.UTC().Format(time.RFC3339))
-			}
-		}
-	}
-	r.groupings[g.Run] = &groupingEntry{spec: g, grouper: match.NewGrouper(g), cujs: cujs, expires: now.Add(g.TTL)}
-	r.publish()
-	return r.groupingStatus(r.groupings[g.Run], now), nil
+	return cujs, nil
 }
 
 func runName(run string) string {

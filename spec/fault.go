@@ -774,6 +774,13 @@ type Grouping struct {
 	Pos        Pos
 }
 
+// Equal reports whether two groupings assign the same clients of the same
+// CUJs under the same run with the same lease (where they were written
+// aside).
+func (g *Grouping) Equal(o *Grouping) bool {
+	return g.Run == o.Run && slices.Equal(g.CUJs, o.CUJs) && g.By == o.By && g.Experiment.Cmp(o.Experiment) == 0 && g.Salt == o.Salt && g.TTL == o.TTL
+}
+
 // Splits reports whether the grouping assigns clients to the experiment
 // and control groups.
 func (g *Grouping) Splits() bool { return g.By != "" }

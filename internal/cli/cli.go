@@ -84,6 +84,7 @@ func commands(e *env) []*cobra.Command {
 		genCmd(e),
 		importCmd(e),
 		proxyCmd(e),
+		clusterCmd(e),
 		faultCmd(e),
 		sloCmd(e),
 		simulateCmd(e),

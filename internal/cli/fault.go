@@ -190,12 +190,24 @@ func faultLsCmd(e *env) *cobra.Command {
 		Use:     "ls",
 		Aliases: []string{"list"},
 		Short:   "List fault rules with their state, counts and lease",
+		Long: `List the proxy's fault rules with their state, counts and lease.
+
+On a member of a fleet (slolab proxy --cluster-listen), MATCHED and INJECTED
+are the fleet's totals: each member counts its own requests exactly and
+reports them to the others every second, so the totals lag by about a
+second. MEMBERS says how many members hold the rule; -o wide adds one row per
+member, and -o json lists them under "members".`,
 		Example: `  slolab fault ls
+  slolab fault ls -o wide
   slolab fault ls -o json | jq '.[] | select(.state == "active")'`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			wide := output == "wide"
+			if wide {
+				output = "table"
+			}
 			if err := checkOutput(output); err != nil {
-				return err
+				return usageErrorf("unknown output format %q (want table, wide or json)", output)
 			}
 			c, err := a.client()
 			if err != nil {
@@ -215,23 +227,35 @@ func faultLsCmd(e *env) *cobra.Command {
 				fmt.Fprintln(e.stdout, "no fault rules")
 				return nil
 			}
-			t := newTable(e.stdout, "NAME", "STATE", "MATCH", "ACTIONS", "RATE", "MATCHED", "INJECTED", "LEASE")
 			now := time.Now()
+			if len(list[0].Members) == 0 { // a proxy on its own
+				t := newTable(e.stdout, "NAME", "STATE", "MATCH", "ACTIONS", "RATE", "MATCHED", "INJECTED", "LEASE")
+				for _, st := range list {
+					t.row(st.Rule.Name, st.State, st.Rule.Match, st.Rule.Actions(), st.Rule.Rate.Percent(), st.Matched, st.Injected, lease(st, now))
+				}
+				return t.flush()
+			}
+			t := newTable(e.stdout, "NAME", "MEMBERS", "STATE", "MATCH", "ACTIONS", "RATE", "MATCHED", "INJECTED", "LEASE")
 			for _, st := range list {
-				t.row(st.Rule.Name, st.State, st.Rule.Match, st.Rule.Actions(), st.Rule.Rate.Percent(), st.Matched, st.Injected, lease(st, now))
+				t.row(st.Rule.Name, holding(st), st.State, st.Rule.Match, st.Rule.Actions(), st.Rule.Rate.Percent(), st.Matched, st.Injected, lease(st, now))
+				if wide {
+					faultMemberRows(t, st, now)
+				}
 			}
 			return t.flush()
 		},
 	}
 	a.add(cmd, e)
-	outputFlag(cmd.Flags(), &output)
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table, wide (one row per fleet member) or json")
 	return cmd
 }
 
-func lease(st fault.Status, now time.Time) string {
-	left := st.ExpiresAt.Sub(now)
+func lease(st fault.Status, now time.Time) string { return leaseLeft(st.ExpiresAt, now) }
+
+func leaseLeft(expires, now time.Time) string {
+	left := expires.Sub(now)
 	if left <= 0 {
-		return "ended " + st.ExpiresAt.Local().Format(time.TimeOnly)
+		return "ended " + expires.Local().Format(time.TimeOnly)
 	}
 	return spec.FormatDuration(left.Round(time.Second)) + " left"
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"slolab.dev/slolab/cluster"
 	"slolab.dev/slolab/fault"
 	"slolab.dev/slolab/internal/httpserve"
 	"slolab.dev/slolab/match"
@@ -53,6 +54,7 @@ type proxyOptions struct {
 	logLevel          string
 	tcp               []string // NAME=LISTEN,UPSTREAM
 	store             string
+	cluster           clusterOptions
 }
 
 func (o *proxyOptions) flags(cmd *cobra.Command, e *env) {
@@ -76,6 +78,7 @@ func (o *proxyOptions) flags(cmd *cobra.Command, e *env) {
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringArrayVar(&o.tcp, "tcp", nil, "also proxy a TCP dependency as NAME=LISTEN,UPSTREAM, for TCP fault rules (match.tcp: NAME); repeatable")
 	fs.StringVar(&o.store, "store", DefaultStore, `embedded store the proxy writes minute buckets to every 10s and on shutdown, for 'slolab slo' ("-" for none)`)
+	o.cluster.flags(fs, e)
 }
 
 func (o *proxyOptions) check() (*url.URL, error) {
@@ -99,6 +102,9 @@ func (o *proxyOptions) check() (*url.URL, error) {
 		return nil, usageErrorf("--max-ttl must be positive")
 	}
 	if _, err := o.tcpListeners(); err != nil {
+		return nil, err
+	}
+	if err := o.cluster.check(); err != nil {
 		return nil, err
 	}
 	return u, nil
@@ -223,6 +229,7 @@ type proxyStack struct {
 	closers  []func() error
 	flusher  *sqlite.Flusher // nil without a store
 	store    *sqlite.Store   // nil without a store
+	node     *cluster.Node   // nil unless the proxy is a member of a fleet
 }
 
 // tcpListener is one --tcp dependency.
@@ -293,11 +300,20 @@ func newProxyStack(svc *spec.Service, upstream *url.URL, o *proxyOptions, log *s
 		s.tcp = append(s.tcp, &tcpListener{proxy: tp, ln: ln, upstream: t.upstream})
 		reg.MustRegister(tp)
 	}
-	s.admin, err = admin.NewHandler(admin.Config{
+	acfg := admin.Config{
 		Service: svc, Routes: routes, Faults: faults, Recorder: rec, Split: sp, Audit: s.audit, Logger: log,
 		Token: o.adminToken, OpenMetrics: o.adminOpenMetrics, Listen: o.adminAddr, AllowHosts: o.adminAllowHosts,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}),
-	})
+	}
+	if o.cluster.listen != "" {
+		if err := s.newNode(sp); err != nil {
+			s.close()
+			return nil, err
+		}
+		s.closers = append(s.closers, s.node.Close)
+		acfg.Faults, acfg.Weights, acfg.Cluster = s.node, s.node, s.node
+	}
+	s.admin, err = admin.NewHandler(acfg)
 	if err != nil {
 		s.close()
 		return nil, err
@@ -347,6 +363,10 @@ func (s *proxyStack) run(ctx context.Context) error {
 	defer stopBG()
 	go s.faults.Run(bg)
 	go s.recorder.Run(bg)
+	s.join(ctx)
+	if s.node != nil {
+		go s.node.Run(bg)
+	}
 	flushCtx, stopFlushing := context.WithCancel(bg)
 	flushing := make(chan struct{})
 	if s.flusher != nil {
@@ -402,6 +422,13 @@ func (s *proxyStack) run(ctx context.Context) error {
 		} else if err := s.store.Stopped(context.WithoutCancel(ctx), time.Now()); err != nil {
 			// Status judges a cleanly stopped store's last minute at once.
 			s.log.Warn("recording a clean stop in the store", "err", err)
+		}
+	}
+	if s.node != nil {
+		// Leave the fleet first: the rules are the fleet's, and the others
+		// keep them; only this member's copies go.
+		if err := s.node.Close(); err != nil {
+			s.log.Warn("leaving the cluster", "err", err)
 		}
 	}
 	removed, err := admin.RemoveAll(s.faults, s.audit, time.Now())
@@ -467,7 +494,15 @@ needs it, reads too (--admin-open-metrics leaves /metrics and /healthz
 open); a non-loopback admin address requires one. Wrong tokens are logged
 with the client's address, and an address that keeps sending them is
 refused for a while. Every change goes to the audit log (--audit-log), and
-a change it cannot record is refused.`,
+a change it cannot record is refused.
+
+--cluster-listen ADDR makes the proxy one member of a fleet (--cluster-peer
+HOST:PORT to join; a name that resolves to several addresses joins them all):
+rules, groupings and the canary weight changed through any member apply on
+every member, leases lapse everywhere at once, and 'fault ls' shows the
+fleet's totals. Gossip is encrypted with --cluster-key-file or
+SLOLAB_CLUSTER_KEY ('slolab cluster keygen'); a non-loopback cluster address
+requires it. See 'slolab cluster --help'.`,
 		Example: `  slolab proxy --spec examples/chat.yaml --upstream http://127.0.0.1:3000
   slolab proxy --spec chat.yaml --upstream http://127.0.0.1:3000 \
       --tcp postgres=127.0.0.1:15432,127.0.0.1:5432 --tcp redis=127.0.0.1:16379,127.0.0.1:6379
@@ -475,7 +510,11 @@ a change it cannot record is refused.`,
       --upstream canary=http://127.0.0.1:3001 --canary-weight 10
   slolab proxy --spec chat.yaml --upstream http://istio-ingress:80 --revision-header X-Canary
   SLOLAB_ADMIN_TOKEN=$(openssl rand -hex 16) slolab proxy --spec chat.yaml --upstream http://app:3000 \
-      --listen :8080 --admin 0.0.0.0:9090 --admin-allow-host slolab-admin.chat.svc --admin-open-metrics`,
+      --listen :8080 --admin 0.0.0.0:9090 --admin-allow-host slolab-admin.chat.svc --admin-open-metrics
+  SLOLAB_ADMIN_TOKEN=$(cat admin.token) SLOLAB_CLUSTER_KEY=$(cat cluster.key) slolab proxy \
+      --spec chat.yaml --upstream http://app:3000 --listen :8080 --admin 0.0.0.0:9090 \
+      --admin-allow-host slolab-admin.shop.svc --admin-open-metrics \
+      --cluster-listen 0.0.0.0:7946 --cluster-peer slolab-peers.shop.svc:7946`,
 		Args: exactArgs(0, "no arguments (use --spec and --upstream)"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			upstream, err := o.check()
@@ -499,6 +538,9 @@ a change it cannot record is refused.`,
 			fmt.Fprintf(e.stderr, "slolab proxy: admin API %s/api/v1/ · metrics %s/metrics%s%s\n", stack.adminURL(), stack.adminURL(), tokenNote(o.adminToken), storeNote(o.store))
 			for _, t := range stack.tcp {
 				fmt.Fprintf(e.stderr, "slolab proxy: tcp %s: %s → %s (fault rules select it with match.tcp: %s)\n", t.proxy.Name(), t.ln.Addr(), t.upstream, t.proxy.Name())
+			}
+			if note := stack.clusterNote(); note != "" {
+				fmt.Fprintln(e.stderr, note)
 			}
 			err = stack.run(e.ctx)
 			fmt.Fprintln(e.stderr, "slolab proxy: stopped; no fault rule remains")

@@ -15,6 +15,7 @@ import (
 	rpt "slolab.dev/slolab/report"
 	"slolab.dev/slolab/slo"
 	"slolab.dev/slolab/spec"
+	"slolab.dev/slolab/store/promql"
 )
 
 func simulateCmd(e *env) *cobra.Command {
@@ -63,7 +64,11 @@ Prometheus (--prometheus) holds just before the rules go in: how much history
 each window covers, what it holds, the CUJ's traffic over the last hour. A
 young store's windows hold only its few minutes, so alerts fire sooner than
 on a month of history, and the explanation says so. Without a source the
-figures assume a clean, full history.`,
+figures assume a clean, full history.
+
+On a fleet of proxies (slolab proxy --cluster-listen), the rules go to every
+member and the injected counts are the fleet's; --prometheus also reads the
+realised windows from Prometheus, every member's requests over whole minutes.`,
 		Example: `  slolab simulate update --availability 99.9%
   slolab simulate update --burn-rate 14.4 --for 1h
   slolab simulate read --latency 300ms@99% --baseline-latency "p50=80ms p99=250ms"
@@ -135,7 +140,19 @@ figures assume a clean, full history.`,
 			}
 			c.SetActor("slolab simulate")
 			sim := &simulation{api: c, out: e.stdout, log: e.stderr, json: output == "json", lease: lease, every: every, duration: duration,
-				src: &src, explicitStore: cmd.Flags().Changed("store")}
+				src: &src, explicitStore: cmd.Flags().Changed("store"), promURL: src.prometheus}
+			if src.prometheus != "" {
+				if specPath == "" {
+					return usageErrorf("--prometheus needs --spec: the CUJs' queries and latency thresholds")
+				}
+				svc, err := loadService(specPath)
+				if err != nil {
+					return err
+				}
+				if sim.prom, err = promql.New(promql.Config{URL: src.prometheus, Service: svc, Matchers: src.matchers}); err != nil {
+					return usageErrorf("--prometheus: %v", err)
+				}
+			}
 			return sim.run(e.ctx, args[0], specPath, w)
 		},
 	}
@@ -168,6 +185,8 @@ type simulation struct {
 	// was given, so a missing store is an error rather than a note.
 	src           *sourceFlags
 	explicitStore bool
+	prom          *promql.Source // the fleet's realised windows, when set
+	promURL       string
 }
 
 // serviceFromCUJs rebuilds a service from what a proxy reports of its CUJs:
@@ -246,6 +265,7 @@ func (s *simulation) run(ctx context.Context, cuj, specPath string, w slo.Want) 
 	if err := s.announce(plan); err != nil {
 		return err
 	}
+	s.fleetNote(ctx)
 	installed, err := s.install(ctx, plan)
 	defer s.remove(installed)
 	if err != nil {
@@ -275,6 +295,10 @@ func (s *simulation) run(ctx context.Context, cuj, specPath string, w slo.Want) 
 				if ctx.Err() != nil {
 					return nil
 				}
+				fmt.Fprintf(s.log, "slolab simulate: %v\n", err)
+				continue
+			}
+			if err := s.realisedWindows(ctx, resp, plan.CUJ); err != nil {
 				fmt.Fprintf(s.log, "slolab simulate: %v\n", err)
 				continue
 			}

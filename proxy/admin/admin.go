@@ -27,10 +27,17 @@ import (
 type Config struct {
 	Service  *spec.Service
 	Routes   *match.Table
-	Faults   *fault.Registry
+	Faults   Faults
 	Recorder *sli.Recorder
 	// Split is the proxy's stable/canary split, nil when it has none.
-	Split   *split.Split
+	Split *split.Split
+	// Weights sets the canary's weight (default Split itself; a
+	// *cluster.Node sets it on every member of a fleet).
+	Weights Weights
+	// Cluster is the fleet the proxy is a member of, for GET
+	// /api/v1/cluster, nil for a proxy on its own; the audit log then names
+	// this member in what it records (Audit.SetMember).
+	Cluster Cluster
 	Metrics http.Handler // served at /metrics
 	// Audit records every change; a change it cannot record is undone and
 	// refused.
@@ -94,6 +101,9 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	if cfg.Audit == nil {
 		cfg.Audit = NewAudit(nil, 0)
 	}
+	if cfg.Weights == nil && cfg.Split != nil {
+		cfg.Weights = cfg.Split
+	}
 	var open []string
 	if cfg.OpenMetrics {
 		open = []string{"/metrics", "/healthz"}
@@ -105,6 +115,9 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Cluster != nil {
+		cfg.Audit.SetMember(cfg.Cluster.Name())
 	}
 	h := &handler{cfg: cfg, mux: http.NewServeMux(), id: "anonymous"}
 	if cfg.Token != "" {
@@ -129,6 +142,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	h.mux.HandleFunc("PUT /api/v1/canary", h.mutation(h.putCanary))
 	h.mux.HandleFunc("GET /api/v1/sli", h.api(h.sli))
 	h.mux.HandleFunc("GET /api/v1/audit", h.api(h.audit))
+	h.mux.HandleFunc("GET /api/v1/cluster", h.api(h.cluster))
 	h.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, slolab.Errorf(slolab.NotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
@@ -162,21 +176,39 @@ func (h *handler) mutation(fn apiFunc) http.HandlerFunc {
 }
 
 // change applies one change to the fault registry and records it in the
-// audit log; when the record cannot be written, the change is undone and
-// refused. apply returns what to record.
-func (h *handler) change(who identity, apply func() (action, name string, detail any, err error)) error {
+// audit log; when the record cannot be written, the change is undone (undo,
+// when given, sets back what the registry does not hold) and refused. apply
+// returns what to record. A fleet's node sends the change to the other
+// members only once it is recorded (Committer).
+func (h *handler) change(who identity, apply func() (action, name string, detail any, err error), undo func()) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	before := h.cfg.Faults.Snapshot()
+	undone := false
+	defer func() {
+		if !undone {
+			h.commit()
+		}
+	}()
 	action, name, detail, err := apply()
 	if err != nil {
 		return err
 	}
 	if err := h.record(who, action, name, detail); err != nil {
+		if undo != nil {
+			undo()
+		}
 		h.cfg.Faults.Restore(before)
+		undone = true
 		return err
 	}
 	return nil
+}
+
+func (h *handler) commit() {
+	if c, ok := h.cfg.Faults.(Committer); ok {
+		c.Commit()
+	}
 }
 
 func (h *handler) record(who identity, action, name string, detail any) error {
@@ -230,7 +262,7 @@ func (h *handler) putFault(r *http.Request, who identity) (int, any, error) {
 			return "put", name, rule, err
 		}
 		return "replace", name, rule, err
-	})
+	}, nil)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -245,7 +277,7 @@ func (h *handler) deleteFault(r *http.Request, who identity) (int, any, error) {
 	err := h.change(who, func() (_, _ string, _ any, err error) {
 		st, err = h.cfg.Faults.Delete(r.PathValue("name"))
 		return "delete", r.PathValue("name"), nil, err
-	})
+	}, nil)
 	return http.StatusOK, st, err
 }
 
@@ -278,7 +310,7 @@ func (h *handler) renewFault(r *http.Request, who identity) (int, any, error) {
 	err = h.change(who, func() (_, _ string, _ any, err error) {
 		st, err = h.cfg.Faults.Renew(r.PathValue("name"), ttl)
 		return "renew", r.PathValue("name"), map[string]string{"expiresAt": st.ExpiresAt.UTC().Format(time.RFC3339)}, err
-	})
+	}, nil)
 	return http.StatusOK, st, err
 }
 
@@ -302,7 +334,7 @@ func (h *handler) putGrouping(r *http.Request, who identity) (int, any, error) {
 	err = h.change(who, func() (_, _ string, _ any, err error) {
 		st, err = h.cfg.Faults.SetGrouping(g)
 		return "grouping.put", g.Run, g, err
-	})
+	}, nil)
 	return http.StatusOK, st, err
 }
 
@@ -313,7 +345,7 @@ func (h *handler) deleteGrouping(r *http.Request, who identity) (int, any, error
 			return "", "", nil, slolab.Errorf(slolab.NotFound, "no grouping to delete")
 		}
 		return "grouping.delete", run, nil, nil
-	})
+	}, nil)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -330,7 +362,7 @@ func (h *handler) renewGrouping(r *http.Request, who identity) (int, any, error)
 	err = h.change(who, func() (_, _ string, _ any, err error) {
 		st, err = h.cfg.Faults.RenewGrouping(run, ttl)
 		return "grouping.renew", run, nil, err
-	})
+	}, nil)
 	return http.StatusOK, st, err
 }
 

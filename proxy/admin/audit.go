@@ -33,6 +33,9 @@ type AuditEntry struct {
 	Action   string `json:"action"` // put, replace, delete, renew, expire, finish, grouping.put, ...
 	Fault    string `json:"fault,omitempty"`
 	Detail   any    `json:"detail,omitempty"` // the rule or grouping as applied
+	// Member is the fleet member the change was made on, when the proxy is
+	// one of a cluster: changes made elsewhere reach every member's log.
+	Member string `json:"member,omitempty"`
 }
 
 // SelfIdentity is the identity of changes the proxy makes by itself.
@@ -49,6 +52,7 @@ type Audit struct {
 	recent []AuditEntry
 	keep   int
 	close  func() error
+	member string // the fleet member this log belongs to, if any
 }
 
 // NewAudit returns an audit log writing to w (nil: memory only), keeping the
@@ -123,6 +127,9 @@ func (a *Audit) KeyID(token string) string {
 func (a *Audit) Append(e AuditEntry) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if e.Member == "" {
+		e.Member = a.member
+	}
 	if a.w != nil {
 		line, err := json.Marshal(e)
 		if err == nil {
@@ -137,6 +144,16 @@ func (a *Audit) Append(e AuditEntry) error {
 		a.recent = a.recent[len(a.recent)-a.keep:]
 	}
 	return nil
+}
+
+// SetMember names the fleet member this log belongs to: every entry
+// recorded without a member (a change made through this member's admin
+// API, a lapse, a removal on shutdown) names it. Changes learnt from other
+// members name the member they were made on.
+func (a *Audit) SetMember(name string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.member = name
 }
 
 // Lapsed records a rule or grouping that stopped applying by itself, as

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -168,6 +169,38 @@ func TestLapsesAndShutdownRemovalsAreAudited(t *testing.T) {
 		want := []string{"slolab lease grouping.expire ", "slolab lease expire short", "slolab shutdown delete long", "slolab shutdown delete short", "slolab shutdown grouping.delete "}
 		if strings.Join(got, "\n") != strings.Join(want, "\n") {
 			t.Errorf("audit:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	})
+}
+
+// A fleet member's log names the member in what happens there (its own
+// changes, lapses, removals on shutdown) and keeps the member a change
+// learnt from another member was made on.
+func TestAFleetMembersLogNamesWhereEachChangeWasMade(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		svc, err := spec.LoadService("../../examples/chat.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		routes, _ := match.Compile(svc)
+		audit := admin.NewAudit(nil, 10)
+		audit.SetMember("m2")
+		faults, _ := fault.NewRegistry(fault.Config{Service: svc, Routes: routes, Lapsed: func(l fault.Lapse) { audit.Lapsed(l) }})
+		r, _ := spec.ParseFaultRule("r", []byte(`{"abort": true, "ttl": "30s"}`), "short")
+		faults.Put(r)
+		audit.Append(admin.AuditEntry{Time: time.Now(), Identity: "cluster", Actor: "gossip", Remote: "m1", Action: "put", Fault: "short", Member: "m1"})
+		time.Sleep(time.Minute)
+		faults.Sweep()
+		faults.Put(r)
+		if _, err := admin.RemoveAll(faults, audit, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range audit.Recent(0) {
+			got = append(got, e.Action+" on "+e.Member)
+		}
+		if want := []string{"put on m1", "expire on m2", "delete on m2"}; !slices.Equal(got, want) {
+			t.Errorf("audit: %q, want %q", got, want)
 		}
 	})
 }

@@ -69,15 +69,16 @@ func (h *handler) putCanary(r *http.Request, who identity) (int, any, error) {
 	if err != nil {
 		return 0, nil, slolab.Errorf(slolab.Invalid, "request body: weight: %v", err)
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	prev := h.cfg.Split.Weight()
-	st, err := h.cfg.Split.SetWeight(w)
-	if err != nil {
-		return 0, nil, err
-	}
-	if err := h.record(who, "canary.weight", "", map[string]spec.Ratio{"weight": w, "previous": prev}); err != nil {
+	var prev spec.Ratio
+	var st split.Status
+	err = h.change(who, func() (string, string, any, error) {
+		prev = h.cfg.Split.Weight()
+		st, err = h.cfg.Weights.SetWeight(w)
+		return "canary.weight", "", map[string]spec.Ratio{"weight": w, "previous": prev}, err
+	}, func() {
 		h.cfg.Split.SetWeight(prev) //nolint:errcheck // it held this weight a moment ago
+	})
+	if err != nil {
 		return 0, nil, err
 	}
 	h.cfg.Logger.Info("canary weight changed", "weight", w, "previous", prev, "identity", who.id, "actor", who.actor)

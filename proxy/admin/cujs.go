@@ -104,13 +104,13 @@ func (h *handler) cujs(*http.Request, identity) (int, any, error) {
 }
 
 // Snapshot builds the live view of every CUJ, _other last.
-func Snapshot(svc *spec.Service, routes *match.Table, faults *fault.Registry, rec *sli.Recorder, now time.Time) CUJsResponse {
+func Snapshot(svc *spec.Service, routes *match.Table, faults Faults, rec *sli.Recorder, now time.Time) CUJsResponse {
 	return SnapshotSplit(svc, routes, faults, rec, nil, now)
 }
 
 // SnapshotSplit is Snapshot for a proxy with a stable/canary split (sp may
 // be nil): every CUJ also lists the windows of each revision.
-func SnapshotSplit(svc *spec.Service, routes *match.Table, faults *fault.Registry, rec *sli.Recorder, sp *split.Split, now time.Time) CUJsResponse {
+func SnapshotSplit(svc *spec.Service, routes *match.Table, faults Faults, rec *sli.Recorder, sp *split.Split, now time.Time) CUJsResponse {
 	resp := CUJsResponse{Service: svc.Name, Now: now.UTC()}
 	statuses := faults.List()
 	grouped := slices.ContainsFunc(faults.Groupings(), func(g fault.GroupingStatus) bool { return g.Active && g.Grouping.Splits() })

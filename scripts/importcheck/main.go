@@ -35,21 +35,23 @@ var layers = map[string]int{
 	"report":                4,
 	"notify":                4,
 	"proxy":                 5,
-	"proxy/admin":           5,
+	"cluster":               5, // a fleet of proxies: gossip beside the proxy, never inside it
+	"proxy/admin":           6,
 	"tcpproxy":              5, // TCP faults for dependencies that are not HTTP
-	"experiment":            6,
-	"canary":                6,
+	"experiment":            7,
+	"canary":                7,
 	"split":                 4, // the stable/canary traffic split: proxy and admin share it
-	"web":                   7,
-	"internal/cli":          8,
-	"cmd/slolab":            9,
-	"scripts/...":           9,
-	"bench":                 9, // the benchmark driver
-	"bench/...":             9,
-	"internal/testtool":     0, // test helpers: finding external tools
-	"internal/httpserve":    0, // serving with graceful drain
-	"internal/promtest":     1, // test helper: a real Prometheus on loopback
-	"internal/argoanalysis": 0, // test helper: Argo Rollouts' rules for an AnalysisRun
+	"web":                   8,
+	"internal/cli":          9,
+	"cmd/slolab":            10,
+	"scripts/...":           10,
+	"bench":                 10, // the benchmark driver
+	"bench/...":             10,
+	"deploy/...":            10, // the Helm chart's tests
+	"internal/testtool":     0,  // test helpers: finding external tools
+	"internal/httpserve":    0,  // serving with graceful drain
+	"internal/promtest":     1,  // test helper: a real Prometheus on loopback
+	"internal/argoanalysis": 0,  // test helper: Argo Rollouts' rules for an AnalysisRun
 }
 
 func layerOf(rel string) (int, bool) {
