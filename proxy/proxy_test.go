@@ -54,7 +54,7 @@ func start(t *testing.T, upstream string) *stack {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- httpserve.Serve(ctx, ln, p, httpserve.Options{Drain: 5 * time.Second, H2C: true}) }()
+	go func() { done <- p.Serve(ctx, ln, proxy.ServeOptions{Drain: 5 * time.Second, H2C: true}) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

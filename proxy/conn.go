@@ -1,0 +1,422 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// conn is one client connection on the dedicated HTTP/1.1 path. Its
+// goroutine reads a request head, decides, forwards and streams the
+// response, then reads the next head; the request, URL and header map it
+// hands to the route table and the fault rules are reused from request to
+// request.
+type conn struct {
+	s        *server
+	p        *Proxy
+	nc       net.Conn
+	br       *bufio.Reader // from a pool while a request is read or served; nil while idle
+	src      connReader    // br reads from it
+	idle     [idleBufSize]byte
+	remote   string
+	clientIP string
+	state    atomic.Int32
+	up       atomic.Pointer[upConn] // the upstream connection in use, for a forced close
+	deadline time.Time              // the read deadline set on nc; zero: none
+	handed   bool                   // handed to net/http
+	bodyLeft int64                  // the request body's bytes not yet read
+	upload   *upload                // the request body being sent, if it came after its head
+
+	head reqHead
+	req  http.Request
+	url  url.URL
+	hdr  http.Header
+	vals []string
+	resp respHead
+
+	watch watch
+}
+
+const (
+	stateIdle   = iota // waiting for a request
+	stateActive        // serving one
+	stateClosed        // closed by shutdown
+)
+
+// headBufSize is the client read buffer: a request head must fit in it to
+// take the dedicated path (net/http takes larger ones, up to 1 MiB).
+const headBufSize = 4 << 10
+
+// idleBufSize is what an idle connection reads its next request's first
+// bytes into: a connection holds no 4 KiB buffer while it waits, and a head
+// this small costs no more reads than with one.
+const idleBufSize = 1 << 10
+
+// watchAfter is how long the proxy waits on the upstream before it starts
+// watching the client connection for a disconnect. Fast requests never pay
+// for the watch.
+const watchAfter = 10 * time.Millisecond
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+func newConn(s *server, nc net.Conn) *conn {
+	c := &conn{s: s, p: s.p, nc: nc, hdr: http.Header{}, remote: nc.RemoteAddr().String()}
+	c.clientIP, _, _ = net.SplitHostPort(c.remote)
+	c.src.c = c
+	return c
+}
+
+// connReader is what the client buffer reads: the bytes read ahead (by
+// the idle wait, or by the watch while a request was served: a pipelined
+// request's first byte), then the connection.
+type connReader struct {
+	c    *conn
+	left []byte
+}
+
+func (r *connReader) Read(p []byte) (int, error) {
+	if len(r.left) > 0 {
+		n := copy(p, r.left)
+		r.left = r.left[n:]
+		return n, nil
+	}
+	return r.c.nc.Read(p)
+}
+
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, headBufSize) }}
+
+func (c *conn) serve() {
+	defer c.close()
+	now := time.Now()
+	for first := true; ; first = false {
+		if c.s.shutting.Load() {
+			return
+		}
+		n, err := c.readHead(now, first)
+		if err != nil || !c.state.CompareAndSwap(stateIdle, stateActive) {
+			return
+		}
+		if n < 0 || !c.head.parse(string(c.peekHead(n))) {
+			c.handOff()
+			return
+		}
+		_, _ = c.br.Discard(n)
+		keep, end := c.serveRequest()
+		if !keep || !c.state.CompareAndSwap(stateActive, stateIdle) {
+			return
+		}
+		now = end
+	}
+}
+
+func (c *conn) peekHead(n int) []byte {
+	b, _ := c.br.Peek(n)
+	return b
+}
+
+// readHead waits for the next request head and returns its length, or -1
+// when the head is not one for the dedicated path.
+func (c *conn) readHead(now time.Time, first bool) (int, error) {
+	wait := c.s.opt.IdleTimeout
+	if first {
+		wait = c.s.opt.ReadHeaderTimeout
+	}
+	c.setIdleDeadline(now.Add(wait), wait/16)
+	if c.br != nil && c.br.Buffered() == 0 && len(c.src.left) == 0 {
+		c.releaseReader() // nothing pipelined: wait without the buffer
+	}
+	if c.br == nil {
+		n, err := c.nc.Read(c.idle[:])
+		if n == 0 {
+			return 0, err
+		}
+		c.src.left = c.idle[:n]
+		c.br = readers.Get().(*bufio.Reader)
+		c.br.Reset(&c.src)
+	}
+	started := false
+	for {
+		buf, _ := c.br.Peek(c.br.Buffered())
+		if i := bytes.Index(buf, []byte("\r\n\r\n")); i >= 0 {
+			return i + 4, nil
+		}
+		if len(buf) == c.br.Size() || len(buf) > 0 && !isTokenByte(buf[0]) {
+			return -1, nil // a long head, a TLS handshake, leading blank lines: net/http answers
+		}
+		if len(buf) > 0 && !started {
+			// The head began but did not come whole: bound the rest of it.
+			started = true
+			c.setDeadline(time.Now().Add(c.s.opt.ReadHeaderTimeout))
+		}
+		if _, err := c.br.Peek(len(buf) + 1); err != nil {
+			return 0, err
+		}
+	}
+}
+
+func isTokenByte(b byte) bool { return b > ' ' && b < 0x7f && b != ':' }
+
+// setIdleDeadline sets the read deadline to t, unless the one set is
+// already within slack of it: a busy connection does not reset its timer on
+// every request.
+func (c *conn) setIdleDeadline(t time.Time, slack time.Duration) {
+	if d := t.Sub(c.deadline); !c.deadline.IsZero() && d >= 0 && d <= slack {
+		return
+	}
+	c.setDeadline(t)
+}
+
+func (c *conn) setDeadline(t time.Time) {
+	c.deadline = t
+	_ = c.nc.SetReadDeadline(t)
+}
+
+// handOff gives the connection, with the bytes read but not consumed, to net/http.
+func (c *conn) handOff() {
+	buf, _ := c.br.Peek(c.br.Buffered())
+	buf = append(bytes.Clone(buf), c.src.left...)
+	c.src.left = nil
+	c.setDeadline(time.Time{})
+	c.handed = true
+	c.s.handOff(c.nc, buf)
+}
+
+func (c *conn) releaseReader() {
+	c.br.Reset(nil)
+	readers.Put(c.br)
+	c.br = nil
+}
+
+func (c *conn) close() {
+	if c.br != nil {
+		c.releaseReader()
+	}
+	if !c.handed {
+		c.nc.Close()
+		c.s.release()
+	}
+	c.s.untrack(c)
+}
+
+// closeIfIdle closes the connection if it waits for a request (shutdown).
+func (c *conn) closeIfIdle() {
+	if c.state.CompareAndSwap(stateIdle, stateClosed) {
+		c.nc.Close()
+	}
+}
+
+// forceClose closes the connection and the upstream connection it uses
+// (the drain time is over).
+func (c *conn) forceClose() {
+	c.nc.Close()
+	if uc := c.up.Load(); uc != nil {
+		uc.nc.Close()
+	}
+}
+
+// serveRequest serves the request whose head c.head holds and records it.
+// It reports whether the connection can carry another request, and when
+// the request ended.
+func (c *conn) serveRequest() (keep bool, end time.Time) {
+	r := &c.req
+	c.head.request(r, &c.url, c.hdr, &c.vals, c.remote)
+	c.bodyLeft = c.head.contentLength
+	x := c.p.begin(r)
+	bw := writers.Get().(*bufio.Writer)
+	bw.Reset(c.nc)
+	o := c.exchange(r, &x, bw)
+	c.watch.stop(c)
+	if gone := c.watch.goneAt(); !gone.IsZero() {
+		o.keep = false
+		if o.end.IsZero() || gone.Before(o.end) {
+			o.end = gone // the client waited until then
+		}
+	}
+	bw.Reset(nil)
+	writers.Put(bw)
+	if o.end.IsZero() {
+		o.end = c.p.cfg.Now()
+	}
+	if o.keep && c.bodyLeft > 0 {
+		// The request's body, unread, goes before the next request.
+		_, err := io.CopyN(io.Discard, c.br, c.bodyLeft)
+		o.keep = err == nil
+	}
+	c.p.record(&x, r.Method, o.code, o.end)
+	if cap(c.resp.buf) > headBufSize {
+		c.resp.buf = nil // an idle connection keeps no large response head
+	}
+	return o.keep && !c.s.shutting.Load(), o.end
+}
+
+// outcome is how one request ended on the dedicated path.
+type outcome struct {
+	code int       // the status recorded: see the table in docs/proxy.md
+	keep bool      // the client connection can carry another request
+	end  time.Time // when the client's wait ended (zero: now)
+}
+
+var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
+
+// exchange answers the request: delay, then an injected answer or the
+// upstream's.
+func (c *conn) exchange(r *http.Request, x *exchange, bw *bufio.Writer) outcome {
+	if x.d.Delay > 0 && !c.sleep(x.d.Delay) {
+		return outcome{code: StatusClientClosedRequest}
+	}
+	if t := x.d.Terminal; t != nil {
+		if t.Spec.Abort {
+			return outcome{code: 0} // the connection closes without a response
+		}
+		return c.answer(r, x, bw)
+	}
+	if len(x.d.Modifiers) > 0 {
+		return c.forwardModified(r, x, bw)
+	}
+	return c.forward(r, x, bw)
+}
+
+// sleep waits an injected delay, watching the client. It reports false
+// when the client left meanwhile.
+func (c *conn) sleep(d time.Duration) bool {
+	c.watch.start(c)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-c.watch.ended():
+		if !c.watch.goneAt().IsZero() {
+			return false
+		}
+		// The client sent its next request: it is there, so just wait.
+		select {
+		case <-t.C:
+			return true
+		case <-c.s.force:
+			return false
+		}
+	case <-c.s.force:
+		return false
+	}
+}
+
+// answer writes a status fault's response.
+func (c *conn) answer(r *http.Request, x *exchange, bw *bufio.Writer) outcome {
+	code, h, body := c.p.statusResponse(x)
+	keep := !c.mustClose()
+	if !keep {
+		h.Set("Connection", "close")
+	}
+	if h.Get("Date") == "" {
+		h.Set("Date", c.p.cfg.Now().UTC().Format(http.TimeFormat))
+	}
+	bw.WriteString("HTTP/1.1 ")
+	bw.WriteString(statusLine(code))
+	bw.WriteString("\r\n")
+	_ = h.Write(bw)
+	bw.WriteString("\r\n")
+	if r.Method != http.MethodHead {
+		bw.WriteString(body)
+	}
+	if bw.Flush() != nil {
+		return outcome{code: StatusClientClosedRequest}
+	}
+	return outcome{code: code, keep: keep}
+}
+
+// mustClose reports whether the connection ends with this response: the
+// client asked, the proxy shuts down, or too much of the request body is
+// left unread to drop it.
+func (c *conn) mustClose() bool {
+	return c.head.close || c.bodyLeft > maxDiscard || c.s.shutting.Load()
+}
+
+// maxDiscard is the most of an unread request body the proxy reads and
+// drops to keep the connection (net/http's figure).
+const maxDiscard = 256 << 10
+
+// watch notices a client that leaves while its request waits: a goroutine
+// reads from the client connection, which is otherwise unread until the
+// response is written. Only requests that wait (an injected delay, a slow
+// upstream) start one.
+type watch struct {
+	running   bool
+	interrupt atomic.Pointer[upConn] // the upstream read to cut short when the client leaves
+	done      chan struct{}
+	gone      atomic.Int64 // when the client left, Unix nanoseconds; 0 while it is there
+	peek      [1]byte
+	peeked    bool // the watch read a byte: the next request's first
+}
+
+// start watches the client, unless a pipelined request is already buffered
+// (then the client is there).
+func (w *watch) start(c *conn) {
+	if w.running || c.br.Buffered() > 0 || len(c.src.left) > 0 || c.upload != nil {
+		return
+	}
+	w.running = true
+	w.peeked = false
+	w.gone.Store(0)
+	w.done = make(chan struct{})
+	c.setDeadline(time.Time{})
+	go func() {
+		defer close(w.done)
+		n, err := c.nc.Read(w.peek[:])
+		switch {
+		case n == 1:
+			w.peeked = true
+		case isTimeout(err):
+			// stopped
+		case err != nil:
+			w.gone.Store(time.Now().UnixNano())
+			if uc := w.interrupt.Load(); uc != nil {
+				_ = uc.nc.SetReadDeadline(aLongTimeAgo)
+			}
+		}
+	}()
+}
+
+// ended is closed when the watch read returned: the client left, sent more,
+// or the watch was stopped. Without a watch it never is.
+func (w *watch) ended() <-chan struct{} {
+	if !w.running {
+		return nil
+	}
+	return w.done
+}
+
+// stop ends the watch and hands the client connection back to the reader.
+func (w *watch) stop(c *conn) {
+	if !w.running {
+		return
+	}
+	w.interrupt.Store(nil)
+	_ = c.nc.SetReadDeadline(aLongTimeAgo)
+	<-w.done
+	w.running = false
+	c.setDeadline(time.Time{})
+	if w.peeked {
+		c.src.left = w.peek[:]
+	}
+}
+
+// goneAt returns when the client left, or the zero time.
+func (w *watch) goneAt() time.Time {
+	if ns := w.gone.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
