@@ -57,7 +57,7 @@ func TestBadSpecsAreRejectedWithPositions(t *testing.T) {
 			want: []string{
 				`t.yaml:9:33: spec.cujs[0].availability.objective: must be in (0, 100), got 100%`,
 				`t.yaml:10:28: spec.cujs[0].latency.threshold: duration "1 sec" has an unknown unit "sec" (use ns, us, ms, s, m, h, d or w)`,
-				`t.yaml:11:7: spec.cujs[0].colour: unknown field (known: alerting, availability, description, latency, load, name, owner, policy, queries, routes)`,
+				`t.yaml:11:7: spec.cujs[0].colour: unknown field (known: alerting, availability, description, latency, load, name, owner, policy, queries, routes, upstreamTimeout)`,
 			},
 		},
 		{
