@@ -239,17 +239,23 @@ func (c *conn) serveRequest() (keep bool, end time.Time) {
 			o.end = gone // the client waited until then
 		}
 	}
-	bw.Reset(nil)
-	writers.Put(bw)
 	if o.end.IsZero() {
 		o.end = c.p.cfg.Now()
 	}
+	// Recorded before the response's last bytes go out, as net/http's path
+	// records before its server flushes: a client that has its response
+	// finds the request counted.
+	c.p.record(&x, r.Method, o.code, o.end)
+	if bw.Flush() != nil {
+		o.keep = false
+	}
+	bw.Reset(nil)
+	writers.Put(bw)
 	if o.keep && c.bodyLeft > 0 {
 		// The request's body, unread, goes before the next request.
 		_, err := io.CopyN(io.Discard, c.br, c.bodyLeft)
 		o.keep = err == nil
 	}
-	c.p.record(&x, r.Method, o.code, o.end)
 	if cap(c.resp.buf) > headBufSize {
 		c.resp.buf = nil // an idle connection keeps no large response head
 	}
@@ -325,9 +331,6 @@ func (c *conn) answer(r *http.Request, x *exchange, bw *bufio.Writer) outcome {
 	bw.WriteString("\r\n")
 	if r.Method != http.MethodHead {
 		bw.WriteString(body)
-	}
-	if bw.Flush() != nil {
-		return outcome{code: StatusClientClosedRequest}
 	}
 	return outcome{code: code, keep: keep}
 }

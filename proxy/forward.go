@@ -65,9 +65,6 @@ func (c *conn) forward(r *http.Request, x *exchange, bw *bufio.Writer) outcome {
 	closeClient := c.mustClose() || resp.framing == framingClose || up != nil && !up.complete()
 	c.writeResponseHead(bw, x, closeClient)
 	upErr, cErr := c.copyBody(bw, uc)
-	if cErr == nil && upErr == nil {
-		cErr = bw.Flush()
-	}
 	uploaded := up == nil || c.finishUpload(uc) == nil
 	switch {
 	case cErr != nil:
@@ -635,9 +632,6 @@ func (c *conn) upstreamFailed(r *http.Request, x *exchange, bw *bufio.Writer, er
 	bw.WriteString("\r\n")
 	if r.Method != http.MethodHead {
 		bw.WriteString(msg)
-	}
-	if bw.Flush() != nil {
-		keep = false
 	}
 	return outcome{code: code, keep: keep}
 }

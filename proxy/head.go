@@ -151,14 +151,29 @@ func (h *reqHead) parseTarget() bool {
 		}
 	}
 	h.path, h.query = path, query
-	if strings.IndexByte(path, '%') < 0 {
+	if plainPath(path) {
 		return true
 	}
+	// Escapes, or bytes net/url would escape: let it decide, as net/http does.
 	u, err := url.ParseRequestURI(t)
 	if err != nil {
 		return false
 	}
 	h.path, h.rawPath = u.Path, u.RawPath
+	return true
+}
+
+// plainPath reports whether a path has only bytes net/url leaves as they
+// are: then it is its own unescaped form.
+func plainPath(p string) bool {
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("-_.~$&+,/:;=@", c) >= 0:
+		default:
+			return false
+		}
+	}
 	return true
 }
 

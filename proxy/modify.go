@@ -220,10 +220,6 @@ func (c *conn) forwardModified(r *http.Request, x *exchange, bw *bufio.Writer) o
 	resp.Proto, resp.ProtoMajor, resp.ProtoMinor, resp.Close = "HTTP/1.1", 1, 1, !keep
 	cw := &clientWriter{w: bw}
 	err = resp.Write(cw)
-	if err == nil {
-		err = bw.Flush()
-		cw.err = err
-	}
 	switch {
 	case cw.err != nil:
 		return outcome{code: StatusClientClosedRequest}

@@ -347,12 +347,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	fc = p.startForwarding(r, &x)
 	defer fc.stop()
-	r = r.WithContext(fc.ctx)
+	out := r.WithContext(fc.ctx)
 	if x.rev == match.RevisionCanary && p.canary != nil {
-		p.canary.ServeHTTP(rw, r)
+		p.canary.ServeHTTP(rw, out)
 		return
 	}
-	p.rp.ServeHTTP(rw, r)
+	p.rp.ServeHTTP(rw, out)
 }
 
 // StatusClientClosedRequest is recorded when the client went away before the
@@ -493,8 +493,6 @@ func (e headerTimeoutError) Error() string {
 	return fmt.Sprintf("no response head within %s", e.d)
 }
 
-func (headerTimeoutError) Timeout() bool { return true }
-
 // upstreamError answers 502 with a plain reason when the upstream cannot be
 // reached or breaks, or 504 when it does not answer in time, so a user or a
 // log shows why.
@@ -524,7 +522,8 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, upstream *
 func upstreamErrorText(host string, err error) (code int, reason, msg string) {
 	code, reason = http.StatusBadGateway, "unreachable"
 	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
+	var ht headerTimeoutError
+	if errors.As(err, &ht) || errors.As(err, &ne) && ne.Timeout() {
 		code, reason = http.StatusGatewayTimeout, "timed out"
 	} else if !isDialError(err) {
 		reason = "failed"
