@@ -61,6 +61,16 @@ func TestBadSpecsAreRejectedWithPositions(t *testing.T) {
 			},
 		},
 		{
+			name: "an upstream timeout out of its range",
+			body: `    - {name: a, owner: t, routes: ["GET /a"], availability: {objective: 99%}, upstreamTimeout: 0s}
+    - {name: b, owner: t, routes: ["GET /b"], availability: {objective: 99%}, upstreamTimeout: 48h}
+`,
+			want: []string{
+				`t.yaml:6:96: spec.cujs[0].upstreamTimeout: must be positive, got 0s`,
+				`t.yaml:7:96: spec.cujs[1].upstreamTimeout: must be between 1ms and 1d, got 48h`,
+			},
+		},
+		{
 			name: "a duplicate CUJ name points at the second one",
 			body: `    - {name: a, owner: t, routes: ["GET /a"], availability: {objective: 99%}}
     - {name: a, owner: t, routes: ["GET /b"], availability: {objective: 99%}}
