@@ -289,9 +289,8 @@ func (c *conn) writeResponseHead(bw *bufio.Writer, x *exchange, closeClient bool
 		}
 	}
 	if !resp.hasDate {
-		var b [len(http.TimeFormat)]byte
 		bw.WriteString("Date: ")
-		bw.Write(x.start.UTC().AppendFormat(b[:0], http.TimeFormat))
+		bw.Write(httpDate(c.p.cfg.Now()))
 		bw.WriteString("\r\n")
 	}
 	if names := c.p.faultNames(x); names != "" {
@@ -301,6 +300,26 @@ func (c *conn) writeResponseHead(bw *bufio.Writer, x *exchange, closeClient bool
 		bw.WriteString("Connection: close\r\n")
 	}
 	bw.WriteString("\r\n")
+}
+
+// dates caches the Date header's text for the current second, as nginx
+// does: formatting it for every response is most of a response head's cost.
+var dates atomic.Pointer[dateText]
+
+type dateText struct {
+	unix int64
+	text []byte
+}
+
+// httpDate returns the Date header's value for t; callers must not change it.
+func httpDate(t time.Time) []byte {
+	sec := t.Unix()
+	if d := dates.Load(); d != nil && d.unix == sec {
+		return d.text
+	}
+	d := &dateText{unix: sec, text: t.UTC().AppendFormat(nil, http.TimeFormat)}
+	dates.Store(d)
+	return d.text
 }
 
 // copyBody streams the response body as the upstream frames it. upErr is
@@ -619,9 +638,8 @@ func (c *conn) upstreamFailed(r *http.Request, x *exchange, bw *bufio.Writer, er
 	bw.WriteString(reason)
 	bw.WriteString("\r\nContent-Length: ")
 	bw.WriteString(strconv.Itoa(len(msg)))
-	var d [len(http.TimeFormat)]byte
 	bw.WriteString("\r\nDate: ")
-	bw.Write(c.p.cfg.Now().UTC().AppendFormat(d[:0], http.TimeFormat))
+	bw.Write(httpDate(c.p.cfg.Now()))
 	bw.WriteString("\r\n")
 	if names := c.p.faultNames(x); names != "" {
 		writeField(bw, c.p.cfg.FaultHeader, names)

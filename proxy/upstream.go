@@ -45,6 +45,8 @@ type upConn struct {
 	// for the response: see writeThenRead.
 	pending    []byte
 	pendingBuf *[]byte
+	raw        rawRead
+	rawFn      func(uintptr) bool
 }
 
 // staleAfter is how long a connection may sit idle before it is checked for
@@ -170,49 +172,24 @@ func (uc *upConn) writeThenRead(p []byte) (int, error) {
 		}
 		return uc.nc.Read(p)
 	}
-	var (
-		n          int
-		rerr, werr error
-		wrote      bool
-	)
-	err := uc.rc.Read(func(fd uintptr) bool {
-		if !wrote {
-			wrote = true
-			for len(uc.pending) > 0 {
-				m, err := syscall.Write(int(fd), uc.pending)
-				if err == syscall.EINTR {
-					continue
-				}
-				if err != nil || m <= 0 {
-					if err != syscall.EAGAIN {
-						werr = os.NewSyscallError("write", err)
-					}
-					return true // a full socket buffer: the rest goes the usual way
-				}
-				uc.pending = uc.pending[m:]
-			}
-			return false // wait for the response
-		}
-		for {
-			n, rerr = syscall.Read(int(fd), p)
-			if rerr != syscall.EINTR {
-				break
-			}
-		}
-		return rerr != syscall.EAGAIN
-	})
-	if !wrote {
+	r := &uc.raw
+	*r = rawRead{p: p}
+	if uc.rawFn == nil {
+		uc.rawFn = uc.rawStep // one closure for the connection's life
+	}
+	err := uc.rc.Read(uc.rawFn)
+	if !r.wrote {
 		// The read failed before it began (a deadline already past): the
 		// request is still to be written, by the next read.
 		return 0, err
 	}
-	pending := len(uc.pending) > 0 && werr == nil && err == nil
+	pending := len(uc.pending) > 0 && r.werr == nil && err == nil
 	if !pending {
 		uc.releasePending()
 	}
 	switch {
-	case werr != nil:
-		return 0, writeError{werr}
+	case r.werr != nil:
+		return 0, writeError{r.werr}
 	case err != nil:
 		return 0, err
 	case pending:
@@ -222,12 +199,51 @@ func (uc *upConn) writeThenRead(p []byte) (int, error) {
 			return 0, writeError{err}
 		}
 		return uc.nc.Read(p)
-	case rerr != nil:
-		return 0, os.NewSyscallError("read", rerr)
-	case n <= 0:
+	case r.rerr != nil:
+		return 0, os.NewSyscallError("read", r.rerr)
+	case r.n <= 0:
 		return 0, io.EOF
 	}
-	return n, nil
+	return r.n, nil
+}
+
+// rawRead is one writeThenRead's state, kept in the connection so that the
+// poller's callback allocates nothing.
+type rawRead struct {
+	p          []byte
+	n          int
+	rerr, werr error
+	wrote      bool
+}
+
+// rawStep is the poller's callback: first the write, then reads until one
+// finds bytes. It returns false to wait for the descriptor to be readable.
+func (uc *upConn) rawStep(fd uintptr) bool {
+	r := &uc.raw
+	if !r.wrote {
+		r.wrote = true
+		for len(uc.pending) > 0 {
+			m, err := syscall.Write(int(fd), uc.pending)
+			if err == syscall.EINTR {
+				continue
+			}
+			if err != nil || m <= 0 {
+				if err != syscall.EAGAIN {
+					r.werr = os.NewSyscallError("write", err)
+				}
+				return true // a full socket buffer: the rest goes the usual way
+			}
+			uc.pending = uc.pending[m:]
+		}
+		return false // wait for the response
+	}
+	for {
+		r.n, r.rerr = syscall.Read(int(fd), r.p)
+		if r.rerr != syscall.EINTR {
+			break
+		}
+	}
+	return r.rerr != syscall.EAGAIN
 }
 
 func (uc *upConn) releasePending() {
