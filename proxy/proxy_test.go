@@ -364,9 +364,10 @@ func TestLargeUploadsStreamWithoutBuffering(t *testing.T) {
 
 func TestAnUnreachableUpstreamGets502WithAReason(t *testing.T) {
 	bothPaths(t, func(t *testing.T, fw forwarding) {
-		ln, _ := net.Listen("tcp", "127.0.0.1:0")
-		addr := ln.Addr().String()
-		ln.Close() // nothing listens there now
+		// Port 1 (tcpmux): nothing listens there, and unlike a port just
+		// freed, the kernel never hands it to the proxy's own listener,
+		// which would make the proxy forward to itself.
+		const addr = "127.0.0.1:1"
 		s := start(t, fw, "http://"+addr)
 		resp, err := http.Post(s.url+"/update", "text/plain", strings.NewReader("x"))
 		if err != nil {
