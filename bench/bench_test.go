@@ -82,7 +82,7 @@ func TestWrksSummaryIsRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := parseWrk(string(text))
-	want := clientResult{rps: 31700.35, p50: 77 * time.Microsecond, p99: 1820 * time.Microsecond}
+	want := clientResult{rps: 31700.35, requests: 34883, p50: 77 * time.Microsecond, p99: 1820 * time.Microsecond}
 	if err != nil || got != want {
 		t.Errorf("parseWrk = %+v, %v\nwant %+v", got, err, want)
 	}
@@ -283,7 +283,7 @@ func TestTheCheckedInTemplateHasEverySection(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := sectionNames(string(tmpl))
-	want := append([]string{"summary", "session"}, "proxy", "exact", "delay", "load", "realtime", "slo", "memory")
+	want := append([]string{"summary", "session"}, "proxy", "profile", "exact", "delay", "load", "realtime", "slo", "memory")
 	if !slices.Equal(got, want) {
 		t.Errorf("template sections = %v, want %v", got, want)
 	}

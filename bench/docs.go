@@ -100,7 +100,7 @@ var readingRe = regexp.MustCompile(`(?m)^- \*\*(leads|trails|on par|meets goal|m
 // sectionTitles names sections in the summary.
 var sectionTitles = map[string]string{
 	"proxy": "Proxy", "exact": "Rate exactness", "delay": "Delay fidelity", "load": "Load generator",
-	"realtime": "Load generator, real time", "slo": "SLO engine", "memory": "Memory",
+	"realtime": "Load generator, real time", "slo": "SLO engine", "memory": "Memory", "profile": "Request path profile",
 }
 
 // summarize gathers every section's reading lines under where slolab leads,
@@ -124,8 +124,8 @@ func summarize(names []string, bodies map[string]string) string {
 		{"leads", "Where slolab leads"},
 		{"trails", "Where slolab trails"},
 		{"on par", "Where it is on par (within the noise of a shared machine: 5% for throughput, 20% or 1 ms for latency)"},
-		{"meets goal", "Goals without a peer to compare with, met"},
-		{"misses goal", "Goals without a peer to compare with, missed"},
+		{"meets goal", "Goals met"},
+		{"misses goal", "Goals missed"},
 	} {
 		if len(groups[g.key]) == 0 && strings.HasSuffix(g.key, "goal") {
 			continue
