@@ -433,6 +433,9 @@ Every request is matched to its CUJ by the spec's routes (net/http pattern
 syntax; unmatched requests count as CUJ _other), forwarded faithfully
 (streaming bodies, WebSocket upgrades, trailers, keep-alive, h2c), and
 measured: status, and latency from reading the request head to the last byte.
+An upstream that sends no response head within --upstream-timeout (a CUJ's
+upstreamTimeout in the spec overrides it) gets a 504, which counts against
+availability, even when the client has given up waiting before.
 
 Fault rules are added through the admin API (or 'slolab fault add') and apply
 at exact rates: of the requests a rule matches, request n is injected iff
