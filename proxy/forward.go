@@ -39,8 +39,8 @@ func (c *conn) forward(r *http.Request, x *exchange, bw *bufio.Writer) outcome {
 		if attempt == 0 && c.retryable(uc, r, err) {
 			continue // the upstream had closed the idle connection: a fresh one
 		}
-		if up != nil && errors.Is(c.finishUpload(uc), errClientBody) {
-			return outcome{code: StatusClientClosedRequest}
+		if errors.Is(err, errClientBody) || up != nil && errors.Is(c.finishUpload(uc), errClientBody) {
+			return outcome{code: StatusClientClosedRequest} // the client broke off its body: not the upstream's doing
 		}
 		return c.upstreamFailed(r, x, bw, err)
 	}

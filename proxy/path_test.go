@@ -616,3 +616,55 @@ func TestConnectionCloseEndsTheConnection(t *testing.T) {
 		}
 	})
 }
+
+// A client that breaks off its upload while the upstream waits for the
+// rest is the client's doing: 499, not counted against availability.
+func TestAClientThatBreaksOffItsUploadIsNotCountedBad(t *testing.T) {
+	bothPaths(t, func(t *testing.T, fw forwarding) {
+		got := make(chan int64, 1)
+		up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			n, _ := io.Copy(io.Discard, r.Body)
+			got <- n
+		}))
+		defer up.Close()
+		s := start(t, fw, up.URL)
+		c, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "POST /files HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n%s", strings.Repeat("x", 100000))
+		c.Close()
+		if n := <-got; n >= 1000000 {
+			t.Fatalf("the upstream read %d bytes of a body cut short", n)
+		}
+		if w := waitRecorded(t, s, "upload", 1); w.Bad != 0 {
+			t.Error("a client breaking off its upload counted against availability")
+		}
+	})
+}
+
+// A chunked response that also names a length: the chunks frame the body,
+// and the length is not passed on, lest the client believe it (RFC 9112 6.3).
+func TestAResponseFramedTwiceLosesItsLength(t *testing.T) {
+	bothPaths(t, func(t *testing.T, fw forwarding) {
+		up := rawUpstreamFunc(t, func(conn net.Conn, br *bufio.Reader) {
+			if _, err := readRequestHead(br); err == nil {
+				io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+			}
+		})
+		s := start(t, fw, up)
+		c, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprint(c, "GET /messages HTTP/1.1\r\nHost: x\r\n\r\n")
+		tp := textproto.NewReader(bufio.NewReader(c))
+		status, _ := tp.ReadLine()
+		h, err := tp.ReadMIMEHeader()
+		if err != nil || status != "HTTP/1.1 200 OK" || h.Get("Content-Length") != "" || h.Get("Transfer-Encoding") != "chunked" {
+			t.Errorf("the client got %q %v (%v)", status, h, err)
+		}
+	})
+}

@@ -326,6 +326,7 @@ func (h *respHead) read(br *bufio.Reader, method string, revisionHeader string) 
 	var connection [][]byte
 	closeTok, keepAlive := false, false
 	lengths, chunked, transferEncoding := 0, false, false
+	var lengthLines []int
 	for {
 		start := len(buf)
 		if buf, err = appendLine(buf, br); err != nil {
@@ -349,6 +350,7 @@ func (h *respHead) read(br *bufio.Reader, method string, revisionHeader string) 
 			}
 			h.contentLength = int64(n)
 			lengths++
+			lengthLines = append(lengthLines, len(lines))
 		case equalFold(name, "Transfer-Encoding"):
 			transferEncoding = true
 			last := value
@@ -397,6 +399,9 @@ func (h *respHead) read(br *bufio.Reader, method string, revisionHeader string) 
 		h.framing = framingNone
 	case transferEncoding && chunked:
 		h.framing = framingChunked
+		for _, i := range lengthLines {
+			lines[i].hop = true // the chunks frame the body: a length beside them must not pass (RFC 9112, 6.3)
+		}
 	case transferEncoding:
 		h.framing, h.close = framingClose, true
 	case lengths > 0:
