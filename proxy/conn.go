@@ -150,8 +150,9 @@ func (c *conn) readHead(now time.Time, first bool) (int, error) {
 		if len(buf) == c.br.Size() || len(buf) > 0 && !isTokenByte(buf[0]) {
 			return -1, nil // a long head, a TLS handshake, leading blank lines: net/http answers
 		}
-		if len(buf) > 0 && !started {
+		if len(buf) > 0 && !started && !first {
 			// The head began but did not come whole: bound the rest of it.
+			// (A new connection's first head is bounded from the start.)
 			started = true
 			c.setDeadline(time.Now().Add(c.s.opt.ReadHeaderTimeout))
 		}

@@ -224,11 +224,11 @@ func (uc *upConn) rawStep(fd uintptr) bool {
 		r.wrote = true
 		for len(uc.pending) > 0 {
 			m, err := syscall.Write(int(fd), uc.pending)
-			if err == syscall.EINTR {
+			if errors.Is(err, syscall.EINTR) {
 				continue
 			}
 			if err != nil || m <= 0 {
-				if err != syscall.EAGAIN {
+				if !errors.Is(err, syscall.EAGAIN) {
 					r.werr = os.NewSyscallError("write", err)
 				}
 				return true // a full socket buffer: the rest goes the usual way
@@ -239,11 +239,11 @@ func (uc *upConn) rawStep(fd uintptr) bool {
 	}
 	for {
 		r.n, r.rerr = syscall.Read(int(fd), r.p)
-		if r.rerr != syscall.EINTR {
+		if !errors.Is(r.rerr, syscall.EINTR) {
 			break
 		}
 	}
-	return r.rerr != syscall.EAGAIN
+	return !errors.Is(r.rerr, syscall.EAGAIN)
 }
 
 func (uc *upConn) releasePending() {
