@@ -617,7 +617,7 @@ func proxyGoals(sl, tox, tuned, active float64, cpu func(string) time.Duration, 
 	gs[3].met = slAdded >= 0 && slAdded <= ngxAdded
 	gs[0].text = fmt.Sprintf("slolab serves %.2f× Toxiproxy's throughput (goal ≥ 1.0); %s.", gs[0].got, cpuText("slolab", "toxiproxy"))
 	if !gs[0].met {
-		gs[0].text += " On this path each request costs slolab five system calls (Toxiproxy makes six), and on a VM the calls are most of the cost; what is left between the two is scheduling and the noise of a shared machine."
+		gs[0].text += " On this path a request costs slolab four system calls (Toxiproxy makes six) and one allocation, but it parses the request and the response, matches the route and counts the request, which Toxiproxy does not; on a shared machine what is left between the two is also scheduling and noise."
 	}
 	gs[1].text = fmt.Sprintf("slolab serves %.2f× the tuned httputil proxy's throughput (goal ≥ 1.5); %s.", gs[1].got, cpuText("slolab", "httputil"))
 	gs[2].text = fmt.Sprintf("With one active rule on another route slolab keeps %.0f%% of its rule-free throughput (goal ≥ 97%%); %s.", 100*gs[2].got, cpuText("slolab-1-active", "slolab"))

@@ -33,6 +33,8 @@ type conn struct {
 	handed   bool                   // handed to net/http
 	bodyLeft int64                  // the request body's bytes not yet read
 	upload   *upload                // the request body being sent, if it came after its head
+	out      heldWrite              // a response's last bytes, written by the wait for the next request
+	w        connWriter             // what the response's buffered writer writes to
 
 	head reqHead
 	req  http.Request
@@ -59,6 +61,11 @@ const headBufSize = 4 << 10
 // this small costs no more reads than with one.
 const idleBufSize = 1 << 10
 
+// heldGrace bounds the wait of a read that wrote a response's last bytes
+// (see heldWrite): a client's next request, or its close, that came before
+// the write is read after it.
+const heldGrace = 20 * time.Millisecond
+
 // watchAfter is how long the proxy waits on the upstream before it starts
 // watching the client connection for a disconnect. Fast requests never pay
 // for the watch.
@@ -70,7 +77,31 @@ func newConn(s *server, nc net.Conn) *conn {
 	c := &conn{s: s, p: s.p, nc: nc, hdr: http.Header{}, remote: nc.RemoteAddr().String()}
 	c.clientIP, _, _ = net.SplitHostPort(c.remote)
 	c.src.c = c
+	c.w.c = c
+	c.out.init(nc, func() bool {
+		// The response is out: the connection is idle, unless the proxy shuts down.
+		c.state.CompareAndSwap(stateActive, stateIdle)
+		return !c.s.shutting.Load()
+	})
 	return c
+}
+
+// connWriter is what a response's buffered writer writes to: the client
+// connection, or, for the last bytes of a response after which the
+// connection waits for another request, the held write.
+type connWriter struct {
+	c    *conn
+	hold bool
+}
+
+func (w *connWriter) Write(p []byte) (int, error) {
+	if w.hold && !w.c.out.held() {
+		bp := heads.Get().(*[]byte)
+		*bp = append((*bp)[:0], p...)
+		w.c.out.hold(*bp, bp)
+		return len(p), nil
+	}
+	return w.c.nc.Write(p)
 }
 
 // connReader is what the client buffer reads: the bytes read ahead (by
@@ -109,8 +140,8 @@ func (c *conn) serve() {
 		}
 		_, _ = c.br.Discard(n)
 		keep, end := c.serveRequest()
-		if !keep || !c.state.CompareAndSwap(stateActive, stateIdle) {
-			return
+		if !keep || !c.out.held() && !c.state.CompareAndSwap(stateActive, stateIdle) {
+			return // (a held response turns the connection idle once it is out)
 		}
 		now = end
 	}
@@ -128,12 +159,20 @@ func (c *conn) readHead(now time.Time, first bool) (int, error) {
 	if first {
 		wait = c.s.opt.ReadHeaderTimeout
 	}
-	c.setIdleDeadline(now.Add(wait), wait/16)
+	if !c.out.held() {
+		c.setIdleDeadline(now.Add(wait), wait/16)
+	}
 	if c.br != nil && c.br.Buffered() == 0 && len(c.src.left) == 0 {
 		c.releaseReader() // nothing pipelined: wait without the buffer
 	}
 	if c.br == nil {
-		n, err := c.nc.Read(c.idle[:])
+		var n int
+		var err error
+		if c.out.held() {
+			n, err = c.readHeld(now.Add(wait))
+		} else {
+			n, err = c.nc.Read(c.idle[:])
+		}
 		if n == 0 {
 			return 0, err
 		}
@@ -162,6 +201,35 @@ func (c *conn) readHead(now time.Time, first bool) (int, error) {
 	}
 }
 
+// readHeld writes the previous response's held bytes and waits for the
+// next request's first bytes in one read (see heldWrite). The wait is
+// bounded by heldGrace: bytes that came before the write (a pipelined
+// request, a close) raise no readiness the wait would see, so after the
+// grace the read is made the usual way, up to the idle deadline.
+func (c *conn) readHeld(idleAt time.Time) (int, error) {
+	grace := time.Now().Add(heldGrace)
+	if idleAt.Before(grace) {
+		grace = idleAt
+	}
+	c.setDeadline(grace)
+	n, begun, err := c.out.run(c.idle[:])
+	switch {
+	case !begun: // the grace was over before the read began
+		if err := c.out.flush(); err != nil {
+			return 0, err
+		}
+		c.state.CompareAndSwap(stateActive, stateIdle)
+	case n > 0:
+		return n, nil
+	case err == nil:
+		return 0, net.ErrClosed // the proxy shuts down
+	case !isTimeout(err) || !time.Now().Before(idleAt):
+		return 0, err
+	}
+	c.setDeadline(idleAt)
+	return c.nc.Read(c.idle[:])
+}
+
 func isTokenByte(b byte) bool { return b > ' ' && b < 0x7f && b != ':' }
 
 // setIdleDeadline sets the read deadline to t, unless the one set is
@@ -181,6 +249,9 @@ func (c *conn) setDeadline(t time.Time) {
 
 // handOff gives the connection, with the bytes read but not consumed, to net/http.
 func (c *conn) handOff() {
+	if c.out.flush() != nil {
+		return
+	}
 	buf, _ := c.br.Peek(c.br.Buffered())
 	buf = append(bytes.Clone(buf), c.src.left...)
 	c.src.left = nil
@@ -196,6 +267,7 @@ func (c *conn) releaseReader() {
 }
 
 func (c *conn) close() {
+	_ = c.out.flush() // a response held for the next read, when there is none (shutdown)
 	if c.br != nil {
 		c.releaseReader()
 	}
@@ -231,7 +303,7 @@ func (c *conn) serveRequest() (keep bool, end time.Time) {
 	c.bodyLeft = c.head.contentLength
 	x := c.p.begin(r)
 	bw := writers.Get().(*bufio.Writer)
-	bw.Reset(c.nc)
+	bw.Reset(&c.w)
 	o := c.exchange(r, &x, bw)
 	c.watch.stop(c)
 	if gone := c.watch.goneAt(); !gone.IsZero() {
@@ -247,9 +319,13 @@ func (c *conn) serveRequest() (keep bool, end time.Time) {
 	// records before its server flushes: a client that has its response
 	// finds the request counted.
 	c.p.record(&x, r.Method, o.code, o.end)
+	// When the connection goes on, the response's last bytes go out with
+	// the wait for the next request (readHeld).
+	c.w.hold = o.keep && c.bodyLeft == 0 && c.br.Buffered() == 0 && len(c.src.left) == 0 && !c.s.shutting.Load()
 	if bw.Flush() != nil {
 		o.keep = false
 	}
+	c.w.hold = false
 	bw.Reset(nil)
 	writers.Put(bw)
 	if o.keep && c.bodyLeft > 0 {

@@ -33,7 +33,7 @@ func (c *conn) forward(r *http.Request, x *exchange, bw *bufio.Writer) outcome {
 		if err == nil {
 			break
 		}
-		uc.releasePending()
+		uc.out.release()
 		uc.nc.Close()
 		c.up.Store(nil)
 		if attempt == 0 && c.retryable(uc, r, err) {
@@ -123,14 +123,12 @@ func (c *conn) sendRequest(uc *upConn, timeout time.Duration) (time.Time, *uploa
 		c.bodyLeft -= n
 	}
 	*bp = b
-	uc.pending, uc.pendingBuf = b, bp
+	uc.out.hold(b, bp)
 	if c.bodyLeft == 0 {
 		return time.Now(), nil, nil
 	}
-	_, err := uc.nc.Write(b)
-	uc.releasePending()
-	if err != nil {
-		return time.Time{}, nil, writeError{err}
+	if err := uc.out.flush(); err != nil {
+		return time.Time{}, nil, err
 	}
 	return time.Time{}, c.startUpload(uc, timeout), nil
 }

@@ -668,3 +668,40 @@ func TestAResponseFramedTwiceLosesItsLength(t *testing.T) {
 		}
 	})
 }
+
+// A request pipelined while the one before it is being served arrives
+// before the proxy waits for it (its readiness already passed): it is
+// answered all the same.
+func TestARequestPipelinedDuringTheOneBeforeIsAnswered(t *testing.T) {
+	bothPaths(t, func(t *testing.T, fw forwarding) {
+		arrived := make(chan struct{}, 2)
+		up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			arrived <- struct{}{}
+			time.Sleep(5 * time.Millisecond)
+			fmt.Fprintf(w, "ok %s", r.URL.Path)
+		}))
+		defer up.Close()
+		s := start(t, fw, up.URL)
+		c, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprint(c, "GET /messages/1 HTTP/1.1\r\nHost: x\r\n\r\n")
+		<-arrived // the first is at the upstream: the second comes while it is served
+		fmt.Fprint(c, "GET /messages/2 HTTP/1.1\r\nHost: x\r\n\r\n")
+		br := bufio.NewReader(c)
+		for _, want := range []string{"ok /messages/1", "ok /messages/2"} {
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if string(body) != want {
+				t.Errorf("got %q, want %q", body, want)
+			}
+		}
+	})
+}

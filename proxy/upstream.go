@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"strconv"
 	"sync"
 	"syscall"
@@ -35,18 +34,15 @@ type upstreamPool struct {
 // upConn is one connection to the upstream.
 type upConn struct {
 	nc       net.Conn
-	rc       syscall.RawConn // nc's descriptor, for writeThenRead; nil when nc has none
-	br       *bufio.Reader   // reads from the upConn itself
-	reused   bool            // it served a request before this one
-	lastUsed time.Time       // when it went idle
-	deadline bool            // a read deadline is set
+	br       *bufio.Reader // reads from the upConn itself
+	reused   bool          // it served a request before this one
+	lastUsed time.Time     // when it went idle
+	deadline bool          // a read deadline is set
 
-	// pending is a request written by the next read, just before it waits
-	// for the response: see writeThenRead.
-	pending    []byte
-	pendingBuf *[]byte
-	raw        rawRead
-	rawFn      func(uintptr) bool
+	// out is a request the next read writes before it waits for the
+	// response. No byte can have come before it (the previous response was
+	// read whole), so the wait is exact.
+	out heldWrite
 }
 
 // staleAfter is how long a connection may sit idle before it is checked for
@@ -87,9 +83,7 @@ func (p *upstreamPool) get(ctx context.Context, now time.Time) (*upConn, error) 
 		return nil, err
 	}
 	uc := &upConn{nc: nc}
-	if sc, ok := nc.(syscall.Conn); ok {
-		uc.rc, _ = sc.SyscallConn()
-	}
+	uc.out.init(nc, nil)
 	uc.br = bufio.NewReaderSize(uc, 4<<10)
 	return uc, nil
 }
@@ -147,115 +141,14 @@ func alive(nc net.Conn) bool {
 	return cerr == nil && ok
 }
 
-// Read reads from the connection, writing the pending request first.
+// Read reads from the connection, writing the held request first.
 func (uc *upConn) Read(p []byte) (int, error) {
-	if uc.pending == nil {
+	if !uc.out.held() {
 		return uc.nc.Read(p)
 	}
-	return uc.writeThenRead(p)
+	n, _, err := uc.out.run(p) // a read that could not begin keeps the request for the next
+	return n, err
 }
-
-// writeThenRead writes the pending request and reads the response's first
-// bytes in one wait. Go's poller reads before it waits, and a read right
-// after the request finds nothing yet: that read is a system call for
-// nothing, and on the dedicated path a request makes only four others. So
-// the request is written from inside the poller's read, after it has
-// started to listen for readiness, and the read waits first. That is safe
-// only on the upstream side: the connection's previous response was read
-// whole, so no byte can have arrived before the request went out.
-func (uc *upConn) writeThenRead(p []byte) (int, error) {
-	if uc.rc == nil {
-		_, err := uc.nc.Write(uc.pending)
-		uc.releasePending()
-		if err != nil {
-			return 0, writeError{err}
-		}
-		return uc.nc.Read(p)
-	}
-	r := &uc.raw
-	*r = rawRead{p: p}
-	if uc.rawFn == nil {
-		uc.rawFn = uc.rawStep // one closure for the connection's life
-	}
-	err := uc.rc.Read(uc.rawFn)
-	if !r.wrote {
-		// The read failed before it began (a deadline already past): the
-		// request is still to be written, by the next read.
-		return 0, err
-	}
-	pending := len(uc.pending) > 0 && r.werr == nil && err == nil
-	if !pending {
-		uc.releasePending()
-	}
-	switch {
-	case r.werr != nil:
-		return 0, writeError{r.werr}
-	case err != nil:
-		return 0, err
-	case pending:
-		_, err := uc.nc.Write(uc.pending)
-		uc.releasePending()
-		if err != nil {
-			return 0, writeError{err}
-		}
-		return uc.nc.Read(p)
-	case r.rerr != nil:
-		return 0, os.NewSyscallError("read", r.rerr)
-	case r.n <= 0:
-		return 0, io.EOF
-	}
-	return r.n, nil
-}
-
-// rawRead is one writeThenRead's state, kept in the connection so that the
-// poller's callback allocates nothing.
-type rawRead struct {
-	p          []byte
-	n          int
-	rerr, werr error
-	wrote      bool
-}
-
-// rawStep is the poller's callback: first the write, then reads until one
-// finds bytes. It returns false to wait for the descriptor to be readable.
-func (uc *upConn) rawStep(fd uintptr) bool {
-	r := &uc.raw
-	if !r.wrote {
-		r.wrote = true
-		for len(uc.pending) > 0 {
-			m, err := syscall.Write(int(fd), uc.pending)
-			if errors.Is(err, syscall.EINTR) {
-				continue
-			}
-			if err != nil || m <= 0 {
-				if !errors.Is(err, syscall.EAGAIN) {
-					r.werr = os.NewSyscallError("write", err)
-				}
-				return true // a full socket buffer: the rest goes the usual way
-			}
-			uc.pending = uc.pending[m:]
-		}
-		return false // wait for the response
-	}
-	for {
-		r.n, r.rerr = syscall.Read(int(fd), r.p)
-		if !errors.Is(r.rerr, syscall.EINTR) {
-			break
-		}
-	}
-	return !errors.Is(r.rerr, syscall.EAGAIN)
-}
-
-func (uc *upConn) releasePending() {
-	uc.pending = nil
-	if uc.pendingBuf != nil {
-		heads.Put(uc.pendingBuf)
-		uc.pendingBuf = nil
-	}
-}
-
-// heads are the buffers request heads are written into.
-var heads = sync.Pool{New: func() any { b := make([]byte, 0, 2<<10); return &b }}
 
 // setDeadline bounds the wait for the next read; the zero time clears it.
 func (uc *upConn) setDeadline(t time.Time) {

@@ -36,7 +36,7 @@ func dialPair(t *testing.T) (*upConn, net.Conn) {
 func pend(uc *upConn, s string) {
 	bp := heads.Get().(*[]byte)
 	*bp = append((*bp)[:0], s...)
-	uc.pending, uc.pendingBuf = *bp, bp
+	uc.out.hold(*bp, bp)
 }
 
 // The request goes out from inside the read that waits for its response.
@@ -54,8 +54,8 @@ func TestTheRequestIsWrittenByTheReadThatWaitsForItsResponse(t *testing.T) {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 || string(body) != "ok" || uc.pending != nil {
-		t.Errorf("got %d %q, pending %q", resp.StatusCode, body, uc.pending)
+	if resp.StatusCode != 200 || string(body) != "ok" || uc.out.held() {
+		t.Errorf("got %d %q, still held: %v", resp.StatusCode, body, uc.out.held())
 	}
 }
 
@@ -69,7 +69,7 @@ func TestARequestWhoseReadTimedOutBeforeItBeganStillGoesOut(t *testing.T) {
 	if _, err := uc.br.Peek(1); !isTimeout(err) {
 		t.Fatalf("a read past its deadline: %v", err)
 	}
-	if uc.pending == nil {
+	if !uc.out.held() {
 		t.Fatal("the request was dropped with the read")
 	}
 	got := make(chan string, 1)
