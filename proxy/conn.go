@@ -301,6 +301,9 @@ func (c *conn) serveRequest() (keep bool, end time.Time) {
 	r := &c.req
 	c.head.request(r, &c.url, c.hdr, &c.vals, c.remote)
 	c.bodyLeft = c.head.contentLength
+	if c.bodyLeft > int64(c.br.Buffered()) {
+		c.setDeadline(time.Time{}) // a body takes its time, as with net/http: the head's deadlines are for heads
+	}
 	x := c.p.begin(r)
 	bw := writers.Get().(*bufio.Writer)
 	bw.Reset(&c.w)

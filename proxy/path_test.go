@@ -705,3 +705,38 @@ func TestARequestPipelinedDuringTheOneBeforeIsAnswered(t *testing.T) {
 		}
 	})
 }
+
+// A body that comes well after its head, on a keep-alive connection: the
+// deadlines that bound the wait for a head do not cut it off, on the way a
+// rule that rewrites the request takes either.
+func TestABodyThatComesLateIsForwardedWhole(t *testing.T) {
+	bothPaths(t, func(t *testing.T, fw forwarding) {
+		s := start(t, fw, okServer(t).URL)
+		put(t, s.faults, `{"name": "tag", "match": {"cuj": "update"}, "patch": {"request": {"headers": {"X-Tag": "1"}}}}`)
+		for _, path := range []string{"/tasks", "/update"} { // no rule; a rule that patches the request
+			c, err := net.Dial("tcp", s.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			br := bufio.NewReader(c)
+			fmt.Fprint(c, "GET /messages HTTP/1.1\r\nHost: x\r\n\r\n")
+			if err := readResponse(br, 200); err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n", path)
+			time.Sleep(300 * time.Millisecond)
+			fmt.Fprint(c, "hello")
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || string(body) != "ok POST "+path+"\n" {
+				t.Errorf("%s: got %d %q", path, resp.StatusCode, body)
+			}
+		}
+	})
+}
