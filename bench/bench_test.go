@@ -108,9 +108,9 @@ func TestHeysSummaryIsReadWithItsErrorsAndNon200Responses(t *testing.T) {
 }
 
 func TestSlolabLoadsJSONTotalsAreRead(t *testing.T) {
-	got, err := parseLoadReport([]byte(`{"elapsed": "4s", "total": {"sent": 8000, "dropped": 2, "errors": 1, "rate": 1999.5,
+	got, err := parseLoadReport([]byte(`{"elapsed": "4s", "total": {"due": 8002, "sent": 8000, "dropped": 2, "errors": 1, "rate": 1999.5,
 		"status": {"2xx": 7990, "4xx": 3, "5xx": 4}, "latency": {"p50": "250µs", "p99": "1.5ms"}}}`))
-	want := clientResult{rps: 1999.5, p50: 250 * time.Microsecond, p99: 1500 * time.Microsecond, errors: 2 + 1 + 3 + 4}
+	want := clientResult{rps: 1999.5, requests: 8002, p50: 250 * time.Microsecond, p99: 1500 * time.Microsecond, errors: 2 + 1 + 3 + 4}
 	if err != nil || got != want {
 		t.Errorf("parseLoadReport = %+v, %v\nwant %+v", got, err, want)
 	}

@@ -88,7 +88,8 @@ func newConn(s *server, nc net.Conn) *conn {
 
 // connWriter is what a response's buffered writer writes to: the client
 // connection, or, for the last bytes of a response after which the
-// connection waits for another request, the held write.
+// connection waits for another request, the held write. Every byte the
+// dedicated path sends a client goes through it.
 type connWriter struct {
 	c    *conn
 	hold bool

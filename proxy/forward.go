@@ -387,7 +387,7 @@ func (c *conn) copyDirect(uc *upConn, n int64) (upErr, cErr error) {
 			return err
 		})
 		if m > 0 {
-			if _, werr := c.nc.Write(buf[:m]); werr != nil {
+			if _, werr := c.w.Write(buf[:m]); werr != nil {
 				return nil, werr
 			}
 			n -= int64(m)
