@@ -82,7 +82,7 @@ func TestWrksSummaryIsRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := parseWrk(string(text))
-	want := clientResult{rps: 31700.35, p50: 77 * time.Microsecond, p99: 1820 * time.Microsecond}
+	want := clientResult{rps: 31700.35, requests: 34883, p50: 77 * time.Microsecond, p99: 1820 * time.Microsecond}
 	if err != nil || got != want {
 		t.Errorf("parseWrk = %+v, %v\nwant %+v", got, err, want)
 	}
@@ -108,9 +108,9 @@ func TestHeysSummaryIsReadWithItsErrorsAndNon200Responses(t *testing.T) {
 }
 
 func TestSlolabLoadsJSONTotalsAreRead(t *testing.T) {
-	got, err := parseLoadReport([]byte(`{"elapsed": "4s", "total": {"sent": 8000, "dropped": 2, "errors": 1, "rate": 1999.5,
+	got, err := parseLoadReport([]byte(`{"elapsed": "4s", "total": {"due": 8002, "sent": 8000, "dropped": 2, "errors": 1, "rate": 1999.5,
 		"status": {"2xx": 7990, "4xx": 3, "5xx": 4}, "latency": {"p50": "250µs", "p99": "1.5ms"}}}`))
-	want := clientResult{rps: 1999.5, p50: 250 * time.Microsecond, p99: 1500 * time.Microsecond, errors: 2 + 1 + 3 + 4}
+	want := clientResult{rps: 1999.5, requests: 8002, p50: 250 * time.Microsecond, p99: 1500 * time.Microsecond, errors: 2 + 1 + 3 + 4}
 	if err != nil || got != want {
 		t.Errorf("parseLoadReport = %+v, %v\nwant %+v", got, err, want)
 	}
@@ -283,7 +283,7 @@ func TestTheCheckedInTemplateHasEverySection(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := sectionNames(string(tmpl))
-	want := append([]string{"summary", "session"}, "proxy", "exact", "delay", "load", "realtime", "slo", "slo-prometheus", "memory")
+	want := append([]string{"summary", "session"}, "proxy", "profile", "exact", "delay", "load", "realtime", "slo", "slo-prometheus", "memory")
 	if !slices.Equal(got, want) {
 		t.Errorf("template sections = %v, want %v", got, want)
 	}

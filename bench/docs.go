@@ -100,7 +100,7 @@ var readingRe = regexp.MustCompile(`(?m)^- \*\*(leads|trails|on par|meets goal|m
 // sectionTitles names sections in the summary.
 var sectionTitles = map[string]string{
 	"proxy": "Proxy", "exact": "Rate exactness", "delay": "Delay fidelity", "load": "Load generator",
-	"realtime": "Load generator, real time", "slo": "SLO engine", "slo-prometheus": "SLO engine on Prometheus", "memory": "Memory",
+	"realtime": "Load generator, real time", "slo": "SLO engine", "slo-prometheus": "SLO engine on Prometheus", "memory": "Memory", "profile": "Request path profile",
 }
 
 // summarize gathers every section's reading lines under where slolab leads,

@@ -235,8 +235,15 @@ func (s *session) upstream(g *group) (string, error) {
 // admin addresses once it answers.
 func (s *session) slolabProxy(g *group, specPath, upstream string) (listen, adminURL string, cmd *exec.Cmd, err error) {
 	listen, admin := freeAddr(), freeAddr()
+	// The proxy keeps its store, as it does by default, in the session's
+	// directory rather than the working tree.
+	store, err := os.CreateTemp(s.dir, "slolab-*.db")
+	if err != nil {
+		return "", "", nil, err
+	}
+	store.Close()
 	cmd, _, err = g.start(false, s.slolab, "proxy", "--spec", specPath, "--upstream", "http://"+upstream,
-		"--listen", listen, "--admin", admin, "--audit-log", "-", "--log-level", "warn", "--max-ttl", "24h")
+		"--listen", listen, "--admin", admin, "--audit-log", "-", "--log-level", "warn", "--max-ttl", "24h", "--store", store.Name())
 	if err != nil {
 		return "", "", nil, err
 	}

@@ -2,10 +2,14 @@
 // instead, in one session on one machine, and regenerates docs/benchmarks.md
 // from bench/benchmarks.tmpl.md with the figures:
 //
-//   - proxy: throughput and p50/p99 of the upstream directly, nginx, a plain
-//     httputil.ReverseProxy, Toxiproxy and slolab (no rules; 20 idle rules;
-//     one active rule on another route), under wrk and hey (closed loop) and
-//     slolab's open-model generator at a fixed rate, interleaved rounds;
+//   - profile: allocations per request and the CPU profile's top entries of
+//     the proxy's request path (go test -bench ProxyLoopback in ./proxy);
+//   - proxy: throughput, CPU per request and p50/p99 of the upstream
+//     directly, nginx, a plain httputil.ReverseProxy (tuned, and with the
+//     default transport), Toxiproxy and slolab (no rules; 20 idle rules; one
+//     active rule on another route), under wrk and hey (closed loop) and
+//     slolab's open-model generator at half of nginx's saturation rate,
+//     interleaved rounds, with issue 18's goals;
 //   - exact: injected counts of slolab's counter rule vs a Bernoulli draw per
 //     request (Envoy, Istio) vs a draw per connection (Toxiproxy), simulated;
 //   - delay: intended vs observed for 1 s delays on 1% of requests at
@@ -48,7 +52,7 @@ import (
 	"slolab.dev/slolab/spec"
 )
 
-var allSections = []string{"exact", "slo", "slo-prometheus", "proxy", "delay", "load", "realtime", "memory"}
+var allSections = []string{"exact", "slo", "slo-prometheus", "profile", "proxy", "delay", "load", "realtime", "memory"}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -67,6 +71,7 @@ type config struct {
 	memory        memoryConfig
 	slo           sloConfig
 	promSLO       promSLOConfig
+	profile       profileConfig
 	exactRate     string
 	delayShare    string
 	loadRates     string
@@ -87,7 +92,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.DurationVar(&c.proxy.HeyDuration, "hey-duration", 3*time.Second, "proxy: hey run per target per round (0: no hey)")
 	fs.IntVar(&c.proxy.Conns, "conns", 32, "proxy: wrk and hey connections")
 	fs.IntVar(&c.proxy.Threads, "threads", 2, "proxy: wrk threads")
-	fs.IntVar(&c.proxy.OpenRate, "open-rate", 2000, "proxy: open-model rate, requests per second")
+	fs.IntVar(&c.proxy.OpenRate, "open-rate", 0, "proxy: open-model rate, requests per second (0: half of nginx's wrk throughput in the run)")
 	fs.DurationVar(&c.proxy.OpenFor, "open-duration", 4*time.Second, "proxy: open-model run per target per round")
 
 	fs.StringVar(&c.exactRate, "exact-rate", "0.1%", "exact: the fault rate")
@@ -122,6 +127,8 @@ func parseFlags(args []string) (*config, error) {
 	fs.BoolVar(&c.promSLO.Counters, "slo-prom-counters", false, "slo-prometheus: also time one status from the counters and compare the two (tens of minutes over 30 days)")
 	fs.StringVar(&c.promSLO.Cache, "slo-prom-cache", cache, "slo-prometheus: keep the backfilled TSDB here between runs (empty: rebuild every run)")
 	fs.DurationVar(&c.promSLO.Timeout, "slo-prom-timeout", 15*time.Minute, "slo-prometheus: Prometheus' query timeout (the status from the counters is slow)")
+
+	fs.IntVar(&c.profile.Requests, "profile-requests", 20000, "profile: requests per sub-benchmark of the request path's profile")
 
 	fs.IntVar(&c.memory.Conns, "mem-conns", 10000, "memory: connections held at once")
 	fs.IntVar(&c.memory.Parallel, "mem-parallel", 200, "memory: connections opened at a time")
@@ -164,7 +171,7 @@ func parseFlags(args []string) (*config, error) {
 		c.loadgen.Rates = append(c.loadgen.Rates, n)
 	}
 	switch {
-	case c.proxy.Rounds < 1 || c.exact.Runs < 1 || c.delay.Rounds < 1 || c.loadgen.Rounds < 1 || c.slo.Iterations < 1 || c.promSLO.Iterations < 1:
+	case c.proxy.Rounds < 1 || c.exact.Runs < 1 || c.delay.Rounds < 1 || c.loadgen.Rounds < 1 || c.slo.Iterations < 1 || c.promSLO.Iterations < 1 || c.profile.Requests < 1:
 		return nil, fmt.Errorf("rounds and runs must be at least 1")
 	case c.loadgen.Step < time.Second || c.loadgen.Step%time.Second != 0:
 		return nil, fmt.Errorf("-load-step: want whole seconds, got %s", c.loadgen.Step)
@@ -231,6 +238,8 @@ func run(ctx context.Context, args []string) int {
 			body, err = runSLO(s, cfg.slo)
 		case "slo-prometheus":
 			body, err = runPromSLO(s, cfg.promSLO)
+		case "profile":
+			body, err = runProfile(s, cfg.profile)
 		case "memory":
 			body, err = runMemory(s, cfg.memory)
 		}

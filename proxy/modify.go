@@ -1,11 +1,14 @@
 package proxy
 
 import (
+	"bufio"
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/textproto"
 	"strconv"
 	"strings"
+	"time"
 
 	"slolab.dev/slolab/fault"
 )
@@ -157,5 +160,153 @@ func setResponseBody(resp *http.Response, body io.ReadCloser, n int64) {
 		resp.TransferEncoding = nil
 	} else {
 		resp.Header.Del("Content-Length")
+	}
+}
+
+// forwardModified forwards a request that replace or patch rules change.
+// The request and the response go through net/http's own message writing
+// and reading, on an upstream connection of their own, so that every change
+// of method, path, headers and bodies is framed as net/http frames it. Only
+// requests a rule injected into take this way.
+func (c *conn) forwardModified(r *http.Request, x *exchange, bw *bufio.Writer) outcome {
+	h := &c.head
+	r.Header = c.p.outgoingHeader(h, c.clientIP)
+	if _, ok := r.Header["User-Agent"]; !ok {
+		r.Header["User-Agent"] = []string{""} // or net/http's client would add its own
+	}
+	var body *io.LimitedReader
+	if c.bodyLeft > 0 {
+		body = &io.LimitedReader{R: c.br, N: c.bodyLeft}
+		r.Body = io.NopCloser(body)
+	}
+	r.Close = false
+	applyRequest(r, x.d.Modifiers)
+	uc, err := c.p.poolFor(x.rev).get(c.s.dialCtx, x.start)
+	if err != nil {
+		return c.upstreamFailed(r, x, bw, err)
+	}
+	c.up.Store(uc)
+	defer c.up.Store(nil)
+	defer uc.nc.Close()
+	w := writers.Get().(*bufio.Writer)
+	w.Reset(uc.nc)
+	err = r.Write(w)
+	if err == nil {
+		err = w.Flush()
+	}
+	w.Reset(nil)
+	writers.Put(w)
+	if body != nil {
+		c.bodyLeft = body.N
+	}
+	if err != nil {
+		if body != nil && body.N > 0 {
+			return outcome{code: StatusClientClosedRequest} // the client broke off its body
+		}
+		return c.upstreamFailed(r, x, bw, err)
+	}
+	sentAt, timeout := time.Now(), c.p.timeoutFor(x.route)
+	var resp *http.Response
+	for {
+		if err := c.waitFirstByte(uc, sentAt, timeout, nil); err != nil {
+			return c.upstreamFailed(r, x, bw, err)
+		}
+		uc.setDeadline(sentAt.Add(timeout))
+		if resp, err = http.ReadResponse(uc.br, r); err != nil {
+			if isTimeout(err) {
+				err = headerTimeoutError{timeout}
+			}
+			return c.upstreamFailed(r, x, bw, err)
+		}
+		if resp.StatusCode >= 200 {
+			break
+		}
+		bw.WriteString("HTTP/1.1 " + statusLine(resp.StatusCode) + "\r\n") // an interim response: pass it on
+		_ = resp.Header.Write(bw)
+		bw.WriteString("\r\n")
+		_ = bw.Flush()
+	}
+	defer resp.Body.Close()
+	uc.setDeadline(time.Time{})
+	if !c.watch.goneAt().IsZero() {
+		return outcome{code: StatusClientClosedRequest}
+	}
+	applyResponse(resp, x.d.Modifiers)
+	removeHopByHop(resp.Header)
+	if names := c.p.faultNames(x); names != "" {
+		resp.Header.Set(c.p.cfg.FaultHeader, names)
+	}
+	if resp.Header.Get("Date") == "" {
+		resp.Header.Set("Date", c.p.cfg.Now().UTC().Format(http.TimeFormat))
+	}
+	keep := !c.mustClose()
+	resp.Proto, resp.ProtoMajor, resp.ProtoMinor, resp.Close = "HTTP/1.1", 1, 1, !keep
+	cw := &clientWriter{w: bw}
+	err = resp.Write(cw)
+	switch {
+	case cw.err != nil:
+		return outcome{code: StatusClientClosedRequest}
+	case err != nil:
+		return outcome{code: 0} // the upstream broke off its response
+	}
+	return outcome{code: resp.StatusCode, keep: keep}
+}
+
+// clientWriter notes a failure to write to the client, to tell it from the
+// upstream's.
+type clientWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (w *clientWriter) Write(p []byte) (int, error) {
+	n, err := w.w.Write(p)
+	if err != nil && w.err == nil {
+		w.err = err
+	}
+	return n, err
+}
+
+// outgoingHeader is the request header as the dedicated path forwards it
+// (see writeRequestHead), as a map for the rules to change.
+func (p *Proxy) outgoingHeader(h *reqHead, clientIP string) http.Header {
+	out := make(http.Header, len(h.fields)+3)
+	var xff, fwd []string
+	for _, f := range h.fields {
+		switch f.kind {
+		case fieldPass:
+			out.Add(f.name, f.value)
+		case fieldXFF:
+			xff = append(xff, f.value)
+		case fieldForwarded:
+			fwd = append(fwd, f.value)
+		}
+	}
+	if h.teTrailers {
+		out.Set("Te", "trailers")
+	}
+	if clientIP != "" {
+		out.Set("X-Forwarded-For", strings.Join(append(xff, clientIP), ", "))
+	}
+	out.Set("X-Forwarded-Host", h.host)
+	out.Set("X-Forwarded-Proto", "http")
+	if len(fwd) > 0 {
+		out.Set("Forwarded", strings.Join(append(fwd, forwardedElement(clientIP, h.host)), ", "))
+	}
+	return out
+}
+
+// removeHopByHop drops a response's hop-by-hop fields, and those its
+// Connection field names.
+func removeHopByHop(h http.Header) {
+	for _, v := range h["Connection"] {
+		for name := range strings.SplitSeq(v, ",") {
+			if name = textproto.TrimString(name); name != "" {
+				h.Del(name)
+			}
+		}
+	}
+	for _, name := range []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"} {
+		h.Del(name)
 	}
 }

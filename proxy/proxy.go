@@ -5,7 +5,6 @@
 package proxy
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -14,8 +13,8 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"slolab.dev/slolab/fault"
@@ -26,6 +25,11 @@ import (
 
 // DefaultFaultHeader marks responses a fault rule changed, naming the rules.
 const DefaultFaultHeader = "X-Slolab-Fault"
+
+// DefaultUpstreamTimeout bounds the wait for the upstream's response head,
+// from when the request has gone out: nginx's proxy_read_timeout and an AWS
+// load balancer's idle timeout.
+const DefaultUpstreamTimeout = 60 * time.Second
 
 // Config configures a Proxy.
 type Config struct {
@@ -46,8 +50,15 @@ type Config struct {
 	// FaultHeader names the response header listing the rules that changed a
 	// response (default X-Slolab-Fault); "-" disables it.
 	FaultHeader string
-	// Transport forwards to the upstream (default: a transport tuned for a
-	// busy single upstream).
+	// UpstreamTimeout bounds the wait for the upstream's response head once
+	// the request has gone out (default DefaultUpstreamTimeout). The proxy
+	// then answers 504, which counts against availability.
+	UpstreamTimeout time.Duration
+	// CUJTimeouts overrides UpstreamTimeout for the CUJs it names.
+	CUJTimeouts map[string]time.Duration
+	// Transport, when set, forwards every request, through net/http (the
+	// dedicated HTTP/1.1 path is then off). By default the proxy keeps its
+	// own pool of keep-alive connections to the upstream.
 	Transport http.RoundTripper
 	Logger    *slog.Logger
 	Now       func() time.Time
@@ -60,8 +71,8 @@ func (c *Config) defaults() {
 	if c.FaultHeader == "-" {
 		c.FaultHeader = ""
 	}
-	if c.Transport == nil {
-		c.Transport = NewTransport()
+	if c.UpstreamTimeout == 0 {
+		c.UpstreamTimeout = DefaultUpstreamTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -91,11 +102,17 @@ func NewTransport() *http.Transport {
 }
 
 // Proxy is an http.Handler forwarding to one upstream, or to a stable and a
-// canary upstream.
+// canary upstream. Serve runs it on a listener with a dedicated HTTP/1.1
+// path; as an http.Handler it serves whatever net/http hands it.
 type Proxy struct {
-	cfg    Config
-	rp     *httputil.ReverseProxy // to Upstream
-	canary *httputil.ReverseProxy // to the split's canary upstream, in weight mode
+	cfg       Config
+	rp        *httputil.ReverseProxy // to Upstream
+	canary    *httputil.ReverseProxy // to the split's canary upstream, in weight mode
+	timeouts  []time.Duration        // per CUJ index
+	revHeader string                 // the split's revision header, in header mode
+
+	fast               bool          // Serve takes the dedicated path
+	stable, canaryPool *upstreamPool // its upstream connections
 }
 
 // New returns a Proxy.
@@ -104,53 +121,150 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Upstream == nil || cfg.Routes == nil || cfg.Faults == nil || cfg.Recorder == nil {
 		return nil, errors.New("proxy.New: upstream, routes, faults and recorder are required")
 	}
-	p := &Proxy{cfg: cfg}
-	p.rp = p.reverseProxy(cfg.Upstream)
-	if cfg.Split != nil && cfg.Split.Canary() != nil {
-		p.canary = p.reverseProxy(cfg.Split.Canary())
+	if cfg.UpstreamTimeout < 0 {
+		return nil, fmt.Errorf("proxy.New: the upstream timeout must be positive, got %s", cfg.UpstreamTimeout)
+	}
+	p := &Proxy{cfg: cfg, timeouts: make([]time.Duration, len(cfg.Routes.CUJs()))}
+	for i := range p.timeouts {
+		p.timeouts[i] = cfg.UpstreamTimeout
+	}
+	for name, d := range cfg.CUJTimeouts {
+		i := cfg.Routes.CUJIndex(name)
+		if i < 0 || d <= 0 {
+			return nil, fmt.Errorf("proxy.New: upstream timeout %s for CUJ %q: want a positive timeout for a CUJ of the spec", d, name)
+		}
+		p.timeouts[i] = d
+	}
+	transport := cfg.Transport
+	if transport == nil {
+		transport = NewTransport()
+	}
+	p.rp = p.reverseProxy(cfg.Upstream, transport)
+	p.fast = cfg.Transport == nil && plainHTTP(cfg.Upstream)
+	p.stable = newUpstreamPool(cfg.Upstream.Host, hostPort(cfg.Upstream))
+	if cfg.Split != nil {
+		if c := cfg.Split.Canary(); c != nil {
+			p.canary = p.reverseProxy(c, transport)
+			p.fast = p.fast && plainHTTP(c)
+			p.canaryPool = newUpstreamPool(c.Host, hostPort(c))
+		}
+		p.revHeader = cfg.Split.Header()
 	}
 	return p, nil
 }
 
-// reverseProxy forwards to one upstream; the stable and the canary upstream
-// each have their own, so the request path needs no per-request state to
-// know where it goes.
-func (p *Proxy) reverseProxy(upstream *url.URL) *httputil.ReverseProxy {
-	return &httputil.ReverseProxy{
-		Rewrite:        func(pr *httputil.ProxyRequest) { p.rewrite(pr, upstream) },
-		Transport:      p.cfg.Transport,
-		ModifyResponse: p.modifyResponse,
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			p.upstreamError(w, r, upstream, err)
-		},
-		BufferPool: bufferPool{},
-		ErrorLog:   slog.NewLogLogger(p.cfg.Logger.Handler(), slog.LevelDebug),
+// plainHTTP reports whether the dedicated path can forward to u: plain HTTP,
+// no base path or query to merge into every request's.
+func plainHTTP(u *url.URL) bool {
+	return u.Scheme == "http" && (u.Path == "" || u.Path == "/") && u.RawQuery == "" && u.User == nil
+}
+
+func hostPort(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	return net.JoinHostPort(u.Hostname(), "80")
+}
+
+func (p *Proxy) poolFor(rev match.Revision) *upstreamPool {
+	if rev == match.RevisionCanary && p.canaryPool != nil {
+		return p.canaryPool
+	}
+	return p.stable
+}
+
+func (p *Proxy) timeoutFor(route *match.Route) time.Duration { return p.timeouts[route.CUJ] }
+
+func (p *Proxy) closeIdle() {
+	p.stable.closeIdle()
+	if p.canaryPool != nil {
+		p.canaryPool.closeIdle()
 	}
 }
 
-type bufferPool struct{}
+// exchange is what the proxy found and decided for one request before
+// answering it.
+type exchange struct {
+	start time.Time
+	route *match.Route
+	group match.Group
+	run   *match.Grouper // the experiment run counting the request, or nil
+	rev   match.Revision
+	d     fault.Decision
+}
 
-var buffers = sync.Pool{New: func() any { b := make([]byte, 32*1024); return &b }}
-
-func (bufferPool) Get() []byte  { return *buffers.Get().(*[]byte) }
-func (bufferPool) Put(b []byte) { buffers.Put(&b) }
-
-type decisionKey struct{}
-
-// ServeHTTP handles one request: match, group, decide, delay, answer or
-// forward, record.
-func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// begin matches the request to its route, puts the client in its group,
+// asks the fault rules and the split, both paths alike.
+func (p *Proxy) begin(r *http.Request) exchange {
 	start := p.cfg.Now()
 	route := p.cfg.Routes.Match(r)
 	table := p.cfg.Faults.Table()
 	group, run := table.Group(r, route, match.ClientIP(r, p.cfg.TrustForwardedFor), start)
-	d := table.Decide(r, route, group, start)
-	rev := match.RevisionNone
+	x := exchange{start: start, route: route, group: group, run: run, rev: match.RevisionNone, d: table.Decide(r, route, group, start)}
 	if p.cfg.Split != nil {
-		rev = p.cfg.Split.Pick(r, route)
+		x.rev = p.cfg.Split.Pick(r, route)
 	}
+	return x
+}
 
+// record records a finished request: the status the client saw (0 for
+// none) and the latency up to end.
+func (p *Proxy) record(x *exchange, method string, code int, end time.Time) {
+	if x.rev == match.RevisionNone && p.cfg.Split != nil {
+		x.rev = match.RevisionStable // header mode, and the response named none (an answer of the proxy's own)
+	}
+	p.cfg.Recorder.Observe(sli.Observation{Route: x.route, Revision: x.rev, Group: x.group, Run: x.run, Method: method, Code: code, Latency: end.Sub(x.start)})
+}
+
+// faultNames is the fault header's value: the rules injected, or "".
+func (p *Proxy) faultNames(x *exchange) string {
+	if len(x.d.Injected) == 0 || p.cfg.FaultHeader == "" {
+		return ""
+	}
+	names := make([]string, len(x.d.Injected))
+	for i, rule := range x.d.Injected {
+		names[i] = rule.Spec.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+// statusResponse is a status fault's answer: code, header and body.
+func (p *Proxy) statusResponse(x *exchange) (int, http.Header, string) {
+	t := x.d.Terminal
+	st := t.Spec.Status
+	h := http.Header{}
+	if names := p.faultNames(x); names != "" {
+		h.Set(p.cfg.FaultHeader, names)
+	}
+	for k, v := range st.Headers {
+		h.Set(k, v)
+	}
+	if h.Get("Content-Type") == "" {
+		h.Set("Content-Type", "text/plain; charset=utf-8")
+	}
+	body := st.Body
+	if body == "" {
+		body = fmt.Sprintf("%d %s (injected by slolab fault %s)\n", st.Code, http.StatusText(st.Code), t.Spec.Name)
+	}
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	return st.Code, h, body
+}
+
+// statusLine is a status code and its reason phrase.
+func statusLine(code int) string {
+	text := http.StatusText(code)
+	if text == "" {
+		text = "status code " + strconv.Itoa(code)
+	}
+	return strconv.Itoa(code) + " " + text
+}
+
+// ServeHTTP handles one request handed over by net/http: match, group,
+// decide, delay, answer or forward, record.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	x := p.begin(r)
 	rw := &recorder{ResponseWriter: w}
+	var fc *forwarding
 	defer func() {
 		code := rw.finalCode()
 		rec := recover()
@@ -159,27 +273,32 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// response short: the client got nothing whole.
 			code = 0
 		}
-		if r.Context().Err() != nil && (code == 0 || rw.upstreamErr) && !rw.aborted {
-			code = StatusClientClosedRequest
+		end := p.cfg.Now()
+		if r.Context().Err() != nil && !rw.aborted {
+			if fc != nil {
+				end = fc.clientLeft(end)
+			}
+			if code == 0 || rw.upstreamErr {
+				code = StatusClientClosedRequest
+				if fc != nil && fc.timedOut.Load() {
+					code = http.StatusGatewayTimeout // the upstream never answered: not the client's doing
+				}
+			}
 		}
-		if rev == match.RevisionNone && p.cfg.Split != nil {
-			rev = p.cfg.Split.FromResponse(rw.Header()) // header mode: the response tells
+		if x.rev == match.RevisionNone && p.cfg.Split != nil {
+			x.rev = p.cfg.Split.FromResponse(rw.Header()) // header mode: the response tells
 		}
-		p.cfg.Recorder.Observe(sli.Observation{Route: route, Revision: rev, Group: group, Run: run, Method: r.Method, Code: code, Latency: p.cfg.Now().Sub(start)})
+		p.record(&x, r.Method, code, end)
 		if rec != nil {
 			panic(rec)
 		}
 	}()
 
-	if len(d.Injected) > 0 && p.cfg.FaultHeader != "" {
-		names := make([]string, len(d.Injected))
-		for i, rule := range d.Injected {
-			names[i] = rule.Spec.Name
-		}
-		w.Header().Set(p.cfg.FaultHeader, strings.Join(names, ", "))
+	if names := p.faultNames(&x); names != "" {
+		w.Header().Set(p.cfg.FaultHeader, names)
 	}
-	if d.Delay > 0 {
-		t := time.NewTimer(d.Delay)
+	if d := x.d.Delay; d > 0 {
+		t := time.NewTimer(d)
 		select {
 		case <-t.C:
 		case <-r.Context().Done():
@@ -187,85 +306,48 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if t := d.Terminal; t != nil {
+	if t := x.d.Terminal; t != nil {
 		if t.Spec.Abort {
 			rw.aborted = true
 			panic(http.ErrAbortHandler) // net/http closes the connection without a response
 		}
-		st := t.Spec.Status
-		for k, v := range st.Headers {
-			rw.Header().Set(k, v)
+		code, h, body := p.statusResponse(&x)
+		for k, v := range h {
+			rw.Header()[k] = v
 		}
-		if rw.Header().Get("Content-Type") == "" {
-			rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		}
-		body := st.Body
-		if body == "" {
-			body = fmt.Sprintf("%d %s (injected by slolab fault %s)\n", st.Code, http.StatusText(st.Code), t.Spec.Name)
-		}
-		rw.Header().Set("Content-Length", fmt.Sprint(len(body)))
-		rw.WriteHeader(st.Code)
+		rw.WriteHeader(code)
 		if r.Method != http.MethodHead {
 			io.WriteString(rw, body)
 		}
 		return
 	}
-	if len(d.Modifiers) > 0 {
-		r = r.WithContext(context.WithValue(r.Context(), decisionKey{}, d.Modifiers))
-	}
-	if rev == match.RevisionCanary && p.canary != nil {
-		p.canary.ServeHTTP(rw, r)
+	fc = p.startForwarding(r, &x)
+	defer fc.stop()
+	out := r.WithContext(fc.ctx)
+	if x.rev == match.RevisionCanary && p.canary != nil {
+		p.canary.ServeHTTP(rw, out)
 		return
 	}
-	p.rp.ServeHTTP(rw, r)
+	p.rp.ServeHTTP(rw, out)
 }
 
 // StatusClientClosedRequest is recorded when the client went away before the
-// response was complete (nginx's 499). It does not count against availability.
+// response was complete (nginx's 499). It does not count against
+// availability, unless the upstream then failed to answer within its timeout.
 const StatusClientClosedRequest = 499
 
-func (p *Proxy) rewrite(pr *httputil.ProxyRequest, upstream *url.URL) {
-	pr.SetURL(upstream)
-	pr.Out.Host = pr.In.Host // forward the client's Host, as most proxies in front of an app do
-	if xff, ok := pr.In.Header["X-Forwarded-For"]; ok {
-		pr.Out.Header["X-Forwarded-For"] = xff
-	}
-	pr.SetXForwarded()
-	if mods, ok := pr.In.Context().Value(decisionKey{}).([]*fault.Rule); ok {
-		applyRequest(pr.Out, mods)
-	}
-}
-
-func (p *Proxy) modifyResponse(resp *http.Response) error {
-	if mods, ok := resp.Request.Context().Value(decisionKey{}).([]*fault.Rule); ok {
-		applyResponse(resp, mods)
-	}
-	return nil
-}
-
-// upstreamError answers 502 with a plain reason when the upstream cannot be
-// reached or breaks, so a user or a log shows why.
-func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, upstream *url.URL, err error) {
-	if rw, ok := w.(*recorder); ok {
-		rw.upstreamErr = true
-	}
-	if r.Context().Err() != nil {
-		return // the client left; nobody to answer
-	}
-	code := http.StatusBadGateway
-	reason := "unreachable"
+// upstreamErrorText is the answer to a failed upstream: 504 for a timeout,
+// 502 otherwise, with the reason for the X-Slolab-Error header and the body.
+func upstreamErrorText(host string, err error) (code int, reason, msg string) {
+	code, reason = http.StatusBadGateway, "unreachable"
 	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
+	var ht headerTimeoutError
+	if errors.As(err, &ht) || errors.As(err, &ne) && ne.Timeout() {
 		code, reason = http.StatusGatewayTimeout, "timed out"
 	} else if !isDialError(err) {
 		reason = "failed"
 	}
-	msg := fmt.Sprintf("slolab proxy: upstream %s %s: %v\n", upstream.Host, reason, unwrapURLError(err))
-	p.cfg.Logger.Warn("upstream error", "method", r.Method, "path", r.URL.Path, "status", code, "err", err)
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("X-Slolab-Error", "upstream "+reason)
-	w.WriteHeader(code)
-	fmt.Fprint(w, msg)
+	return code, reason, fmt.Sprintf("slolab proxy: upstream %s %s: %v\n", host, reason, unwrapURLError(err))
 }
 
 func isDialError(err error) bool {

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"slolab.dev/slolab/fault"
-	"slolab.dev/slolab/internal/httpserve"
 	"slolab.dev/slolab/match"
 	"slolab.dev/slolab/proxy"
 	"slolab.dev/slolab/sli"
@@ -75,7 +74,7 @@ func startSplit(t *testing.T, stable string, cfg split.Config) *splitStack {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- httpserve.Serve(ctx, ln, p, httpserve.Options{Drain: 5 * time.Second}) }()
+	go func() { done <- p.Serve(ctx, ln, proxy.ServeOptions{Drain: 5 * time.Second}) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -108,6 +109,14 @@ func (f *formatter) optStr(s string) *yaml.Node {
 	return f.str(s)
 }
 
+// formatOptDuration formats a duration, or "" for none.
+func formatOptDuration(d time.Duration) string {
+	if d == 0 {
+		return ""
+	}
+	return FormatDuration(d)
+}
+
 func (f *formatter) metadata(svc *Service) *yaml.Node {
 	return f.mapping("metadata", "name", f.str(svc.Name), "labels", f.stringMap(svc.Labels))
 }
@@ -150,6 +159,7 @@ func (f *formatter) cuj(c *CUJ, path string) *yaml.Node {
 		"queries", f.queries(c.Queries, join(path, "queries")),
 		"load", f.load(c.Load, join(path, "load")),
 		"policy", f.policy(c.Policy, join(path, "policy")),
+		"upstreamTimeout", f.optStr(formatOptDuration(c.UpstreamTimeout)),
 	)
 	if cm := f.comments[path]; len(cm) > 0 {
 		n.HeadComment = strings.Join(cm, "\n")

@@ -44,6 +44,7 @@ spec:
           - {path: /pay, bodyFile: body.json}
       policy:
         - {when: "consumed >= 100%", action: "stop"}
+      upstreamTimeout: 2.5s
     - name: browse
       owner: web
       routes: ["GET /"]

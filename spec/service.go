@@ -37,6 +37,10 @@ type CUJ struct {
 	Queries      *Queries      // user-supplied PromQL instead of slolab's own metrics
 	Load         *LoadProfile  // how `slolab load` exercises this CUJ
 	Policy       []*PolicyRule // extra error-budget policy for this CUJ
+	// UpstreamTimeout, when set, bounds how long the proxy waits for the
+	// app's response head to this CUJ's requests (the proxy's
+	// --upstream-timeout otherwise).
+	UpstreamTimeout time.Duration
 }
 
 // Route is a net/http pattern ("POST /update", "GET /messages/{id}").
@@ -198,6 +202,17 @@ func (s *Service) CUJ(name string) *CUJ {
 	return nil
 }
 
+// UpstreamTimeouts returns the CUJs' own upstream timeouts, by CUJ name.
+func (s *Service) UpstreamTimeouts() map[string]time.Duration {
+	out := map[string]time.Duration{}
+	for _, c := range s.CUJs {
+		if c.UpstreamTimeout > 0 {
+			out[c.Name] = c.UpstreamTimeout
+		}
+	}
+	return out
+}
+
 // CUJNames lists the CUJs in spec order.
 func (s *Service) CUJNames() []string {
 	names := make([]string, len(s.CUJs))
@@ -322,6 +337,9 @@ func (d *decoder) cuj(n *Node, path string) *CUJ {
 		"queries":      func(v *Node, p string) { c.Queries = d.queries(v, p) },
 		"load":         func(v *Node, p string) { c.Load = d.loadProfile(v, p) },
 		"policy":       func(v *Node, p string) { c.Policy = d.policy(v, p) },
+		"upstreamTimeout": func(v *Node, p string) {
+			c.UpstreamTimeout = d.durationIn(v, p, time.Millisecond, 24*time.Hour)
+		},
 	}, "name", "owner", "routes")
 	if !ok {
 		return nil

@@ -57,7 +57,17 @@ func TestBadSpecsAreRejectedWithPositions(t *testing.T) {
 			want: []string{
 				`t.yaml:9:33: spec.cujs[0].availability.objective: must be in (0, 100), got 100%`,
 				`t.yaml:10:28: spec.cujs[0].latency.threshold: duration "1 sec" has an unknown unit "sec" (use ns, us, ms, s, m, h, d or w)`,
-				`t.yaml:11:7: spec.cujs[0].colour: unknown field (known: alerting, availability, description, latency, load, name, owner, policy, queries, routes)`,
+				`t.yaml:11:7: spec.cujs[0].colour: unknown field (known: alerting, availability, description, latency, load, name, owner, policy, queries, routes, upstreamTimeout)`,
+			},
+		},
+		{
+			name: "an upstream timeout out of its range",
+			body: `    - {name: a, owner: t, routes: ["GET /a"], availability: {objective: 99%}, upstreamTimeout: 0s}
+    - {name: b, owner: t, routes: ["GET /b"], availability: {objective: 99%}, upstreamTimeout: 48h}
+`,
+			want: []string{
+				`t.yaml:6:96: spec.cujs[0].upstreamTimeout: must be positive, got 0s`,
+				`t.yaml:7:96: spec.cujs[1].upstreamTimeout: must be between 1ms and 1d, got 48h`,
 			},
 		},
 		{

@@ -48,6 +48,10 @@ type proxyOptions struct {
 	trustForwardedFor bool
 	maxTTL            time.Duration
 	drain             time.Duration
+	upstreamTimeout   time.Duration
+	readHeaderTimeout time.Duration
+	idleTimeout       time.Duration
+	maxConns          int
 	auditLog          string
 	faultHeader       string
 	h2c               bool
@@ -72,6 +76,10 @@ func (o *proxyOptions) flags(cmd *cobra.Command, e *env) {
 	fs.BoolVar(&o.trustForwardedFor, "trust-forwarded-for", false, "attribute requests to the left-most X-Forwarded-For address (behind a load balancer or a load generator)")
 	fs.DurationVar(&o.maxTTL, "max-ttl", 24*time.Hour, "the longest lease a fault rule may hold")
 	fs.DurationVar(&o.drain, "drain", 30*time.Second, "how long in-flight requests may finish on shutdown")
+	fs.DurationVar(&o.upstreamTimeout, "upstream-timeout", proxy.DefaultUpstreamTimeout, "how long the upstream may take to start its response once the request is sent; then the proxy answers 504, which counts against availability (a CUJ's upstreamTimeout in the spec overrides it)")
+	fs.DurationVar(&o.readHeaderTimeout, "read-header-timeout", 30*time.Second, "how long a client may take to send a request head (slowloris guard)")
+	fs.DurationVar(&o.idleTimeout, "idle-timeout", 2*time.Minute, "how long a client's keep-alive connection may stay idle")
+	fs.IntVar(&o.maxConns, "max-conns", 0, "the most client connections open at once; more wait in the listen backlog (0: no cap but the open-files limit)")
 	fs.StringVar(&o.auditLog, "audit-log", "slolab-audit.jsonl", `file the admin API appends every change to as JSON lines ("-" for none)`)
 	fs.StringVar(&o.faultHeader, "fault-header", proxy.DefaultFaultHeader, `response header naming the faults that changed a response ("-" for none)`)
 	fs.BoolVar(&o.h2c, "h2c", true, "also accept HTTP/2 without TLS (prior knowledge) from clients")
@@ -100,6 +108,17 @@ func (o *proxyOptions) check() (*url.URL, error) {
 	}
 	if o.maxTTL <= 0 {
 		return nil, usageErrorf("--max-ttl must be positive")
+	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"--upstream-timeout", o.upstreamTimeout}, {"--read-header-timeout", o.readHeaderTimeout}, {"--idle-timeout", o.idleTimeout}, {"--drain", o.drain}} {
+		if d.v < 0 {
+			return nil, usageErrorf("%s must be positive (or 0 for the default), got %s", d.flag, d.v)
+		}
+	}
+	if o.maxConns < 0 {
+		return nil, usageErrorf("--max-conns must be 0 (no cap) or positive, got %d", o.maxConns)
 	}
 	if _, err := o.tcpListeners(); err != nil {
 		return nil, err
@@ -222,7 +241,7 @@ type proxyStack struct {
 	proxyLn  net.Listener
 	adminLn  net.Listener
 	tcp      []*tcpListener
-	proxy    http.Handler
+	proxy    *proxy.Proxy
 	admin    http.Handler
 	opts     *proxyOptions
 	log      *slog.Logger
@@ -270,6 +289,7 @@ func newProxyStack(svc *spec.Service, upstream *url.URL, o *proxyOptions, log *s
 	p, err := proxy.New(proxy.Config{
 		Upstream: upstream, Split: sp, Routes: routes, Faults: faults, Recorder: rec,
 		TrustForwardedFor: o.trustForwardedFor, FaultHeader: o.faultHeader, Logger: log,
+		UpstreamTimeout: o.upstreamTimeout, CUJTimeouts: svc.UpstreamTimeouts(),
 	})
 	if err != nil {
 		return nil, err
@@ -382,7 +402,10 @@ func (s *proxyStack) run(ctx context.Context) error {
 	proxyDone := make(chan error, 1)
 	adminDone := make(chan error, 1)
 	go func() {
-		proxyDone <- httpserve.Serve(proxyCtx, s.proxyLn, s.proxy, httpserve.Options{Drain: s.opts.drain, H2C: s.opts.h2c})
+		proxyDone <- s.proxy.Serve(proxyCtx, s.proxyLn, proxy.ServeOptions{
+			Drain: s.opts.drain, H2C: s.opts.h2c, ReadHeaderTimeout: s.opts.readHeaderTimeout,
+			IdleTimeout: s.opts.idleTimeout, MaxConns: s.opts.maxConns,
+		})
 	}()
 	go func() {
 		adminDone <- httpserve.Serve(adminCtx, s.adminLn, s.admin, httpserve.Options{Drain: 5 * time.Second})
@@ -459,6 +482,9 @@ Every request is matched to its CUJ by the spec's routes (net/http pattern
 syntax; unmatched requests count as CUJ _other), forwarded faithfully
 (streaming bodies, WebSocket upgrades, trailers, keep-alive, h2c), and
 measured: status, and latency from reading the request head to the last byte.
+An upstream that sends no response head within --upstream-timeout (a CUJ's
+upstreamTimeout in the spec overrides it) gets a 504, which counts against
+availability, even when the client has given up waiting before.
 
 Fault rules are added through the admin API (or 'slolab fault add') and apply
 at exact rates: of the requests a rule matches, request n is injected iff

@@ -55,7 +55,7 @@ func TestCUEMistakesAreReportedWithCUEPositions(t *testing.T) {
 			want: []string{
 				`t.cue:8:27: spec.cujs[0].availability.objective: must be in (0, 100), got 100%`,
 				`t.cue:9:23: spec.cujs[0].latency.threshold: duration "1 sec" has an unknown unit "sec" (use ns, us, ms, s, m, h, d or w)`,
-				`t.cue:10:2: spec.cujs[0].colour: unknown field (known: alerting, availability, description, latency, load, name, owner, policy, queries, routes)`,
+				`t.cue:10:2: spec.cujs[0].colour: unknown field (known: alerting, availability, description, latency, load, name, owner, policy, queries, routes, upstreamTimeout)`,
 			},
 		},
 		{

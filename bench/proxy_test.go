@@ -1,0 +1,76 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestProcStatGivesUserPlusSystemTicks(t *testing.T) {
+	stat := "4242 (a (b) c) S 1 4242 4242 0 -1 4194304 1000 0 0 0 250 75 0 0 20 0 8 0 100 1000000 500 18446744073709551615\n"
+	if got := statTicks(stat); got != 325 {
+		t.Errorf("statTicks = %d, want 250 + 75", got)
+	}
+	if got := statTicks("garbage"); got != 0 {
+		t.Errorf("statTicks(garbage) = %d, want 0", got)
+	}
+}
+
+func TestPprofTopGivesEntriesAndWhatTheyAccountFor(t *testing.T) {
+	text := `File: proxy.test
+Type: cpu
+Duration: 1.96s, Total samples = 2.52s (128.37%)
+Active filters:
+   ignore=BenchmarkProxyLoopback
+Showing nodes accounting for 1.83s, 72.62% of 2.52s total
+      flat  flat%   sum%        cum   cum%
+     0.75s 29.76% 29.76%      0.75s 29.76%  internal/runtime/syscall/linux.Syscall6
+     0.07s  2.78% 32.54%      0.07s  2.78%  runtime.memclrNoHeapPointers
+     0.03s  1.19% 40.48%      0.03s  1.19%  internal/runtime/atomic.(*Uint32).CompareAndSwap (inline)
+         0     0% 72.62%      180ms  7.14%  runtime.mallocgc
+`
+	entries, total := parsePprofTop(text)
+	want := []pprofEntry{
+		{"internal/runtime/syscall/linux.Syscall6", 750 * time.Millisecond, 750 * time.Millisecond},
+		{"runtime.memclrNoHeapPointers", 70 * time.Millisecond, 70 * time.Millisecond},
+		{"internal/runtime/atomic.(*Uint32).CompareAndSwap", 30 * time.Millisecond, 30 * time.Millisecond},
+	}
+	want = append(want, pprofEntry{"runtime.mallocgc", 0, 180 * time.Millisecond}) // a flat 0 has no unit
+	if total != 1830*time.Millisecond || fmt.Sprint(entries) != fmt.Sprint(want) {
+		t.Errorf("total %s, entries %v\nwant 1.83s, %v", total, entries, want)
+	}
+}
+
+func TestTheProxyGoalsAreMetOrMissedFromTheFigures(t *testing.T) {
+	cpu := func(name string) time.Duration {
+		return map[string]time.Duration{"slolab": 25 * time.Microsecond}[name]
+	}
+	for _, c := range []struct {
+		name                     string
+		sl, tox, tuned, active   float64
+		slAdded, ngxAdded        time.Duration
+		want                     string
+		missedReadingMentionsWhy bool
+	}{
+		{"all met", 30000, 29000, 15000, 29500, time.Millisecond, 2 * time.Millisecond, "met met met met", false},
+		{"all missed", 25000, 29000, 20000, 24000, 3 * time.Millisecond, 2 * time.Millisecond, "missed missed missed missed", true},
+		{"on the line", 29000, 29000, 29000 / 1.5, 29000 * 0.97, time.Millisecond, time.Millisecond, "met met met met", false},
+	} {
+		gs := proxyGoals(c.sl, c.tox, c.tuned, c.active, cpu, c.slAdded, c.ngxAdded, 15000)
+		var got []string
+		for _, g := range gs {
+			v := "met"
+			if !g.met {
+				v = "missed"
+				if c.missedReadingMentionsWhy && !strings.Contains(g.text, "goal") {
+					t.Errorf("%s: a missed goal's reading does not name the goal: %q", c.name, g.text)
+				}
+			}
+			got = append(got, v)
+		}
+		if strings.Join(got, " ") != c.want {
+			t.Errorf("%s: %v, want %s", c.name, got, c.want)
+		}
+	}
+}
