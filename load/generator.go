@@ -288,8 +288,14 @@ func (g *Generator) worker(c *call, wg *sync.WaitGroup) {
 	}()
 	next := make(chan *call, 1)
 	for {
-		g.send(c, &conn, wg)
-		if !g.idle.push(next) {
+		g.send(c, &conn)
+		// Idle again before the call stops counting as in flight, so the
+		// dispatcher never sees room for a call and no idle worker to take
+		// it, and opens a connection it does not need.
+		idle := g.idle.push(next)
+		g.inflight.Add(-1)
+		wg.Done()
+		if !idle {
 			return
 		}
 		if c = <-next; c == nil {
@@ -399,13 +405,11 @@ func (s *sleeper) stop() {
 
 // send sends one call, over the worker's connection *conn to an http://
 // target or through the configured transport, and records what came back.
-func (g *Generator) send(c *call, conn **h1Conn, wg *sync.WaitGroup) {
+func (g *Generator) send(c *call, conn **h1Conn) {
 	defer func() {
-		g.inflight.Add(-1)
 		if c.reusable {
 			g.pool.Put(c)
 		}
-		wg.Done()
 	}()
 	st := g.stats[c.item.CUJ]
 	sent := g.cfg.Now()
