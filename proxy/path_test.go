@@ -740,3 +740,34 @@ func TestABodyThatComesLateIsForwardedWhole(t *testing.T) {
 		}
 	})
 }
+
+// A request with Expect: 100-continue gets exactly one 100 Continue before
+// its answer: net/http's own, sent when the body is first read, and not the
+// upstream's as well. Which of the two came first was a race, so the request
+// is sent many times.
+func TestExpectContinueGetsOneInterimResponse(t *testing.T) {
+	bothPaths(t, func(t *testing.T, fw forwarding) {
+		s := start(t, fw, okServer(t).URL)
+		conn, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		br := bufio.NewReader(conn)
+		for i := range 50 {
+			fmt.Fprint(conn, "POST /tasks HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != http.StatusContinue {
+				t.Fatalf("request %d: got %d before the body was sent, want 100", i, resp.StatusCode)
+			}
+			fmt.Fprint(conn, "hello")
+			if err := readResponse(br, 200); err != nil {
+				t.Fatalf("request %d, after its 100 Continue: %v", i, err)
+			}
+		}
+	})
+}

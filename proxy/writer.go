@@ -7,7 +7,8 @@ import (
 )
 
 // recorder wraps the client's ResponseWriter to learn the final status. It
-// passes flushes, 1xx responses and hijacks (WebSocket upgrades) through.
+// passes flushes, 1xx responses (except the upstream's 100 Continue, see
+// WriteHeader) and hijacks (WebSocket upgrades) through.
 type recorder struct {
 	http.ResponseWriter
 	code        int
@@ -17,7 +18,14 @@ type recorder struct {
 }
 
 func (w *recorder) WriteHeader(code int) {
-	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+	if code == http.StatusContinue {
+		// The upstream's 100 Continue, relayed by ReverseProxy. net/http's
+		// server sends its own when the body is first read, which happens
+		// because the upstream asked for it; relaying this one as well gave
+		// the client two, in whichever order the race ran.
+		return
+	}
+	if code > 100 && code < 200 && code != http.StatusSwitchingProtocols {
 		w.ResponseWriter.WriteHeader(code) // informational: not the final status
 		return
 	}
