@@ -342,6 +342,9 @@ func (s *Source) Span(ctx context.Context, r slo.Range) (slo.Span, error) {
 	if s.cujs == "" || to.Sub(r.From) < s.cfg.Step {
 		return slo.Span{}, nil
 	}
+	if s.cfg.Recorded {
+		return s.recordedSpan(ctx, r.From, to)
+	}
 	expr := fmt.Sprintf("min_over_time(timestamp(sum(%s) > 0)[%s:%s])",
 		StepIncrease(s.selector(sli.MetricRequests), s.cfg.Step), Duration(to.Sub(r.From)-time.Second), Duration(s.cfg.Step))
 	v, err := s.vector(ctx, expr, to)

@@ -172,6 +172,37 @@ func (s *Source) recordedEnd(ctx context.Context, at time.Time) (phi time.Durati
 	return ts.Sub(last), last, nil
 }
 
+// recordedSpan is Span from the records: the counters' subquery evaluates
+// the increase of every proxy's series at each of a 30-day window's 43,200
+// steps, more samples than Prometheus loads for one query by default (its
+// --query.max-samples) once a fleet has a hundred CUJs, where the records
+// hold one series per CUJ. A subquery step at minute t sees the sample
+// recorded at t − 1m + φ, the increase of (t − 2m, t − 1m] (with φ = 0, the
+// one at t itself, of (t − 1m, t]); the steps are shifted by that minute so
+// that the same minutes are read as the counters read, and the first minute
+// with a request starts the span, as it does from the counters.
+func (s *Source) recordedSpan(ctx context.Context, from, to time.Time) (slo.Span, error) {
+	phi, _, err := s.recordedEnd(ctx, to)
+	if err != nil {
+		return slo.Span{}, err
+	}
+	lag := time.Duration(0) // from a step to the end of the minute it sees
+	if phi > 0 {
+		lag = RecordedInterval
+	}
+	expr := fmt.Sprintf("min_over_time(timestamp(sum(%s) > 0)[%s:%s])",
+		s.recordedSelector(RecordRequests), Duration(to.Sub(from)-time.Second), Duration(RecordedInterval))
+	v, err := s.vector(ctx, expr, to.Add(lag))
+	if err != nil {
+		return slo.Span{}, err
+	}
+	if len(v) == 0 {
+		return slo.Span{Start: to}, nil
+	}
+	step := time.Unix(0, int64(math.Round(float64(v[0].Value)*1e3))*int64(time.Millisecond)).UTC()
+	return slo.Span{Start: step.Add(-lag - RecordedInterval)}, nil
+}
+
 // Latest returns the end of the last minute the records hold: the instant
 // a status from them is complete at. It is up to a minute behind now.
 func (s *Source) Latest(ctx context.Context, now time.Time) (time.Time, error) {
