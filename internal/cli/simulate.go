@@ -268,6 +268,9 @@ func (s *simulation) run(ctx context.Context, cuj, specPath string, w slo.Want) 
 		return slolab.Errorf(slolab.Invalid, "%v", err)
 	}
 	plan.Notes = append(plan.Notes, notes...)
+	if n := s.endsBeforeItFires(plan); n != "" {
+		plan.Notes = append(plan.Notes, n)
+	}
 	if state != nil && plan.Intended.Measured == nil && plan.Intended.BurnRate != "" && plan.Intended.BurnRate != "0" {
 		plan.Notes = append(plan.Notes, fmt.Sprintf("%s holds no %s request in the last hour to measure from: the figures assume a clean, full history", state.describe, plan.CUJ))
 	}
@@ -371,6 +374,28 @@ func (s *simulation) judgeFrom(ctx context.Context, svc *spec.Service, explicit 
 		return nil, err
 	}
 	return &measuredState{status: st, describe: src.describe}, nil
+}
+
+// endsBeforeItFires says so when --for stops the simulation before its
+// first alert can fire: the alert's long window must hold the simulation
+// whole at the instant it is judged, which comes after the predicted time
+// (status judges whole minutes, the dashboard 10-second intervals), so a
+// --for of exactly that time never shows it.
+func (s *simulation) endsBeforeItFires(p *slo.Plan) string {
+	if s.duration <= 0 {
+		return ""
+	}
+	var first *slo.PlannedAlert
+	for i := range p.Intended.Alerts {
+		if a := &p.Intended.Alerts[i]; a.FiresAfter != nil && (first == nil || *a.FiresAfter < *first.FiresAfter) {
+			first = a
+		}
+	}
+	if first == nil || time.Duration(*first.FiresAfter) < s.duration {
+		return ""
+	}
+	return fmt.Sprintf("--for %s ends the simulation before the %s alert (%s ≥ %s) can fire (after %s): give a longer --for, or none, to watch it fire",
+		spec.FormatDuration(s.duration), first.Severity, first.Pair, first.Factor, rpt.Span(time.Duration(*first.FiresAfter)))
 }
 
 func (s *simulation) announce(p *slo.Plan) error {

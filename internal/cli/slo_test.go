@@ -238,6 +238,9 @@ func TestSimulateLeavesNothingBehind(t *testing.T) {
 		if !strings.HasPrefix(out.String(), "1.44% of update requests fail; at this rate (burn rate 14.4) the 30-day budget lasts exactly 2d2h, and the page alert (1h/5m ≥ 14.4) fires after 1h.\n") {
 			t.Errorf("no explanation first:\n%s", out.String())
 		}
+		if !strings.Contains(out.String(), "\n  note: --for 2.5s ends the simulation before the page alert (1h/5m ≥ 14.4) can fire (after 1h): give a longer --for, or none, to watch it fire\n") {
+			t.Errorf("no note that --for ends the simulation before the page can fire:\n%s", out.String())
+		}
 		if n := strings.Count(out.String(), "update: intended 1.44% failing (burn 14.4) · realised 1m "); n < 2 {
 			t.Errorf("%d reports of intended against realised, want at least 2:\n%s", n, out.String())
 		}
