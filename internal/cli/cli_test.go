@@ -172,6 +172,24 @@ func TestHelpNeverShowsASecret(t *testing.T) {
 	}
 }
 
+// TestHelpStatesADefaultFromTheEnvironmentOnce: a flag whose default is a
+// variable, else a value, says so in its usage, and --help adds no
+// "(default ...)" of its own after it, neither the fallback nor what the
+// variable holds in this shell.
+func TestHelpStatesADefaultFromTheEnvironmentOnce(t *testing.T) {
+	env := map[string]string{"SLOLAB_ADMIN_URL": "http://127.0.0.1:4711", "SLOLAB_STORE": "/tmp/lab-4711.db"}
+	for _, args := range [][]string{
+		{"simulate", "--help"}, {"fault", "ls", "--help"}, {"slo", "status", "--help"}, {"experiment", "run", "--help"}, {"gameday", "ack", "--help"},
+	} {
+		code, out, _ := runCLI(t, env, args...)
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Contains(line, "(default $") && strings.Count(line, "(default ") > 1 || strings.Contains(line, "4711") {
+				t.Errorf("%v (exit %d): a default twice or from this shell:\n%s", args, code, line)
+			}
+		}
+	}
+}
+
 // TestTheTokenStillComesFromTheEnvironment: with the default hidden from
 // --help, $SLOLAB_ADMIN_TOKEN still reaches the admin API.
 func TestTheTokenStillComesFromTheEnvironment(t *testing.T) {
