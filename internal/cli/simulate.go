@@ -483,6 +483,14 @@ type RealisedShare struct {
 	BurnRate *float64      `json:"burnRate,omitempty"`
 }
 
+// short reports whether the proxy has held a live window for less than its
+// length (it started recently): by more than its last, open interval (up to
+// 10s) and a tenth of the window, so a full window read mid-interval is not.
+func short(w RealisedShare) bool {
+	gap := time.Duration(w.Window - w.Span)
+	return w.Span > 0 && gap > 10*time.Second && gap > time.Duration(w.Window)/10
+}
+
 func (s *simulation) print(p *slo.Plan, resp *admin.CUJsResponse, elapsed time.Duration) error {
 	c := cujStatus(resp, p.CUJ)
 	if c == nil {
@@ -533,6 +541,9 @@ func (s *simulation) print(p *slo.Plan, resp *admin.CUJsResponse, elapsed time.D
 	b.WriteString(" · realised")
 	for _, w := range r.Windows {
 		fmt.Fprintf(&b, " %s ", spec.FormatDuration(time.Duration(w.Window)))
+		if short(w) {
+			fmt.Fprintf(&b, "(only %s) ", spec.FormatDuration(time.Duration(w.Span).Round(time.Second)))
+		}
 		switch {
 		case w.Total == 0:
 			b.WriteString("no requests")

@@ -318,7 +318,11 @@ func TestSimulateProgressLinesSayWhenTheyWereTaken(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp := &admin.CUJsResponse{Service: "chat", CUJs: []admin.CUJStatus{{Name: "update",
-		Windows: []admin.WindowSLI{{Window: spec.Duration(time.Minute), Span: spec.Duration(time.Minute), Total: 1500, Bad: 22}}}}}
+		Windows: []admin.WindowSLI{
+			{Window: spec.Duration(time.Minute), Span: spec.Duration(53 * time.Second), Total: 1500, Bad: 22},
+			{Window: spec.Duration(5 * time.Minute), Span: spec.Duration(4*time.Minute + 53*time.Second), Total: 7500, Bad: 110},
+			{Window: spec.Duration(time.Hour), Span: spec.Duration(19*time.Minute + 3*time.Second), Total: 28500, Bad: 418},
+		}}}}
 	var out bytes.Buffer
 	s := &simulation{out: &out}
 	for _, d := range []time.Duration{65 * time.Second, 70 * time.Second} {
@@ -327,7 +331,9 @@ func TestSimulateProgressLinesSayWhenTheyWereTaken(t *testing.T) {
 		}
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 2 || !strings.HasPrefix(lines[0], "1m5s  update: intended ~1.453% failing (burn 14.53) · realised 1m 1.467%") ||
+	// The proxy has run for 19 minutes: its 1h window says so; the 1m and
+	// 5m windows are full but for the open 10-second interval.
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "1m5s  update: intended ~1.453% failing (burn 14.53) · realised 1m 1.467% 5m 1.467% 1h (only 19m3s) 1.467% · ") ||
 		!strings.HasPrefix(lines[1], "1m10s  update: ") {
 		t.Errorf("progress lines:\n%s", out.String())
 	}
