@@ -146,14 +146,17 @@ func TestAMistypedSubcommandFailsWithASuggestion(t *testing.T) {
 		{[]string{"fault", "ad"}, "slolab: unknown command \"ad\" for \"slolab fault\"; did you mean add?\n"},
 		{[]string{"slo", "statuss"}, "slolab: unknown command \"statuss\" for \"slolab slo\"; did you mean status?\n"},
 		{[]string{"experiment", "nope"}, "slolab: unknown command \"nope\" for \"slolab experiment\"\n"},
+		{[]string{"simulat", "update"}, "slolab: unknown command \"simulat\" for \"slolab\"; did you mean simulate?\n"},
 	} {
 		code, out, errOut := runCLI(t, nil, c.args...)
 		if code != ExitUsage || !strings.HasPrefix(errOut, c.want) || out != "" {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q; want 2 and %q", c.args, code, out, errOut, c.want)
 		}
 	}
-	if code, out, _ := runCLI(t, nil, "slo"); code != ExitOK || !strings.Contains(out, "Available Commands") {
-		t.Errorf("slo alone: exit %d, want its help and 0:\n%s", code, out)
+	for _, alone := range []string{"slo", ""} {
+		if code, out, _ := runCLI(t, nil, strings.Fields(alone)...); code != ExitOK || !strings.Contains(out, "Available Commands") {
+			t.Errorf("%q alone: exit %d, want its help and 0:\n%s", alone, code, out)
+		}
 	}
 }
 
