@@ -83,6 +83,18 @@ func (s *SLOStatus) outlook(e *big.Rat, withAlerts bool) (Outlook, bool) {
 	return o, true
 }
 
+// RequestsPerMinute is the SLO's traffic over the last BurnBasis, as the
+// source holds it, in whole requests a minute (rounded down), or 0 when
+// that window holds no request. It is the rate Outlook assumes.
+func (s *SLOStatus) RequestsPerMinute() uint64 {
+	basis, ok := s.window(BurnBasis)
+	if !ok || basis.Events.Total == 0 || basis.Covered <= 0 {
+		return 0
+	}
+	n := new(big.Int).Mul(new(big.Int).SetUint64(basis.Events.Total), big.NewInt(int64(time.Minute)))
+	return n.Quo(n, big.NewInt(int64(basis.Covered))).Uint64()
+}
+
 // ratioOf returns Bad/Total exactly.
 func ratioOf(e Events) *big.Rat {
 	if e.Total == 0 {

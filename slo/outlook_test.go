@@ -173,3 +173,35 @@ func TestAPlanMeasuredAgainstTheStore(t *testing.T) {
 		})
 	}
 }
+
+// TestAnAlertStateCountsTheTrafficTheSourceHolds: the plan that just trips
+// the page adds one failure per 5m window at the CUJ's traffic; the store's
+// last hour (180 a minute) decides it over a young proxy's live estimate
+// (167, from a window it covers only in part), which counts only when the
+// store holds no request in that hour.
+func TestAnAlertStateCountsTheTrafficTheSourceHolds(t *testing.T) {
+	svc := service(t, chat)
+	for _, c := range []struct {
+		name     string
+		perMin   uint64
+		live     uint64
+		wantNote string
+	}{
+		{"the store's hour decides", 180, 167, "at about 180 requests a minute"},
+		{"the live estimate without requests in the store", 0, 167, "at about 167 requests a minute"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			st := &slo.Status{SLOs: []slo.SLOStatus{steady(t, c.perMin, 30*spec.Day)}}
+			p, err := slo.PlanFrom(svc, "update", slo.Want{Alert: "page", RequestsPerMinute: c.live}, st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(p.Notes) == 0 || !strings.HasPrefix(p.Notes[0], c.wantNote+", one extra failure per 5m window") {
+				t.Errorf("notes %q, want one starting %q", p.Notes, c.wantNote)
+			}
+			if measured := p.Intended.Measured != nil; measured != (c.perMin > 0) {
+				t.Errorf("measured %v, want %v", measured, c.perMin > 0)
+			}
+		})
+	}
+}

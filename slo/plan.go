@@ -190,6 +190,42 @@ func PlanFor(svc *spec.Service, cuj string, w Want) (*Plan, error) {
 	return p, nil
 }
 
+// PlanFrom is PlanFor with the figures measured from st, the SLO engine's
+// status of the service just before the plan starts, as 'slolab simulate'
+// and the dashboard's panel both explain a plan. An alert state counts the
+// CUJ's traffic over st's last hour (w.RequestsPerMinute, the proxy's live
+// estimate, only when that hour holds no request); the budget's life and
+// the alerts' timings come from Measure. With st nil, or st holding no
+// request of the CUJ in its last hour, the figures assume a clean, full
+// history and Intended.Measured stays nil.
+func PlanFrom(svc *spec.Service, cuj string, w Want, st *Status) (*Plan, error) {
+	if st != nil && w.Alert != "" {
+		if x := st.find(cuj, Availability); x != nil {
+			if n := x.RequestsPerMinute(); n > 0 {
+				w.RequestsPerMinute = n
+			}
+		}
+	}
+	p, err := PlanFor(svc, cuj, w)
+	if err != nil || st == nil {
+		return p, err
+	}
+	if x := st.find(cuj, p.Intended.Kind); x != nil {
+		p.Measure(x)
+	}
+	return p, nil
+}
+
+// find returns the status of CUJ cuj's SLO of kind k, or nil.
+func (st *Status) find(cuj string, k Kind) *SLOStatus {
+	for i := range st.SLOs {
+		if st.SLOs[i].CUJ == cuj && st.SLOs[i].Kind == k {
+			return &st.SLOs[i]
+		}
+	}
+	return nil
+}
+
 // SimulationRule is the name of the rule a plan puts on CUJ cuj itself
 // (its baselines for other CUJs are named sim-baseline-CUJ): whoever sees
 // the proxy's rules (the dashboard) can tell a running simulation by it.

@@ -406,7 +406,9 @@ func (d *Dashboard) planFor(req *SimulationRequest) (*slo.Plan, error) {
 	case "page", "ticket":
 		w.Alert = req.State
 		// With the CUJ's measured traffic, the planner keeps every short
-		// window over the alert's threshold instead of about half of them.
+		// window over the alert's threshold instead of about half of them:
+		// the SLO engine's last hour (slo.PlanFrom), else the proxy's live
+		// window.
 		if s := d.latest.Load(); s != nil && s.cujs != nil {
 			for i := range s.cujs.CUJs {
 				if s.cujs.CUJs[i].Name == c.Name {
@@ -417,17 +419,14 @@ func (d *Dashboard) planFor(req *SimulationRequest) (*slo.Plan, error) {
 	default:
 		return nil, slolab.Errorf(slolab.Invalid, "state: want one of %s, got %q", strings.Join(States, ", "), req.State)
 	}
-	p, err := slo.PlanFor(svc, c.Name, w)
+	// The figures from what the SLO engine last saw, not a clean history.
+	var judged *slo.Status
+	if s := d.latest.Load(); s != nil {
+		judged = s.status
+	}
+	p, err := slo.PlanFrom(svc, c.Name, w, judged)
 	if err != nil {
 		return nil, slolab.Errorf(slolab.Invalid, "%v", err)
-	}
-	// The figures from what the SLO engine last saw, not a clean history.
-	if s := d.latest.Load(); s != nil && s.status != nil {
-		for i := range s.status.SLOs {
-			if x := &s.status.SLOs[i]; x.CUJ == p.CUJ && x.Kind == p.Intended.Kind {
-				p.Measure(x)
-			}
-		}
 	}
 	return p, nil
 }

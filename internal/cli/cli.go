@@ -67,9 +67,7 @@ Check:       slolab validate examples/chat.yaml`,
 		return usageErrorf("%v\nRun '%s --help' for usage.", err, c.CommandPath())
 	})
 	root.AddCommand(commands(e)...)
-	for _, c := range root.Commands() {
-		refuseUnknownSubcommands(c)
-	}
+	refuseUnknownSubcommands(root)
 	cmd, err := root.ExecuteContextC(e.ctx)
 	if err == nil {
 		return ExitOK

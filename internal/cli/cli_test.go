@@ -146,14 +146,17 @@ func TestAMistypedSubcommandFailsWithASuggestion(t *testing.T) {
 		{[]string{"fault", "ad"}, "slolab: unknown command \"ad\" for \"slolab fault\"; did you mean add?\n"},
 		{[]string{"slo", "statuss"}, "slolab: unknown command \"statuss\" for \"slolab slo\"; did you mean status?\n"},
 		{[]string{"experiment", "nope"}, "slolab: unknown command \"nope\" for \"slolab experiment\"\n"},
+		{[]string{"simulat", "update"}, "slolab: unknown command \"simulat\" for \"slolab\"; did you mean simulate?\n"},
 	} {
 		code, out, errOut := runCLI(t, nil, c.args...)
 		if code != ExitUsage || !strings.HasPrefix(errOut, c.want) || out != "" {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q; want 2 and %q", c.args, code, out, errOut, c.want)
 		}
 	}
-	if code, out, _ := runCLI(t, nil, "slo"); code != ExitOK || !strings.Contains(out, "Available Commands") {
-		t.Errorf("slo alone: exit %d, want its help and 0:\n%s", code, out)
+	for _, alone := range []string{"slo", ""} {
+		if code, out, _ := runCLI(t, nil, strings.Fields(alone)...); code != ExitOK || !strings.Contains(out, "Available Commands") {
+			t.Errorf("%q alone: exit %d, want its help and 0:\n%s", alone, code, out)
+		}
 	}
 }
 
@@ -168,6 +171,24 @@ func TestHelpNeverShowsASecret(t *testing.T) {
 		code, out, errOut := runCLI(t, env, args...)
 		if code != 0 || strings.Contains(out+errOut, "tok-4f9a2c") || !strings.Contains(out, "$SLOLAB_") {
 			t.Errorf("%v: exit %d, and the help shows a secret or no variable:\n%s%s", args, code, out, errOut)
+		}
+	}
+}
+
+// TestHelpStatesADefaultFromTheEnvironmentOnce: a flag whose default is a
+// variable, else a value, says so in its usage, and --help adds no
+// "(default ...)" of its own after it, neither the fallback nor what the
+// variable holds in this shell.
+func TestHelpStatesADefaultFromTheEnvironmentOnce(t *testing.T) {
+	env := map[string]string{"SLOLAB_ADMIN_URL": "http://127.0.0.1:4711", "SLOLAB_STORE": "/tmp/lab-4711.db"}
+	for _, args := range [][]string{
+		{"simulate", "--help"}, {"fault", "ls", "--help"}, {"slo", "status", "--help"}, {"experiment", "run", "--help"}, {"gameday", "ack", "--help"},
+	} {
+		code, out, _ := runCLI(t, env, args...)
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Contains(line, "(default $") && strings.Count(line, "(default ") > 1 || strings.Contains(line, "4711") {
+				t.Errorf("%v (exit %d): a default twice or from this shell:\n%s", args, code, line)
+			}
 		}
 	}
 }

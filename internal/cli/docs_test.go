@@ -22,47 +22,50 @@ import (
 // or a figure the product does not print.
 var productMarker = regexp.MustCompile(`^\s*<!-- product: (.+?) -->\s*$`)
 
-// TestDocsQuoteWhatTheProductPrints checks every marked quote.
+// TestDocsQuoteWhatTheProductPrints checks every marked quote against the
+// lab a newcomer starts, with its month of synthetic history: its banner as
+// printed, and every explanation computed as 'slolab simulate' and the
+// dashboard's panel compute theirs (slo.PlanFrom), from the SLO engine's
+// status of the lab's own store at the first whole minute simulate judges
+// in it. The lab's load is left off, so what the store holds is the month
+// it wrote and nothing that varies from run to run; with the load on, the
+// lab continues that month at the same steady rate (TestTheLabsLoadContinuesItsHistory).
 func TestDocsQuoteWhatTheProductPrints(t *testing.T) {
-	svc, err := spec.LoadService(chatSpec)
+	o := freeOptions("20/s")
+	o.history = defaultLabHistory
+	l, err := newLab(context.Background(), o, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.closeAll()
+	at := slo.Align(l.history.synthetic.Until, time.Minute)
+	st, err := slo.Evaluate(context.Background(), l.svc, l.stack.store, at)
 	if err != nil {
 		t.Fatal(err)
 	}
 	plan := func(cuj string, w slo.Want) string {
-		p, err := slo.PlanFor(svc, cuj, w)
+		p, err := slo.PlanFrom(l.svc, cuj, w, st)
 		if err != nil {
 			t.Fatal(err)
 		}
+		if p.Intended.Measured == nil || p.Intended.Measured.Covered != spec.Duration(defaultLabHistory) {
+			t.Errorf("the plan on %s was not measured from the lab's month: %+v", cuj, p.Intended.Measured)
+		}
 		out := p.Explanation
 		for _, n := range p.Notes {
-			out += "\nNote: " + n + "."
+			out += "\nNote: " + n + "." // as the panel shows them
 		}
 		return out
 	}
 	burn := spec.NewRatio(72, 5)
-	// The lab's load: 20/s, update's share 15%: 180 requests a minute.
 	quotes := map[string]func() string{
 		"simulate update --burn-rate 14.4": func() string { return plan("update", slo.Want{BurnRate: &burn}) },
-		"panel update page":                func() string { return plan("update", slo.Want{Alert: "page", RequestsPerMinute: 180}) },
+		"panel update page":                func() string { return plan("update", slo.Want{Alert: "page"}) },
 		"panel read latency": func() string {
-			c := svc.CUJ("read").Latency
+			c := l.svc.CUJ("read").Latency
 			return plan("read", slo.Want{Latency: &slo.LatencyTarget{Threshold: c.Threshold, Objective: c.Objective}})
 		},
 		"lab banner": func() string {
-			// The lab without its month, to stay quick under -race; the
-			// history line is the one a month gives (the lab's own test,
-			// TestTheLabStartsWithAFullSyntheticHistory, writes one).
-			l, err := newLab(context.Background(), freeOptions("20/s"), io.Discard)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer l.closeAll()
-			until := time.Now()
-			l.history = labHistory{
-				synthetic: slo.Synthetic{From: until.Add(-defaultLabHistory), Until: until,
-					Description: "steady load 20/s in the spec's mix, the demo app's baseline latencies, no failures; seed 1"},
-				buckets: 259_206, took: 1470 * time.Millisecond,
-			}
 			var out bytes.Buffer
 			l.printURLs(&out)
 			return strings.TrimSuffix(out.String(), "\n")

@@ -45,11 +45,7 @@ type gamedayFlags struct {
 }
 
 func (g *gamedayFlags) add(cmd *cobra.Command, e *env) {
-	def := e.getenv("SLOLAB_GAMEDAY_URL")
-	if def == "" {
-		def = "http://" + defaultGameDayAddr
-	}
-	cmd.Flags().StringVar(&g.url, "gameday", def, "the running GameDay (default $SLOLAB_GAMEDAY_URL or http://"+defaultGameDayAddr+")")
+	envFlag(cmd.Flags(), &g.url, "gameday", "SLOLAB_GAMEDAY_URL", "http://"+defaultGameDayAddr, e.getenv, "the running GameDay")
 	secretFlag(cmd.Flags(), &g.token, "token", "SLOLAB_GAMEDAY_TOKEN", e.getenv, "the GameDay's token, if it has one (default $SLOLAB_GAMEDAY_TOKEN)")
 }
 

@@ -377,7 +377,13 @@ func newLab(ctx context.Context, o *labOptions, stderr io.Writer) (_ *lab, err e
 	}
 
 	if plan != nil {
-		if l.gen, err = load.New(load.Config{Plan: plan, Target: l.stack.proxyURL(), Timeout: 10 * time.Second, Drain: time.Second}); err != nil {
+		// The load picks up where the synthetic history ends: the requests
+		// due while the lab was starting go out at once, so no minute
+		// after the history holds fewer than the steady rate's share, and
+		// windows, budgets and explanations see steady traffic throughout.
+		// (Without a history the plan starts when the load does.)
+		cfg := load.Config{Plan: plan, Target: l.stack.proxyURL(), Timeout: 10 * time.Second, Drain: time.Second, Start: l.history.synthetic.Until}
+		if l.gen, err = load.New(cfg); err != nil {
 			return nil, fmt.Errorf("the lab's load: %w", err)
 		}
 	}

@@ -22,6 +22,7 @@ import (
 	"slolab.dev/slolab/proxy/admin"
 	"slolab.dev/slolab/slo"
 	"slolab.dev/slolab/spec"
+	"slolab.dev/slolab/store/sqlite"
 	"slolab.dev/slolab/web"
 )
 
@@ -534,3 +535,51 @@ func TestTheLabsBannerIsItsOutputAndTheAppKeepsQuiet(t *testing.T) {
 }
 
 func adminClient(url, token string) (*admin.Client, error) { return admin.NewClient(url, token) }
+
+// TestTheLabsLoadContinuesItsHistory: the lab's load starts where its
+// synthetic history ends, however long the lab took to start (here two
+// seconds more than usual): the requests due meanwhile go out at once, so
+// the store holds the steady rate with no gap after the history, and a
+// window that spans the start holds its full share (update: 3 a second).
+func TestTheLabsLoadContinuesItsHistory(t *testing.T) {
+	o := freeOptions("20/s")
+	o.history = time.Hour
+	o.noLatency = true
+	o.store = filepath.Join(t.TempDir(), "lab.db")
+	l, err := newLab(context.Background(), o, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	until := l.history.synthetic.Until
+	time.Sleep(2 * time.Second) // a slow start
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.run(ctx) }()
+	time.Sleep(2 * time.Second)
+	t1 := time.Now()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	t2 := time.Now()
+
+	st, err := sqlite.Open(context.Background(), sqlite.Config{Path: o.store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	// From the minute the history ends in: its share of that minute, then 3
+	// a second from its end until the load stopped, between t1 and t2 (each
+	// within one request: the history's partial minute and the load both
+	// round down).
+	m := slo.Align(until, time.Minute)
+	ev, err := st.Events(context.Background(), slo.Range{From: m, To: t2.Add(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := ev[slo.Key{CUJ: "update", Kind: slo.Availability}].Total
+	lo, hi := uint64(3*t1.Sub(m).Seconds())-1, uint64(3*t2.Sub(m).Seconds())+1
+	if got < lo || got > hi {
+		t.Errorf("the store holds %d update requests from %s on, want %d to %d: 3 a second, with no gap where the history ends at %s", got, m.Format(time.TimeOnly), lo, hi, until.Format(time.TimeOnly))
+	}
+}

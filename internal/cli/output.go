@@ -18,6 +18,16 @@ func secretFlag(fs *pflag.FlagSet, dst *string, name, env string, getenv func(st
 	fs.Var(secret{dst}, name, usage)
 }
 
+// envFlag adds a string flag whose default is $env, else fallback; its
+// usage names both, and --help prints no default of its own (it would show
+// whatever the environment holds, after the usage that already says it).
+func envFlag(fs *pflag.FlagSet, dst *string, name, env, fallback string, getenv func(string) string, usage string) {
+	if *dst = getenv(env); *dst == "" {
+		*dst = fallback
+	}
+	fs.Var(secret{dst}, name, fmt.Sprintf("%s (default $%s or %s)", usage, env, fallback))
+}
+
 // secret is a flag value that prints nothing as its default.
 type secret struct{ v *string }
 

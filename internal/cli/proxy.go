@@ -598,11 +598,7 @@ type adminFlags struct {
 }
 
 func (a *adminFlags) add(cmd *cobra.Command, e *env) {
-	def := e.getenv("SLOLAB_ADMIN_URL")
-	if def == "" {
-		def = "http://127.0.0.1:9090"
-	}
-	cmd.Flags().StringVar(&a.url, "admin", def, "the proxy's admin API (default $SLOLAB_ADMIN_URL or http://127.0.0.1:9090)")
+	envFlag(cmd.Flags(), &a.url, "admin", "SLOLAB_ADMIN_URL", "http://127.0.0.1:9090", e.getenv, "the proxy's admin API")
 	secretFlag(cmd.Flags(), &a.token, "admin-token", "SLOLAB_ADMIN_TOKEN", e.getenv, "bearer token for changes (default $SLOLAB_ADMIN_TOKEN)")
 }
 

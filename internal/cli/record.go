@@ -19,7 +19,7 @@ type recordFlags struct {
 }
 
 func (r *recordFlags) add(cmd *cobra.Command, e *env) {
-	cmd.Flags().StringVar(&r.store, "store", defaultStore(e), `embedded store to keep the record of runs in, the one 'slolab proxy' writes ("-" for none; default $SLOLAB_STORE or slolab.db)`)
+	envFlag(cmd.Flags(), &r.store, "store", "SLOLAB_STORE", DefaultStore, e.getenv, `embedded store to keep the record of runs in, the one 'slolab proxy' writes ("-" for none)`)
 }
 
 // open opens the store, or returns nil when recording is off.

@@ -252,15 +252,27 @@ func (s *simulation) run(ctx context.Context, cuj, specPath string, w slo.Want) 
 	} else if svc, err = serviceFromCUJs(live); err != nil {
 		return err
 	}
-	if c := cujStatus(live, cuj); c != nil && w.Alert != "" {
-		w.RequestsPerMinute = c.RequestsPerMinute()
+	state, notes, err := s.judge(ctx, svc)
+	if err != nil {
+		return err
 	}
-	plan, err := slo.PlanFor(svc, cuj, w)
+	if c := cujStatus(live, cuj); c != nil && w.Alert != "" {
+		w.RequestsPerMinute = c.RequestsPerMinute() // unless the store's last hour knows better (slo.PlanFrom)
+	}
+	var judged *slo.Status
+	if state != nil {
+		judged = state.status
+	}
+	plan, err := slo.PlanFrom(svc, cuj, w, judged)
 	if err != nil {
 		return slolab.Errorf(slolab.Invalid, "%v", err)
 	}
-	if err := s.measure(ctx, svc, plan); err != nil {
-		return err
+	plan.Notes = append(plan.Notes, notes...)
+	if n := s.endsBeforeItFires(plan); n != "" {
+		plan.Notes = append(plan.Notes, n)
+	}
+	if state != nil && plan.Intended.Measured == nil && plan.Intended.BurnRate != "" && plan.Intended.BurnRate != "0" {
+		plan.Notes = append(plan.Notes, fmt.Sprintf("%s holds no %s request in the last hour to measure from: the figures assume a clean, full history", state.describe, plan.CUJ))
 	}
 	if err := s.announce(plan); err != nil {
 		return err
@@ -309,60 +321,81 @@ func (s *simulation) run(ctx context.Context, cuj, specPath string, w slo.Want) 
 	}
 }
 
-// measure recomputes the plan's figures from what the store or Prometheus
-// holds now. The store at the default path is read only if it is there and
+// measuredState is the SLO engine's status of the service, as the store or
+// Prometheus holds it just before the simulation starts.
+type measuredState struct {
+	status   *slo.Status
+	describe string // the source, for notes
+}
+
+// judge evaluates the service from the store or Prometheus, for the plan's
+// figures. The store at the default path is read only if it is there and
 // holds this service, and only for a while: a store that cannot be read then
-// leaves a note that the figures assume a clean, full history, and the
-// simulation goes ahead. A source given explicitly must answer.
-func (s *simulation) measure(ctx context.Context, svc *spec.Service, p *slo.Plan) error {
+// gives a note that the figures assume a clean, full history (and no
+// status), and the simulation goes ahead. A source given explicitly must
+// answer.
+func (s *simulation) judge(ctx context.Context, svc *spec.Service) (*measuredState, []string, error) {
 	if s.src == nil {
-		return nil
+		return nil, nil, nil
 	}
 	explicit := s.src.prometheus != "" || s.explicitStore
 	if !explicit {
 		if _, err := os.Stat(s.src.store); err != nil {
-			p.Notes = append(p.Notes, fmt.Sprintf("no store at %s to measure from: the figures assume a clean, full history (give --store or --prometheus)", s.src.store))
-			return nil
+			return nil, []string{fmt.Sprintf("no store at %s to measure from: the figures assume a clean, full history (give --store or --prometheus)", s.src.store)}, nil
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	err := s.measureFrom(ctx, svc, p, explicit)
+	j, err := s.judgeFrom(ctx, svc, explicit)
 	if err != nil && !explicit {
-		p.Notes = append(p.Notes, fmt.Sprintf("the store at %s could not be read (%v): the figures assume a clean, full history", s.src.store, err))
-		return nil
+		return nil, []string{fmt.Sprintf("the store at %s could not be read (%v): the figures assume a clean, full history", s.src.store, err)}, nil
 	}
-	return err
+	return j, nil, err
 }
 
-func (s *simulation) measureFrom(ctx context.Context, svc *spec.Service, p *slo.Plan, explicit bool) error {
+func (s *simulation) judgeFrom(ctx context.Context, svc *spec.Service, explicit bool) (*measuredState, error) {
 	src, err := s.src.openFor(ctx, svc)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer src.Close()
 	if src.store != nil && !explicit {
 		// The default path may hold another service's store.
 		if recorded, _, err := src.store.Spec(ctx); err != nil || recorded.Name != svc.Name {
-			return fmt.Errorf("it was not written for service %s", svc.Name)
+			return nil, fmt.Errorf("it was not written for service %s", svc.Name)
 		}
 	}
 	at, err := src.instant(ctx, time.Now())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	st, err := slo.Evaluate(ctx, svc, src, at)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	for i := range st.SLOs {
-		if st.SLOs[i].CUJ == p.CUJ && st.SLOs[i].Kind == p.Intended.Kind {
-			if !p.Measure(&st.SLOs[i]) {
-				p.Notes = append(p.Notes, fmt.Sprintf("%s holds no %s request in the last hour to measure from: the figures assume a clean, full history", src.describe, p.CUJ))
-			}
+	return &measuredState{status: st, describe: src.describe}, nil
+}
+
+// endsBeforeItFires says so when --for stops the simulation before its
+// first alert can fire: the alert's long window must hold the simulation
+// whole at the instant it is judged, which comes after the predicted time
+// (status judges whole minutes, the dashboard 10-second intervals), so a
+// --for of exactly that time never shows it.
+func (s *simulation) endsBeforeItFires(p *slo.Plan) string {
+	if s.duration <= 0 {
+		return ""
+	}
+	var first *slo.PlannedAlert
+	for i := range p.Intended.Alerts {
+		if a := &p.Intended.Alerts[i]; a.FiresAfter != nil && (first == nil || *a.FiresAfter < *first.FiresAfter) {
+			first = a
 		}
 	}
-	return nil
+	if first == nil || time.Duration(*first.FiresAfter) < s.duration {
+		return ""
+	}
+	return fmt.Sprintf("--for %s ends the simulation before the %s alert (%s ≥ %s) can fire (after %s): give a longer --for, or none, to watch it fire",
+		spec.FormatDuration(s.duration), first.Severity, first.Pair, first.Factor, rpt.Span(time.Duration(*first.FiresAfter)))
 }
 
 func (s *simulation) announce(p *slo.Plan) error {
@@ -450,6 +483,14 @@ type RealisedShare struct {
 	BurnRate *float64      `json:"burnRate,omitempty"`
 }
 
+// short reports whether the proxy has held a live window for less than its
+// length (it started recently): by more than its last, open interval (up to
+// 10s) and a tenth of the window, so a full window read mid-interval is not.
+func short(w RealisedShare) bool {
+	gap := time.Duration(w.Window - w.Span)
+	return w.Span > 0 && gap > 10*time.Second && gap > time.Duration(w.Window)/10
+}
+
 func (s *simulation) print(p *slo.Plan, resp *admin.CUJsResponse, elapsed time.Duration) error {
 	c := cujStatus(resp, p.CUJ)
 	if c == nil {
@@ -500,6 +541,9 @@ func (s *simulation) print(p *slo.Plan, resp *admin.CUJsResponse, elapsed time.D
 	b.WriteString(" · realised")
 	for _, w := range r.Windows {
 		fmt.Fprintf(&b, " %s ", spec.FormatDuration(time.Duration(w.Window)))
+		if short(w) {
+			fmt.Fprintf(&b, "(only %s) ", spec.FormatDuration(time.Duration(w.Span).Round(time.Second)))
+		}
 		switch {
 		case w.Total == 0:
 			b.WriteString("no requests")

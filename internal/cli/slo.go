@@ -19,18 +19,9 @@ import (
 	"slolab.dev/slolab/store/sqlite"
 )
 
-// DefaultStore is the embedded store's file when --store is not given.
+// DefaultStore is the embedded store's file when --store is not given and
+// $SLOLAB_STORE (which 'slolab lab' prints) is not set.
 const DefaultStore = "slolab.db"
-
-// defaultStore is the store that commands reading it (and recording runs)
-// use without --store: $SLOLAB_STORE, which 'slolab lab' prints, or
-// DefaultStore.
-func defaultStore(e *env) string {
-	if s := e.getenv("SLOLAB_STORE"); s != "" {
-		return s
-	}
-	return DefaultStore
-}
 
 func sloCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
@@ -76,7 +67,7 @@ func (f *sourceFlags) add(cmd *cobra.Command, e *env) {
 // addSources adds the flags choosing the source, without --spec.
 func (f *sourceFlags) addSources(cmd *cobra.Command, e *env, storeUsage string) {
 	fs := cmd.Flags()
-	fs.StringVar(&f.store, "store", defaultStore(e), storeUsage+" (default $SLOLAB_STORE or slolab.db)")
+	envFlag(fs, &f.store, "store", "SLOLAB_STORE", DefaultStore, e.getenv, storeUsage)
 	fs.StringVar(&f.prometheus, "prometheus", "", "read slolab's metrics (or the spec's queries) from Prometheus at this URL instead of the store")
 	fs.StringVar(&f.matchers, "prometheus-matchers", "", `extra label matchers for slolab's metrics, e.g. 'job="chat-proxy"'`)
 	fs.BoolVar(&f.recorded, "prometheus-recorded", false, "read the per-minute increases the rules of 'slolab gen prometheus' record (group slolab-SERVICE-increases) instead of the counters: the same counts, far faster over 30 days; the rules must cover the windows read (backfill them with promtool tsdb create-blocks-from rules)")

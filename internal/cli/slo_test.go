@@ -238,6 +238,9 @@ func TestSimulateLeavesNothingBehind(t *testing.T) {
 		if !strings.HasPrefix(out.String(), "1.44% of update requests fail; at this rate (burn rate 14.4) the 30-day budget lasts exactly 2d2h, and the page alert (1h/5m ≥ 14.4) fires after 1h.\n") {
 			t.Errorf("no explanation first:\n%s", out.String())
 		}
+		if !strings.Contains(out.String(), "\n  note: --for 2.5s ends the simulation before the page alert (1h/5m ≥ 14.4) can fire (after 1h): give a longer --for, or none, to watch it fire\n") {
+			t.Errorf("no note that --for ends the simulation before the page can fire:\n%s", out.String())
+		}
 		if n := strings.Count(out.String(), "update: intended 1.44% failing (burn 14.4) · realised 1m "); n < 2 {
 			t.Errorf("%d reports of intended against realised, want at least 2:\n%s", n, out.String())
 		}
@@ -315,7 +318,11 @@ func TestSimulateProgressLinesSayWhenTheyWereTaken(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp := &admin.CUJsResponse{Service: "chat", CUJs: []admin.CUJStatus{{Name: "update",
-		Windows: []admin.WindowSLI{{Window: spec.Duration(time.Minute), Span: spec.Duration(time.Minute), Total: 1500, Bad: 22}}}}}
+		Windows: []admin.WindowSLI{
+			{Window: spec.Duration(time.Minute), Span: spec.Duration(53 * time.Second), Total: 1500, Bad: 22},
+			{Window: spec.Duration(5 * time.Minute), Span: spec.Duration(4*time.Minute + 53*time.Second), Total: 7500, Bad: 110},
+			{Window: spec.Duration(time.Hour), Span: spec.Duration(19*time.Minute + 3*time.Second), Total: 28500, Bad: 418},
+		}}}}
 	var out bytes.Buffer
 	s := &simulation{out: &out}
 	for _, d := range []time.Duration{65 * time.Second, 70 * time.Second} {
@@ -324,7 +331,9 @@ func TestSimulateProgressLinesSayWhenTheyWereTaken(t *testing.T) {
 		}
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 2 || !strings.HasPrefix(lines[0], "1m5s  update: intended ~1.453% failing (burn 14.53) · realised 1m 1.467%") ||
+	// The proxy has run for 19 minutes: its 1h window says so; the 1m and
+	// 5m windows are full but for the open 10-second interval.
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "1m5s  update: intended ~1.453% failing (burn 14.53) · realised 1m 1.467% 5m 1.467% 1h (only 19m3s) 1.467% · ") ||
 		!strings.HasPrefix(lines[1], "1m10s  update: ") {
 		t.Errorf("progress lines:\n%s", out.String())
 	}
