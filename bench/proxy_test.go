@@ -57,7 +57,8 @@ func TestTheProxyGoalsAreMetOrMissedFromTheFigures(t *testing.T) {
 		{"all missed", 25000, 29000, 20000, 24000, 3 * time.Millisecond, 2 * time.Millisecond, "missed missed missed missed", true},
 		{"on the line", 29000, 29000, 29000 / 1.5, 29000 * 0.97, time.Millisecond, time.Millisecond, "met met met met", false},
 	} {
-		gs := proxyGoals(c.sl, c.tox, c.tuned, c.active, cpu, c.slAdded, c.ngxAdded, 15000)
+		rule := ruleCost{perCPU: c.active / c.sl, wall: 1, rounds: []float64{1}}
+		gs := proxyGoals(c.sl, c.tox, c.tuned, rule, cpu, c.slAdded, c.ngxAdded, 15000)
 		var got []string
 		for _, g := range gs {
 			v := "met"
@@ -72,5 +73,29 @@ func TestTheProxyGoalsAreMetOrMissedFromTheFigures(t *testing.T) {
 		if strings.Join(got, " ") != c.want {
 			t.Errorf("%s: %v, want %s", c.name, got, c.want)
 		}
+	}
+}
+
+// The cost of a rule elsewhere is judged from CPU time over every round
+// (requests per CPU-second), with the wall-clock ratio paired round by
+// round beside it: a round that a busy neighbour slowed for one process
+// moves the wall ratio, not the verdict.
+func TestARulesCostIsJudgedFromCPUTimeWithTheWallRatioPairedByRound(t *testing.T) {
+	sample := func(rps float64, reqs int64, cpu time.Duration) proxySample {
+		return proxySample{wrk: clientResult{rps: rps, requests: reqs}, cpuTotal: cpu}
+	}
+	without := []proxySample{sample(20000, 100000, 2500*time.Millisecond), sample(18000, 90000, 2250*time.Millisecond), sample(21000, 105000, 2650*time.Millisecond)}
+	with := []proxySample{sample(19800, 99000, 2480*time.Millisecond), sample(15300, 76500, 1920*time.Millisecond), sample(21210, 106050, 2670*time.Millisecond)}
+	c := ruleCostOf(without, with)
+	if fmt.Sprintf("%.3f %.3f %v %v %v", c.perCPU, c.wall, c.rounds, c.cpu[0], c.cpu[1]) != "0.999 0.990 [0.99 0.85 1.01] 25.084µs 25.11µs" {
+		t.Errorf("perCPU %.3f wall %.3f rounds %v cpu %v", c.perCPU, c.wall, c.rounds, c.cpu)
+	}
+	g := proxyGoals(20000, 19000, 10000, c, func(string) time.Duration { return 0 }, time.Millisecond, time.Millisecond, 1000)[2]
+	if !g.met || !strings.Contains(g.text, "rounds: 0.99, 0.85, 1.01") {
+		t.Errorf("met %v: %s", g.met, g.text)
+	}
+	c.perCPU = 0.95
+	if g := proxyGoals(20000, 19000, 10000, c, func(string) time.Duration { return 0 }, time.Millisecond, time.Millisecond, 1000)[2]; g.met {
+		t.Errorf("5%% more CPU per request met the goal: %s", g.text)
 	}
 }
