@@ -49,8 +49,9 @@ type clientResult struct {
 	rps      float64
 	requests int64
 	p50, p99 time.Duration
-	errors   int64 // socket errors, timeouts and non-2xx responses
-	failed   bool  // an open-model run that did not finish, or did not hold its rate
+	errors   int64         // socket errors, timeouts and non-2xx responses
+	failed   bool          // an open-model run that did not finish, or did not hold its rate
+	lag      time.Duration // an open-model run's p99 schedule lag: how late the generator sent
 }
 
 const proxySpec = "bench/proxy/bench.yaml"
@@ -137,8 +138,16 @@ func runProxy(s *session, cfg proxyConfig) (string, error) {
 		}
 	}
 	rate := cfg.OpenRate
-	if rate == 0 { // half of nginx's saturation, to the hundred
-		rate = max(100, int(median(pick(results["nginx"], func(p proxySample) float64 { return p.wrk.rps }))/200*100))
+	var sat saturation
+	if rate == 0 { // half of nginx's saturation under the open model, to the hundred
+		closed := int(median(pick(results["nginx"], func(p proxySample) float64 { return p.wrk.rps })))
+		if sat, err = findSaturation(s, cfg, targets[1], closed); err != nil {
+			return "", err
+		}
+		rate = toHundred(sat.rate / 2)
+		if sat.rate == 0 {
+			rate = toHundred(closed / 2)
+		}
 	}
 	open := map[string][]clientResult{}
 	for r := range cfg.Rounds {
@@ -155,7 +164,86 @@ func runProxy(s *session, cfg proxyConfig) (string, error) {
 			progress("proxy open %d/%d %-16s %d/s p50 %s p99 %s errors %d of %d", r+1, cfg.Rounds, t.name, rate, fmtDur(res.p50), fmtDur(res.p99), res.errors, res.requests)
 		}
 	}
-	return renderProxy(s, cfg, targets, results, open, rate, started, load), nil
+	return renderProxy(s, cfg, targets, results, open, rate, sat, started, load), nil
+}
+
+// saturation is the highest rate at which an open-model run against a
+// target held, and the rungs tried to find it.
+type saturation struct {
+	rate  int // 0: no rung held
+	rungs []saturationRung
+}
+
+type saturationRung struct {
+	rate int
+	res  clientResult
+	why  string // why the run did not hold the rate; "" when it did
+}
+
+// saturationBar is the p99 latency, from intended send times, under which
+// an open-model run held its rate. Past saturation a queue builds up for
+// the whole run and its p99 grows to seconds; below it, the p99 on two
+// shared cores stays within a few milliseconds.
+const saturationBar = 50 * time.Millisecond
+
+// generatorBar is the p99 schedule lag above which the generator, not the
+// target, fell behind the rate (the load section's bar).
+const generatorBar = 10 * time.Millisecond
+
+// notHeld says why an open-model run did not hold its rate, or "".
+func notHeld(res clientResult) string {
+	switch {
+	case res.failed && res.requests == 0:
+		return "the run did not finish"
+	case res.failed:
+		return fmt.Sprintf("%d of %d requests dropped or failed", res.errors, res.requests)
+	case res.lag > generatorBar:
+		return fmt.Sprintf("the generator sent late (p99 schedule lag %s)", fmtDur(res.lag))
+	case res.p99 > saturationBar:
+		return fmt.Sprintf("p99 %s, over %s: requests queued", fmtDur(res.p99), fmtDur(saturationBar))
+	}
+	return ""
+}
+
+func toHundred(r int) int { return max(100, r/100*100) }
+
+// findSaturation finds the highest rate, to the hundred, that an
+// open-model run against t holds (notHeld), by rungs 25% apart: up from
+// half of guess (its closed-loop throughput) until a rung does not hold, or
+// down until one does.
+func findSaturation(s *session, cfg proxyConfig, t proxyTarget, guess int) (saturation, error) {
+	var sat saturation
+	r, up := toHundred(guess/2), true
+	for i := range 16 {
+		res, err := measureOpen(s, cfg, t, r)
+		if err != nil {
+			if s.ctx.Err() != nil {
+				return sat, err
+			}
+			res = clientResult{failed: true}
+		}
+		why := notHeld(res)
+		sat.rungs = append(sat.rungs, saturationRung{r, res, why})
+		progress("proxy saturation %-8s %6d/s p99 %-9s lag %-9s %s", t.name, r, fmtDur(res.p99), fmtDur(res.lag), why)
+		if i == 0 {
+			up = why == ""
+		}
+		switch {
+		case up && why != "":
+			return sat, nil
+		case up:
+			sat.rate = r
+			r = max(r+100, toHundred(r*5/4))
+		case why == "":
+			sat.rate = r
+			return sat, nil
+		case r <= 100:
+			return sat, nil
+		default:
+			r = toHundred(r * 4 / 5)
+		}
+	}
+	return sat, nil
 }
 
 // rotate returns the targets in round r's order, so no target always runs
@@ -420,7 +508,7 @@ func parseLoadReport(data []byte) (clientResult, error) {
 	}
 	t := rep.Total
 	return clientResult{rps: t.Rate, requests: int64(t.Due), p50: time.Duration(t.Latency.P50), p99: time.Duration(t.Latency.P99),
-		errors: int64(t.Errors + t.Dropped + t.Status.C4xx + t.Status.C5xx)}, nil
+		errors: int64(t.Errors + t.Dropped + t.Status.C4xx + t.Status.C5xx), lag: time.Duration(rep.ScheduleLag.P99)}, nil
 }
 
 func pick(ss []proxySample, f func(proxySample) float64) []float64 {
@@ -453,6 +541,50 @@ func openDur(rs []clientResult, f func(clientResult) time.Duration) time.Duratio
 	return medianDur(out)
 }
 
+// noAdded marks a p99 added that was not measured.
+const noAdded = time.Duration(math.MinInt64)
+
+// addedP99 is the median over rounds of a target's open-model p99 less the
+// upstream's own in the same round, over the rounds where both runs held
+// the rate; noAdded when none did. Pairing by round keeps a round that
+// the machine slowed for everyone from counting as latency a proxy added.
+func addedP99(target, direct []clientResult) time.Duration {
+	var out []time.Duration
+	for i := range min(len(target), len(direct)) {
+		if !target[i].failed && !direct[i].failed {
+			out = append(out, target[i].p99-direct[i].p99)
+		}
+	}
+	if len(out) == 0 {
+		return noAdded
+	}
+	return medianDur(out)
+}
+
+// saturationText says how the open model's rate was found: the rungs run
+// against nginx, and which held.
+func saturationText(sat saturation, rate int, d time.Duration) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "nginx's saturation rate: the highest rate at which a %s open-model run against nginx held, rungs 25%% apart from half its wrk throughput; a run held when under 1%% of its requests were dropped or failed, the generator's p99 schedule lag stayed under %s, and the p99 latency under %s. Rungs: ",
+		d, fmtDur(generatorBar), fmtDur(saturationBar))
+	for i, r := range sat.rungs {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		if r.why == "" {
+			fmt.Fprintf(&b, "%d/s held (p99 %s)", r.rate, fmtDur(r.res.p99))
+		} else {
+			fmt.Fprintf(&b, "%d/s not (%s)", r.rate, r.why)
+		}
+	}
+	if sat.rate == 0 {
+		fmt.Fprintf(&b, ". No rung held, so the open model runs at %d/s, half of nginx's wrk throughput, and its figures are those of an overloaded machine.\n\n", rate)
+		return b.String()
+	}
+	fmt.Fprintf(&b, ". Saturation %d/s; the open model runs at half of it, %d/s.\n\n", sat.rate, rate)
+	return b.String()
+}
+
 // proxyGoal is one of issue 18's goals for the proxy, as measured.
 type proxyGoal struct {
 	figure, goal string
@@ -461,7 +593,7 @@ type proxyGoal struct {
 	text         string // the reading: what was measured, and what stands in the way when missed
 }
 
-func renderProxy(s *session, cfg proxyConfig, targets []proxyTarget, results map[string][]proxySample, open map[string][]clientResult, rate int, started time.Time, load string) string {
+func renderProxy(s *session, cfg proxyConfig, targets []proxyTarget, results map[string][]proxySample, open map[string][]clientResult, rate int, sat saturation, started time.Time, load string) string {
 	var b bytes.Buffer
 	openFlag := "0 (half of nginx's saturation)"
 	if cfg.OpenRate > 0 {
@@ -475,9 +607,9 @@ func renderProxy(s *session, cfg proxyConfig, targets []proxyTarget, results map
 	}
 	fmt.Fprintf(&b, " against `GET /` of a raw HTTP/1.1 upstream (bench/load/server). Open model: `slolab load --rate %d/s` for %s", rate, cfg.OpenFor)
 	if cfg.OpenRate == 0 {
-		b.WriteString(", half of nginx's median wrk throughput in this run")
+		b.WriteString(", half of nginx's saturation rate under the same generator in this run")
 	}
-	fmt.Fprintf(&b, "; latency from intended send times, and \"added\" is a target's p99 less the upstream's own at that rate. "+
+	fmt.Fprintf(&b, "; latency from intended send times, and \"added\" is a target's p99 less the upstream's own in the same round (the median over rounds). "+
 		"CPU per request is the target's user and system time (its workers' too, for nginx) over the wrk run, from /proc, divided by wrk's requests: it does not depend on how the machine's cores are shared. "+
 		"Medians of %d interleaved rounds, the order rotated each round. nginx %s, Toxiproxy %s. The clients, the proxies and the upstream share the machine's cores, so absolute figures are low and only ratios carry over.\n\n",
 		cfg.Rounds, s.peers.versions["nginx"], s.peers.versions["toxiproxy"])
@@ -490,6 +622,9 @@ func renderProxy(s *session, cfg proxyConfig, targets []proxyTarget, results map
 	}
 	base, tox, ngx := med("httputil", wrkRPS), med("toxiproxy", wrkRPS), med("nginx", wrkRPS)
 
+	if cfg.OpenRate == 0 {
+		b.WriteString(saturationText(sat, rate, cfg.OpenFor))
+	}
 	b.WriteString("Throughput (closed loop, req/s), with each target's CPU time per request:\n\n")
 	b.WriteString("| target | setup | wrk req/s | × httputil | × toxiproxy | × nginx | CPU per request |")
 	if cfg.HeyDuration > 0 {
@@ -513,6 +648,7 @@ func renderProxy(s *session, cfg proxyConfig, targets []proxyTarget, results map
 		return openDur(open[name], func(r clientResult) time.Duration { return r.p99 })
 	}
 	directP99 := openP99("direct")
+	added := func(name string) time.Duration { return addedP99(open[name], open["direct"]) }
 	b.WriteString("\nLatency (medians over rounds; wrk and hey at full load, the open model at a fixed rate):\n\n")
 	b.WriteString("| target | wrk p50 | wrk p99 |")
 	if cfg.HeyDuration > 0 {
@@ -542,9 +678,9 @@ func renderProxy(s *session, cfg proxyConfig, targets []proxyTarget, results map
 			fmt.Fprintf(&b, " %s | %s |", fmtDur(pickDur(rs, func(p proxySample) time.Duration { return p.hey.p50 })),
 				fmtDur(pickDur(rs, func(p proxySample) time.Duration { return p.hey.p99 })))
 		}
-		added := "—"
-		if t.name != "direct" && openP99(t.name) > 0 && directP99 > 0 {
-			added = fmtDur(openP99(t.name) - directP99)
+		add := "—"
+		if a := added(t.name); t.name != "direct" && a != noAdded {
+			add = fmtDur(a)
 		}
 		p50, p99 := "—", "—"
 		if openP99(t.name) > 0 {
@@ -553,7 +689,7 @@ func renderProxy(s *session, cfg proxyConfig, targets []proxyTarget, results map
 		if failed > 0 {
 			p99 += fmt.Sprintf(" (%d of %d runs did not hold the rate)", failed, len(open[t.name]))
 		}
-		fmt.Fprintf(&b, " %s | %s | %s | %d |\n", p50, p99, added, errs)
+		fmt.Fprintf(&b, " %s | %s | %s | %d |\n", p50, p99, add, errs)
 	}
 	b.WriteString("\nPer round, wrk req/s: ")
 	for i, t := range targets {
@@ -568,9 +704,9 @@ func renderProxy(s *session, cfg proxyConfig, targets []proxyTarget, results map
 	}
 
 	sl := med("slolab", wrkRPS)
-	slAdded, ngxAdded := openP99("slolab")-directP99, openP99("nginx")-directP99
-	if openP99("slolab") == 0 || openP99("nginx") == 0 || directP99 == 0 {
-		slAdded, ngxAdded = -1, -1 // not measured: a run did not finish
+	slAdded, ngxAdded := added("slolab"), added("nginx")
+	if slAdded == noAdded || ngxAdded == noAdded {
+		slAdded, ngxAdded = -1, -1 // not measured: no round held the rate for both
 	}
 	goals := proxyGoals(sl, tox, base, ruleCostOf(results["slolab"], results["slolab-1-active"]), cpuOf, slAdded, ngxAdded, rate)
 	b.WriteString(".\n\nIssue 18's goals for the proxy, as this run measured them:\n\n| figure | measured | goal | |\n|---|---:|---:|---|\n")
@@ -595,9 +731,9 @@ func renderProxy(s *session, cfg proxyConfig, targets []proxyTarget, results map
 		b.WriteString(reading(latencyVerdict(lp, np), fmt.Sprintf("At %d req/s (open model) slolab's p99 is %s against nginx's %s and the tuned httputil's %s (the upstream alone: %s).",
 			rate, fmtDur(lp), fmtDur(np), fmtDur(openP99("httputil")), fmtDur(directP99))))
 	}
-	idle := med("slolab-20-idle", wrkRPS) / sl
-	b.WriteString(reading(costVerdict(idle), fmt.Sprintf("On routes they do not target, 20 idle rules keep %.0f%% of slolab's rule-free throughput (%.1f µs of CPU per request against %.1f µs).",
-		100*idle, micros(cpuOf("slolab-20-idle")), micros(cpuOf("slolab")))))
+	idle := ruleCostOf(results["slolab"], results["slolab-20-idle"])
+	b.WriteString(reading(costVerdict(idle.perCPU), fmt.Sprintf("On routes they do not target, 20 idle rules keep %.0f%% of slolab's rule-free requests per CPU-second (%.1f µs of CPU per request against %.1f µs, over every wrk run), and %.0f%% of its wrk throughput paired round by round.",
+		100*idle.perCPU, micros(idle.cpu[1]), micros(idle.cpu[0]), 100*idle.wall)))
 	for _, g := range goals {
 		v := "meets goal"
 		if !g.met {

@@ -99,3 +99,34 @@ func TestARulesCostIsJudgedFromCPUTimeWithTheWallRatioPairedByRound(t *testing.T
 		t.Errorf("5%% more CPU per request met the goal: %s", g.text)
 	}
 }
+
+// The p99 a proxy adds is paired with the upstream's own run of the same
+// round, over the rounds where both held the rate.
+func TestTheP99AddedIsPairedByRoundOverRunsThatHeld(t *testing.T) {
+	ms := time.Millisecond
+	direct := []clientResult{{p99: 2 * ms}, {p99: 40 * ms}, {p99: 3 * ms}, {failed: true}}
+	target := []clientResult{{p99: 3 * ms}, {p99: 42 * ms}, {failed: true}, {p99: ms}}
+	if got := addedP99(target, direct); got != 1500*time.Microsecond {
+		t.Errorf("added %s, want 1.5ms (the median of 1ms and 2ms)", got)
+	}
+	if got := addedP99([]clientResult{{failed: true}}, direct); got != noAdded {
+		t.Errorf("added %s with no round held", got)
+	}
+}
+
+func TestARunHoldsItsRateUnderEveryBar(t *testing.T) {
+	for _, c := range []struct {
+		res  clientResult
+		want string
+	}{
+		{clientResult{requests: 4000, p99: 3 * time.Millisecond, lag: time.Millisecond}, ""},
+		{clientResult{failed: true}, "the run did not finish"},
+		{clientResult{requests: 4000, errors: 41, failed: true}, "41 of 4000 requests dropped or failed"},
+		{clientResult{requests: 4000, p99: 3 * time.Millisecond, lag: 11 * time.Millisecond}, "the generator sent late (p99 schedule lag 11ms)"},
+		{clientResult{requests: 4000, p99: 900 * time.Millisecond, lag: time.Millisecond}, "p99 900ms, over 50ms: requests queued"},
+	} {
+		if got := notHeld(c.res); got != c.want {
+			t.Errorf("%+v: %q, want %q", c.res, got, c.want)
+		}
+	}
+}
