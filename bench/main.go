@@ -93,6 +93,8 @@ func parseFlags(args []string) (*config, error) {
 	fs.DurationVar(&c.proxy.HeyDuration, "hey-duration", 3*time.Second, "proxy: hey run per target per round (0: no hey)")
 	fs.IntVar(&c.proxy.Conns, "conns", 32, "proxy: wrk and hey connections")
 	fs.IntVar(&c.proxy.Threads, "threads", 2, "proxy: wrk threads")
+	fs.IntVar(&c.proxy.RulePairs, "rule-pairs", 6, "proxy: wrk runs of slolab without rules and with them back to back, for what rules cost on other routes")
+	fs.DurationVar(&c.proxy.RuleFor, "rule-duration", 3*time.Second, "proxy: each wrk run of the rule-cost phase")
 	fs.IntVar(&c.proxy.OpenRate, "open-rate", 0, "proxy: open-model rate, requests per second (0: half of nginx's saturation rate, found in the run by open-model rungs)")
 	fs.DurationVar(&c.proxy.OpenFor, "open-duration", 4*time.Second, "proxy: open-model run per target per round")
 

@@ -91,7 +91,7 @@ func TestARulesCostIsJudgedFromCPUTimeWithTheWallRatioPairedByRound(t *testing.T
 		t.Errorf("perCPU %.3f wall %.3f rounds %v cpu %v", c.perCPU, c.wall, c.rounds, c.cpu)
 	}
 	g := proxyGoals(20000, 19000, 10000, c, func(string) time.Duration { return 0 }, time.Millisecond, time.Millisecond, 1000)[2]
-	if !g.met || !strings.Contains(g.text, "rounds: 0.99, 0.85, 1.01") {
+	if !g.met || !strings.Contains(g.text, "runs: 0.99, 0.85, 1.01") {
 		t.Errorf("met %v: %s", g.met, g.text)
 	}
 	c.perCPU = 0.95
