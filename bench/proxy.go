@@ -153,13 +153,13 @@ func runProxy(s *session, cfg proxyConfig) (string, error) {
 		if sat, err = findSaturation(s, cfg, targets[1], closed); err != nil {
 			return "", err
 		}
-		rate = toHundred(sat.rate / 2)
-		if sat.rate == 0 {
-			rate = toHundred(closed / 2)
+		rate = 0 // no rung held: the open model's figures would be the machine's, not the proxies'
+		if sat.rate > 0 {
+			rate = toHundred(sat.rate / 2)
 		}
 	}
 	open := map[string][]clientResult{}
-	for r := range cfg.Rounds {
+	for r := range cfg.Rounds * min(rate, 1) {
 		for _, t := range rotate(targets, r) {
 			res, err := measureOpen(s, cfg, t, rate)
 			if err != nil {
@@ -623,7 +623,7 @@ func saturationText(sat saturation, rate int, d time.Duration) string {
 		}
 	}
 	if sat.rate == 0 {
-		fmt.Fprintf(&b, ". No rung held, so the open model runs at %d/s, half of nginx's wrk throughput, and its figures are those of an overloaded machine.\n\n", rate)
+		b.WriteString(". No rung held, so the open model did not run: on this machine at this time its figures would be the machine's stalls, not the proxies'.\n\n")
 		return b.String()
 	}
 	fmt.Fprintf(&b, ". Saturation %d/s; the open model runs at half of it, %d/s.\n\n", sat.rate, rate)
@@ -649,7 +649,9 @@ func renderProxy(s *session, cfg proxyConfig, targets []proxyTarget, results, ru
 		fmt.Fprintf(&b, " and `hey -z %s -c %d` (hey %s, which reports latencies to 0.1 ms)", durSeconds(cfg.HeyDuration), cfg.Conns, s.peers.versions["hey"])
 	}
 	fmt.Fprintf(&b, " against `GET /` of a raw HTTP/1.1 upstream (bench/load/server). Open model: `slolab load --rate %d/s` for %s", rate, cfg.OpenFor)
-	if cfg.OpenRate == 0 {
+	if rate == 0 {
+		b.WriteString(", not run (no rate found, below)")
+	} else if cfg.OpenRate == 0 {
 		b.WriteString(", half of nginx's saturation rate under the same generator in this run")
 	}
 	fmt.Fprintf(&b, "; latency from intended send times, and \"added\" is a target's p99 less the upstream's own in the same round (the median over rounds). "+
@@ -869,7 +871,10 @@ func proxyGoals(sl, tox, tuned float64, rule ruleCost, cpu func(string) time.Dur
 	switch {
 	case slAdded < 0:
 		gs[3].got, gs[3].shown = math.NaN(), "—"
-		gs[3].text = fmt.Sprintf("The p99 added at %d req/s was not measured (goal: no more than nginx's): every open-model run of the upstream, nginx or slolab dropped or failed more than 1%% of its requests, so the generator did not hold the rate on this machine.", rate)
+		gs[3].text = fmt.Sprintf("The p99 added at %d req/s was not measured (goal: no more than nginx's): in no round did the open-model runs of both the upstream and the proxy hold the rate (under 1%% of requests dropped or failed), so the generator did not hold it on this machine.", rate)
+		if rate == 0 {
+			gs[3].text = "The p99 added was not measured (goal: no more than nginx's): no open-model rung against nginx held (see how its saturation rate was sought, above), so the machine was too busy to find it."
+		}
 	case slAdded < 0 || ngxAdded < 0:
 		gs[3].text += " A figure below zero is a proxy's p99 under the upstream's own in the same round: the tail of these runs was set by the machine's stalls, not by the proxies, so the comparison says little; run it on a quiet machine, or longer (-open-duration, -rounds)."
 	case !gs[3].met:
