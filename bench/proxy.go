@@ -252,6 +252,14 @@ func notHeld(res clientResult) string {
 
 func toHundred(r int) int { return max(100, r/100*100) }
 
+// rateText is an open-model rate, or "—" for none found.
+func rateText(rate int) string {
+	if rate == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%d req/s", rate)
+}
+
 // findSaturation finds the highest rate, to the hundred, that an
 // open-model run against t holds (notHeld), by rungs 25% apart: up from
 // half of guess (its closed-loop throughput) until a rung does not hold, or
@@ -845,7 +853,7 @@ func proxyGoals(sl, tox, tuned float64, rule ruleCost, cpu func(string) time.Dur
 		{figure: "slolab, no rules ÷ Toxiproxy, wrk req/s", goal: "≥ 1.00", got: sl / tox},
 		{figure: "slolab ÷ tuned httputil, wrk req/s", goal: "≥ 1.50", got: sl / tuned},
 		{figure: fmt.Sprintf("slolab, one active rule on another route ÷ no rules, requests per CPU-second (wrk req/s, paired run by run: %s)", fmtRatio(rule.wall)), goal: "≥ 0.97", got: rule.perCPU},
-		{figure: fmt.Sprintf("p99 added at %d req/s (half nginx's saturation), slolab and nginx", rate), goal: "slolab ≤ nginx", got: float64(slAdded) / float64(max(ngxAdded, time.Microsecond)),
+		{figure: fmt.Sprintf("p99 added at %s (half nginx's saturation), slolab and nginx", rateText(rate)), goal: "slolab ≤ nginx", got: float64(slAdded) / float64(max(ngxAdded, time.Microsecond)),
 			shown: fmt.Sprintf("%s, %s", fmtDur(slAdded), fmtDur(ngxAdded))},
 	}
 	gs[0].met, gs[1].met, gs[2].met = gs[0].got >= 1, gs[1].got >= 1.5, rule.perCPU >= 0.97

@@ -130,3 +130,31 @@ func TestARunHoldsItsRateUnderEveryBar(t *testing.T) {
 		}
 	}
 }
+
+// A run whose open model found no rate renders the closed loop and the
+// rule cost, says the open model did not run and why, and judges the
+// p99 goal not measured rather than dividing by nothing.
+func TestAProxySectionWithoutAnOpenModelRateSaysWhy(t *testing.T) {
+	s := &session{peers: peers{versions: map[string]string{}}}
+	var targets []proxyTarget
+	results, ruleRuns := map[string][]proxySample{}, map[string][]proxySample{}
+	for i, name := range []string{"direct", "nginx", "httputil", "httputil-default", "toxiproxy", "slolab", "slolab-20-idle", "slolab-1-active"} {
+		targets = append(targets, proxyTarget{name: name, note: name})
+		smp := proxySample{wrk: clientResult{rps: float64(10000 + 1000*i), requests: 50000, p50: time.Millisecond, p99: 9 * time.Millisecond}, cpu: 20 * time.Microsecond, cpuTotal: time.Second}
+		results[name] = []proxySample{smp}
+		ruleRuns[name] = []proxySample{smp, smp}
+	}
+	sat := saturation{rungs: []saturationRung{{rate: 5000, res: clientResult{lag: 40 * time.Millisecond}, why: "the generator sent late (p99 schedule lag 40ms)"}}}
+	out := renderProxy(s, proxyConfig{Rounds: 1, WrkDuration: 5 * time.Second, Conns: 32, Threads: 2, RulePairs: 2, RuleFor: 3 * time.Second, OpenFor: 4 * time.Second},
+		targets, results, ruleRuns, map[string][]clientResult{}, 0, sat, time.Unix(0, 0), "1.00")
+	for _, want := range []string{
+		"5000/s not (the generator sent late (p99 schedule lag 40ms)). No rung held, so the open model did not run",
+		"| slolab, one active rule on another route ÷ no rules, requests per CPU-second (wrk req/s, paired run by run: 1.13) | 1.00 | ≥ 0.97 | met |",
+		"| p99 added at — (half nginx's saturation), slolab and nginx | — | slolab ≤ nginx | **missed** |",
+		"The p99 added was not measured (goal: no more than nginx's): no open-model rung against nginx held",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the section lacks %q:\n%s", want, out)
+		}
+	}
+}
