@@ -634,7 +634,14 @@ func saturationText(sat saturation, rate int, d time.Duration) string {
 		b.WriteString(". No rung held, so the open model did not run: on this machine at this time its figures would be the machine's stalls, not the proxies'.\n\n")
 		return b.String()
 	}
-	fmt.Fprintf(&b, ". Saturation %d/s; the open model runs at half of it, %d/s.\n\n", sat.rate, rate)
+	fmt.Fprintf(&b, ". Saturation %d/s; the open model runs at half of it, %d/s.", sat.rate, rate)
+	for _, r := range sat.rungs {
+		if r.rate > sat.rate && strings.HasPrefix(r.why, "the generator") {
+			b.WriteString(" A rung above it failed on the generator's own lateness, not on nginx: the rate found is what the generator sent on time on this machine, at or under nginx's saturation.")
+			break
+		}
+	}
+	b.WriteString("\n\n")
 	return b.String()
 }
 
