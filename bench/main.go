@@ -8,8 +8,9 @@
 //     directly, nginx, a plain httputil.ReverseProxy (tuned, and with the
 //     default transport), Toxiproxy and slolab (no rules; 20 idle rules; one
 //     active rule on another route), under wrk and hey (closed loop) and
-//     slolab's open-model generator at half of nginx's saturation rate,
-//     interleaved rounds, with issue 18's goals;
+//     slolab's open-model generator at half of nginx's saturation rate
+//     (found first with the same generator), interleaved rounds, with
+//     issue 18's goals (a rule's cost judged from CPU time per request);
 //   - exact: injected counts of slolab's counter rule vs a Bernoulli draw per
 //     request (Envoy, Istio) vs a draw per connection (Toxiproxy), simulated;
 //   - delay: intended vs observed for 1 s delays on 1% of requests at
@@ -92,7 +93,9 @@ func parseFlags(args []string) (*config, error) {
 	fs.DurationVar(&c.proxy.HeyDuration, "hey-duration", 3*time.Second, "proxy: hey run per target per round (0: no hey)")
 	fs.IntVar(&c.proxy.Conns, "conns", 32, "proxy: wrk and hey connections")
 	fs.IntVar(&c.proxy.Threads, "threads", 2, "proxy: wrk threads")
-	fs.IntVar(&c.proxy.OpenRate, "open-rate", 0, "proxy: open-model rate, requests per second (0: half of nginx's wrk throughput in the run)")
+	fs.IntVar(&c.proxy.RulePairs, "rule-pairs", 6, "proxy: wrk runs of slolab without rules and with them back to back, for what rules cost on other routes")
+	fs.DurationVar(&c.proxy.RuleFor, "rule-duration", 3*time.Second, "proxy: each wrk run of the rule-cost phase")
+	fs.IntVar(&c.proxy.OpenRate, "open-rate", 0, "proxy: open-model rate, requests per second (0: half of nginx's saturation rate, found in the run by open-model rungs)")
 	fs.DurationVar(&c.proxy.OpenFor, "open-duration", 4*time.Second, "proxy: open-model run per target per round")
 
 	fs.StringVar(&c.exactRate, "exact-rate", "0.1%", "exact: the fault rate")

@@ -483,3 +483,73 @@ func TestRunsHoldGroupingsOnTheirOwnCUJs(t *testing.T) {
 		}
 	})
 }
+
+// A rule on another route of the request's own CUJ, and one on another
+// CUJ, cost a request nothing: it allocates nothing, and neither rule is
+// offered it.
+func TestRulesOnOtherRoutesCostARequestNothing(t *testing.T) {
+	svc, routes := chat(t)
+	reg, _ := fault.NewRegistry(fault.Config{Service: svc, Routes: routes})
+	for _, js := range []string{
+		`{"name": "same-cuj", "match": {"cuj": "update", "route": "PUT /messages/{id}"}, "delay": "1ms"}`,
+		`{"name": "other-cuj", "match": {"cuj": "send"}, "status": 500}`,
+	} {
+		if _, _, err := reg.Put(rule(t, js)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req := httptest.NewRequest("POST", "/update", nil)
+	rt := routes.Match(req)
+	now := time.Now()
+	allocs := testing.AllocsPerRun(1000, func() {
+		tbl := reg.Table()
+		g, _ := tbl.Group(req, rt, "", now)
+		if d := tbl.Decide(req, rt, g, now); len(d.Injected) != 0 {
+			t.Fatalf("injected %s", names(d.Injected))
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per request", allocs)
+	}
+	for _, name := range []string{"same-cuj", "other-cuj"} {
+		if st, _ := reg.Get(name); st.Matched != 0 {
+			t.Errorf("%s was offered %d requests of another route", name, st.Matched)
+		}
+	}
+	put := httptest.NewRequest("PUT", "/messages/7", nil)
+	if d := reg.Table().Decide(put, routes.Match(put), match.GroupNone, now); names(d.Injected) != "same-cuj" {
+		t.Errorf("its own route: injected %q", names(d.Injected))
+	}
+}
+
+// BenchmarkRequestOnAnotherRoute is the fault rules' work for a request
+// (its group, then the decision) with no rules, and with one active rule on
+// another route of its CUJ or on another CUJ.
+func BenchmarkRequestOnAnotherRoute(b *testing.B) {
+	for _, tc := range []struct{ name, rule string }{
+		{"no rules", ""},
+		{"rule on another route of its CUJ", `{"name": "r", "match": {"cuj": "update", "route": "PUT /messages/{id}"}, "delay": "1ms"}`},
+		{"rule on another CUJ", `{"name": "r", "match": {"cuj": "send"}, "delay": "1ms"}`},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			svc, _ := spec.LoadService("../examples/chat.yaml")
+			routes, _ := match.Compile(svc)
+			reg, _ := fault.NewRegistry(fault.Config{Service: svc, Routes: routes})
+			if tc.rule != "" {
+				r, _ := spec.ParseFaultRule("", []byte(tc.rule), "")
+				if _, _, err := reg.Put(r); err != nil {
+					b.Fatal(err)
+				}
+			}
+			req := httptest.NewRequest("POST", "/update", nil)
+			rt := routes.Match(req)
+			now := time.Now()
+			b.ReportAllocs()
+			for b.Loop() {
+				tbl := reg.Table()
+				g, _ := tbl.Group(req, rt, "", now)
+				tbl.Decide(req, rt, g, now)
+			}
+		})
+	}
+}

@@ -172,7 +172,7 @@ func (r *Registry) publish() {
 			}
 		}
 	}
-	r.current.Store(newTable(len(r.cfg.Routes.CUJs()), rules, groupers))
+	r.current.Store(newTable(r.cfg.Routes.Routes(), rules, groupers))
 }
 
 func stateAt(rule *Rule, now time.Time) string {

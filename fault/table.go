@@ -63,12 +63,13 @@ func (r *Rule) matches(req *http.Request, route *match.Route, group match.Group)
 }
 
 // Table is an immutable set of compiled rules, in evaluation order (ascending
-// priority, then name), indexed by CUJ so a request only looks at the rules
-// that can concern it. Publish a new Table to change anything.
+// priority, then name), indexed by route so a request only looks at the
+// rules that can concern it: a rule on another CUJ or another route costs a
+// request nothing. Publish a new Table to change anything.
 type Table struct {
-	rules []*Rule
-	byCUJ [][]*Rule
-	tcp   map[string][]*Rule // TCP rules by listener
+	rules   []*Rule
+	byRoute [][]*Rule          // by route ID: the rules whose CUJ and route selectors admit the route
+	tcp     map[string][]*Rule // TCP rules by listener
 	// groupers holds, per CUJ index, the grouping of the run that holds
 	// the CUJ, if any, with its lease end.
 	groupers []leasedGrouper
@@ -79,22 +80,22 @@ type leasedGrouper struct {
 	to int64 // lease end, Unix nanoseconds
 }
 
-func newTable(numCUJs int, rules []*Rule, groupers []leasedGrouper) *Table {
+func newTable(routes []*match.Route, rules []*Rule, groupers []leasedGrouper) *Table {
 	slices.SortFunc(rules, func(a, b *Rule) int {
 		if a.Spec.Priority != b.Spec.Priority {
 			return a.Spec.Priority - b.Spec.Priority
 		}
 		return strings.Compare(a.Spec.Name, b.Spec.Name)
 	})
-	t := &Table{rules: rules, byCUJ: make([][]*Rule, numCUJs), groupers: groupers, tcp: map[string][]*Rule{}}
+	t := &Table{rules: rules, byRoute: make([][]*Rule, len(routes)), groupers: groupers, tcp: map[string][]*Rule{}} // route IDs are dense
 	for _, r := range rules {
 		if l := r.Spec.Match.TCP; l != "" {
 			t.tcp[l] = append(t.tcp[l], r)
 			continue
 		}
-		for c := range t.byCUJ {
-			if r.cuj < 0 || r.cuj == c {
-				t.byCUJ[c] = append(t.byCUJ[c], r)
+		for _, rt := range routes {
+			if (r.cuj < 0 || r.cuj == rt.CUJ) && (r.route < 0 || r.route == rt.ID) {
+				t.byRoute[rt.ID] = append(t.byRoute[rt.ID], r)
 			}
 		}
 	}
@@ -140,7 +141,7 @@ type Decision struct {
 	Injected []*Rule
 }
 
-// Decide offers a request to the rules of its CUJ in evaluation order. Each
+// Decide offers a request to the rules of its route in evaluation order. Each
 // rule whose selector matches takes the next position in its own matched
 // stream and injects at its exact rate. Injected delays add up; replace and
 // patch actions apply in order; the first injected terminal action (abort or
@@ -148,7 +149,7 @@ type Decision struct {
 // rule's rate holds exactly over the requests it was offered.
 func (t *Table) Decide(req *http.Request, route *match.Route, group match.Group, now time.Time) Decision {
 	var d Decision
-	for _, r := range t.byCUJ[route.CUJ] {
+	for _, r := range t.byRoute[route.ID] {
 		if !r.active(now) || !r.matches(req, route, group) {
 			continue
 		}

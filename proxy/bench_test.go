@@ -97,7 +97,7 @@ func BenchmarkProxyLoopback(b *testing.B) {
 		rules []string
 	}{
 		{"no rules", nil},
-		{"one active rule on another route", []string{`{"name": "other", "match": {"cuj": "update"}, "delay": "1ms"}`}},
+		{"one active rule on another route", []string{`{"name": "other", "match": {"cuj": "read", "route": "GET /messages/{id}"}, "delay": "1ms"}`}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			addr := startBench(b, tc.rules)
