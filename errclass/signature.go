@@ -3,8 +3,11 @@ package errclass
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"io"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -68,65 +71,103 @@ func Signature(body []byte) string {
 }
 
 // jsonSignature reads the error fields of a JSON body, or "" when it is
-// not JSON (a sample cut short is read as far as it parses).
+// not JSON. A sample cut short is read as far as it goes: the error fields
+// usually come first.
 func jsonSignature(body []byte) string {
-	var v any
-	if err := json.Unmarshal(body, &v); err != nil {
+	fields, keys, ok := jsonFields(body)
+	switch {
+	case len(fields) > 0:
+		sort.Strings(fields)
+		return strings.Join(fields, " ")
+	case !ok && len(keys) == 0:
 		return ""
 	}
-	var fields []string
-	collect(v, "", 0, &fields)
-	if len(fields) == 0 {
-		// No error fields: the shape of the document, its member names.
-		if m, ok := v.(map[string]any); ok {
-			keys := make([]string, 0, len(m))
-			for k := range m {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			return "json{" + strings.Join(keys, ",") + "}"
-		}
-		return "json"
-	}
-	sort.Strings(fields)
-	return strings.Join(fields, " ")
+	// No error fields: the shape of the document, its member names.
+	sort.Strings(keys)
+	return "json{" + strings.Join(keys, ",") + "}"
 }
 
-// collect appends path=value for the error fields of v, descending into
-// error objects and the first element of error arrays, three levels deep.
-func collect(v any, path string, depth int, out *[]string) {
-	if depth > 3 {
-		return
-	}
-	switch v := v.(type) {
-	case map[string]any:
-		for k, e := range v {
-			if !errorFields[strings.ToLower(k)] {
-				continue
+// frame is an object or array being read.
+type frame struct {
+	obj     bool
+	path    string
+	errish  bool // reached through error fields (or the root)
+	wantKey bool
+	key     string
+	idx     int
+}
+
+// jsonFields streams body's tokens and returns path=masked value for the
+// scalars under error fields (three levels deep, an array's first element
+// only), and the root object's member names; ok is false when body is not
+// JSON as far as it goes.
+func jsonFields(body []byte) (fields, keys []string, ok bool) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var stack []frame
+	done := func() { // a value of the top frame has been read
+		if n := len(stack); n > 0 {
+			if stack[n-1].obj {
+				stack[n-1].wantKey = true
+			} else {
+				stack[n-1].idx++
 			}
-			p := k
-			if path != "" {
-				p = path + "." + k
-			}
-			switch e := e.(type) {
-			case map[string]any, []any:
-				collect(e, p, depth+1, out)
-			case string:
-				*out = append(*out, p+"="+Mask(e))
-			case nil:
-			default:
-				b, _ := json.Marshal(e)
-				*out = append(*out, p+"="+Mask(string(b)))
-			}
-		}
-	case []any:
-		if len(v) > 0 {
-			collect(v[0], path+"[]", depth+1, out)
-		}
-		if len(v) > 0 && path == "" {
-			return
 		}
 	}
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return fields, keys, errors.Is(err, io.EOF) && len(stack) == 0
+		}
+		var top *frame
+		if n := len(stack); n > 0 {
+			top = &stack[n-1]
+		}
+		if d, isDelim := tok.(json.Delim); isDelim && (d == '}' || d == ']') {
+			stack = stack[:len(stack)-1]
+			done()
+			continue
+		}
+		if top != nil && top.obj && top.wantKey {
+			top.key, _ = tok.(string)
+			top.wantKey = false
+			if len(stack) == 1 {
+				keys = append(keys, top.key)
+			}
+			continue
+		}
+		path, errish := "", true
+		switch {
+		case top == nil:
+		case top.obj:
+			path, errish = join(top.path, top.key), top.errish && errorFields[strings.ToLower(top.key)]
+		default:
+			path, errish = top.path+"[]", top.errish && top.idx == 0
+		}
+		var text string
+		switch v := tok.(type) {
+		case json.Delim:
+			stack = append(stack, frame{obj: v == '{', path: path, errish: errish && len(stack) < 4, wantKey: v == '{'})
+			continue
+		case string:
+			text = v
+		case json.Number:
+			text = v.String()
+		case bool:
+			text = strconv.FormatBool(v)
+		}
+		if errish && top != nil && tok != nil {
+			fields = append(fields, path+"="+Mask(text))
+		}
+		done()
+	}
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
 }
 
 var title = regexp.MustCompile(`(?is)<title[^>]*>(.*?)</title>`)
