@@ -44,7 +44,7 @@ type Event struct {
 	Path   string // the request path, without its query (which may carry secrets)
 	Status int    // the status the client saw; 0 for none
 	Kind   string // one of the Kind constants
-	Body   []byte // the response body's first bytes (KindStatus only); read, not kept
+	Body   []byte // the response body's first bytes (KindStatus), or what befell a TCP connection; read, not kept
 	// Injected marks a request a fault rule changed: its classes are kept
 	// apart from the app's own, with their own bound.
 	Injected bool
@@ -153,7 +153,7 @@ func (c *Classifier) set(cuj string) *cujSet {
 // Observe counts an event in its class, making the class when it is new.
 func (c *Classifier) Observe(e Event) {
 	var sig string
-	if e.Kind == KindStatus {
+	if len(e.Body) > 0 {
 		sig = Signature(e.Body[:min(len(e.Body), c.cfg.SampleSize)])
 	}
 	id := ID(e.CUJ, e.Route, e.Status, e.Kind, sig, e.Injected)

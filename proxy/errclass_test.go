@@ -1,8 +1,8 @@
 package proxy_test
 
 import (
-	"io"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"

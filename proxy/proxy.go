@@ -66,7 +66,7 @@ type Config struct {
 	// response's body as they pass to the client.
 	Classes *errclass.Classifier
 	Logger  *slog.Logger
-	Now       func() time.Time
+	Now     func() time.Time
 }
 
 func (c *Config) defaults() {

@@ -54,7 +54,7 @@ type FlusherConfig struct {
 	// Classes, when set, are the error classes written with every flush.
 	Classes ErrorClasses
 	Now     func() time.Time
-	Logger       *slog.Logger
+	Logger  *slog.Logger
 }
 
 func (c *FlusherConfig) defaults(interval time.Duration) {
