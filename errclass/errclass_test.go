@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"fmt"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestSignature(t *testing.T) {
@@ -125,5 +128,30 @@ func TestDistinctBodiesKeepMemoryBounded(t *testing.T) {
 	t.Logf("heap after %d distinct bodies: %d bytes more (%d classes held, %d dropped)", n, grew, k, dropped)
 	if limit := int64(k * (2*DefaultSampleSize + 1024)); grew > limit {
 		t.Errorf("heap grew %d bytes, want at most %d (K classes with their examples)", grew, limit)
+	}
+}
+
+func TestMetricsCountClassesPerCUJAndKindOnly(t *testing.T) {
+	c := New(Config{PerCUJ: 2})
+	for i := range 5 {
+		c.Observe(Event{CUJ: "update", Status: 500, Kind: KindStatus, Body: fmt.Appendf(nil, "failure %c", 'a'+i)})
+	}
+	c.Observe(Event{CUJ: "update", Status: 504, Kind: KindTimeout})
+	c.Observe(Event{CUJ: "send", Status: 0, Kind: KindAbort, Injected: true, Fault: "cut"})
+	want := `
+# HELP slolab_error_classes Error classes the proxy holds (bounded per CUJ), by failure kind; injected ones apart.
+# TYPE slolab_error_classes gauge
+slolab_error_classes{cuj="send",injected="true",kind="abort"} 1
+slolab_error_classes{cuj="update",injected="false",kind="status"} 1
+slolab_error_classes{cuj="update",injected="false",kind="timeout"} 1
+# HELP slolab_error_classes_dropped_total Error classes dropped, least recently seen first, to keep the bound per CUJ.
+# TYPE slolab_error_classes_dropped_total counter
+slolab_error_classes_dropped_total{cuj="send",injected="false"} 0
+slolab_error_classes_dropped_total{cuj="send",injected="true"} 0
+slolab_error_classes_dropped_total{cuj="update",injected="false"} 4
+slolab_error_classes_dropped_total{cuj="update",injected="true"} 0
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want)); err != nil {
+		t.Error(err)
 	}
 }
