@@ -229,11 +229,12 @@ func NewErrorsMarkdown(w io.Writer, ne NewErrors) error {
 	}
 	fmt.Fprintf(w, "%s appeared in the last %s that the %s before never saw:\n\n", plural(len(ne.Classes), "error class", "error classes"), spec.FormatDuration(time.Duration(ne.Since)), spec.FormatDuration(time.Duration(ne.BaselineSpan)))
 	for _, c := range ne.Classes {
-		fmt.Fprintf(w, "- **%s** `%s` %s, %d requests since %s: `%s`\n", c.CUJ, c.Route, statusText(c.Class), c.Count, seenTime(c.FirstSeen), signatureText(c.Class))
+		fmt.Fprintf(w, "- **%s** `%s` %s, %s since %s: `%s`\n", c.CUJ, c.Route, statusText(c.Class), plural(int(c.Count), "request", "requests"), seenTime(c.FirstSeen), signatureText(c.Class))
 	}
+	fmt.Fprintln(w, "\nSLO impact:")
 	fmt.Fprintln(w)
 	for _, im := range ne.Impact {
-		fmt.Fprintf(w, "%s.\n", capitalise(im.Text()))
+		fmt.Fprintf(w, "- %s\n", im.Text())
 	}
 	return nil
 }

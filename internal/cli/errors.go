@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"slolab.dev/slolab/errclass"
 	"slolab.dev/slolab/notify"
 	rpt "slolab.dev/slolab/report"
 	"slolab.dev/slolab/slo"
@@ -68,30 +70,10 @@ as Slack-compatible JSON ({"text": ...}), for a daily cron job.`,
 			if err != nil {
 				return err
 			}
-			from := now.Add(-time.Duration(since)).Truncate(time.Hour)
-			window := slo.Range{From: from, To: now}
-			base := slo.Range{From: from.Add(-time.Duration(baseline)), To: from}
-			seen, err := s.store.ErrorClasses(e.ctx, window.From, window.To)
+			ne, err := newErrors(e.ctx, svc, s, now, time.Duration(since), time.Duration(baseline))
 			if err != nil {
 				return err
 			}
-			var before = seen[:0:0]
-			if baseline > 0 {
-				if before, err = s.store.ErrorClasses(e.ctx, base.From, base.To); err != nil {
-					return err
-				}
-			}
-			events, err := s.Events(e.ctx, window)
-			if err != nil {
-				return err
-			}
-			status, err := slo.Evaluate(e.ctx, svc, s, now)
-			if err != nil {
-				return err
-			}
-			ne := rpt.BuildNewErrors(seen, before, events, status)
-			ne.Service, ne.Source, ne.Window, ne.Baseline = svc.Name, s.describe, window, base
-			ne.Since, ne.BaselineSpan = spec.Duration(since), spec.Duration(baseline)
 			if webhook != "" {
 				if err := notify.PostText(e.ctx, nil, webhook, rpt.NewErrorsText(ne)); err != nil {
 					return err
@@ -119,4 +101,35 @@ func (f *sourceFlags) addStore(cmd *cobra.Command, e *env) {
 	fs := cmd.Flags()
 	fs.StringVar(&f.specPath, "spec", "", "the service spec with the CUJs and their SLOs (default: the spec the store was written under)")
 	fs.StringVar(&f.store, "store", defaultStore(e), "the embedded store 'slolab proxy --store' writes (default $SLOLAB_STORE or slolab.db)")
+}
+
+// newErrors reads the store's error classes of the hours back to since
+// before now and of the baseline before them, and the SLO impact on their
+// CUJs.
+func newErrors(ctx context.Context, svc *spec.Service, s *source, now time.Time, since, baseline time.Duration) (rpt.NewErrors, error) {
+	from := now.Add(-since).Truncate(time.Hour)
+	window := slo.Range{From: from, To: now}
+	base := slo.Range{From: from.Add(-baseline), To: from}
+	seen, err := s.store.ErrorClasses(ctx, window.From, window.To)
+	if err != nil {
+		return rpt.NewErrors{}, err
+	}
+	var before []errclass.Class
+	if baseline > 0 {
+		if before, err = s.store.ErrorClasses(ctx, base.From, base.To); err != nil {
+			return rpt.NewErrors{}, err
+		}
+	}
+	events, err := s.Events(ctx, window)
+	if err != nil {
+		return rpt.NewErrors{}, err
+	}
+	status, err := slo.Evaluate(ctx, svc, s, now)
+	if err != nil {
+		return rpt.NewErrors{}, err
+	}
+	ne := rpt.BuildNewErrors(seen, before, events, status)
+	ne.Service, ne.Source, ne.Window, ne.Baseline = svc.Name, s.describe, window, base
+	ne.Since, ne.BaselineSpan = spec.Duration(since), spec.Duration(baseline)
+	return ne, nil
 }

@@ -161,6 +161,17 @@ func TestErrorsListsNewClassesWithCountsAndFirstSightings(t *testing.T) {
 		t.Errorf("webhook text = %q", got.Text)
 	}
 
+	// The review report ends with them.
+	code, out, errOut = runCLI(t, nil, "slo", "report", "--store", db, "--window", "7d")
+	if code != 0 {
+		t.Fatalf("slo report: exit %d: %s", code, errOut)
+	}
+	if want := "## New errors\n\n3 error classes appeared in the last 1w that the 1w before never saw:\n\n" +
+		"- **login** `POST /login` 500, 8 requests since " + known.FirstSeen.UTC().Format("2006-01-02 15:04:05 UTC") + ": `error=session store down`\n" +
+		"- **update** `POST /update` 500, 2 requests since " + first.FirstSeen.UTC().Format("2006-01-02 15:04:05 UTC") + ": `error=user <n> not found`\n"; !strings.Contains(out, want) {
+		t.Errorf("the review lacks %q:\n%s", want, out)
+	}
+
 	if code, _, errOut := runCLI(t, nil, "errors", "--store", db, "--since", "0"); code != ExitUsage || !strings.Contains(errOut, "--since must be positive") {
 		t.Errorf("--since 0: exit %d %q", code, errOut)
 	}
