@@ -10,6 +10,7 @@ import (
 	"container/list"
 	"crypto/sha256"
 	"encoding/hex"
+	"hash/fnv"
 	"strconv"
 	"sync"
 	"time"
@@ -108,10 +109,14 @@ type Classifier struct {
 
 // cujSet holds one CUJ's classes, its own errors and the injected ones apart.
 type cujSet struct {
-	mu  sync.Mutex
-	own lru
-	inj lru
+	mu   sync.Mutex
+	own  lru
+	inj  lru
+	sigs map[uint64]string // signatures of recent bodies, by hash: an error that repeats is masked once
 }
+
+// maxSigs bounds a CUJ's signature cache; it is emptied when full.
+const maxSigs = 256
 
 // lru is a bounded set of classes, the most recently seen at the front.
 type lru struct {
@@ -144,7 +149,7 @@ func (c *Classifier) set(cuj string) *cujSet {
 	defer c.mu.Unlock()
 	s := c.cujs[cuj]
 	if s == nil {
-		s = &cujSet{own: lru{byID: map[string]*list.Element{}}, inj: lru{byID: map[string]*list.Element{}}}
+		s = &cujSet{own: lru{byID: map[string]*list.Element{}}, inj: lru{byID: map[string]*list.Element{}}, sigs: map[uint64]string{}}
 		c.cujs[cuj] = s
 	}
 	return s
@@ -152,12 +157,28 @@ func (c *Classifier) set(cuj string) *cujSet {
 
 // Observe counts an event in its class, making the class when it is new.
 func (c *Classifier) Observe(e Event) {
+	body := e.Body[:min(len(e.Body), c.cfg.SampleSize)]
+	s := c.set(e.CUJ)
 	var sig string
-	if len(e.Body) > 0 {
-		sig = Signature(e.Body[:min(len(e.Body), c.cfg.SampleSize)])
+	if len(body) > 0 {
+		h := fnv.New64a()
+		h.Write(body)
+		sum := h.Sum64()
+		s.mu.Lock()
+		cached, ok := s.sigs[sum]
+		s.mu.Unlock()
+		sig = cached
+		if !ok {
+			sig = Signature(body)
+			s.mu.Lock()
+			if len(s.sigs) >= maxSigs {
+				clear(s.sigs)
+			}
+			s.sigs[sum] = sig
+			s.mu.Unlock()
+		}
 	}
 	id := ID(e.CUJ, e.Route, e.Status, e.Kind, sig, e.Injected)
-	s := c.set(e.CUJ)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l := &s.own
@@ -176,7 +197,7 @@ func (c *Classifier) Observe(e Event) {
 	en := &entry{Class: Class{
 		ID: id, CUJ: e.CUJ, Route: e.Route, Status: e.Status, Kind: e.Kind, Signature: sig, Injected: e.Injected,
 		FirstSeen: e.Time, LastSeen: e.Time, Count: 1,
-		Example: Example{Method: e.Method, Path: e.Path, Status: e.Status, Fault: e.Fault, Body: string(e.Body[:min(len(e.Body), c.cfg.SampleSize)])},
+		Example: Example{Method: e.Method, Path: e.Path, Status: e.Status, Fault: e.Fault, Body: string(body)},
 	}}
 	l.byID[id] = l.order.PushFront(en)
 	for l.order.Len() > c.cfg.PerCUJ {

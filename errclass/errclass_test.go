@@ -155,3 +155,14 @@ slolab_error_classes_dropped_total{cuj="update",injected="true"} 0
 		t.Error(err)
 	}
 }
+
+// BenchmarkObserve is the cost of one error of a class already held, its
+// body masked once and then found in the signature cache.
+func BenchmarkObserve(b *testing.B) {
+	c := New(Config{})
+	body := []byte(`{"error":{"code":"NOT_FOUND","message":"user 123 not found"},"request":"7f0c1e2a-9b3d-4c5e-8f6a-0b1c2d3e4f50"}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		c.Observe(Event{CUJ: "update", Route: "POST /update", Method: "POST", Path: "/update", Status: 500, Kind: KindStatus, Body: body})
+	}
+}
