@@ -287,6 +287,7 @@ func waitHTTP(ctx context.Context, addr string) error {
 // putRule adds or replaces a fault rule through the admin API.
 func putRule(ctx context.Context, admin, name, body string) error {
 	req, _ := http.NewRequestWithContext(ctx, "PUT", admin+"/api/v1/faults/"+name, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json") // the admin API refuses a change without it
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err

@@ -120,13 +120,23 @@ const maxSigs = 256
 
 // lru is a bounded set of classes, the most recently seen at the front.
 type lru struct {
-	byID    map[string]*list.Element // of *entry
+	byKey   map[classKey]*list.Element // of *entry
 	order   list.List
 	dropped uint64
 }
 
+// classKey is what tells a CUJ's classes apart (the injected flag picks
+// the lru): comparing it costs no hashing of the class's identity.
+type classKey struct {
+	route  string
+	status int
+	kind   string
+	sig    string
+}
+
 type entry struct {
 	Class
+	key    classKey
 	stored uint64 // the count already handed to Changes
 }
 
@@ -149,7 +159,7 @@ func (c *Classifier) set(cuj string) *cujSet {
 	defer c.mu.Unlock()
 	s := c.cujs[cuj]
 	if s == nil {
-		s = &cujSet{own: lru{byID: map[string]*list.Element{}}, inj: lru{byID: map[string]*list.Element{}}, sigs: map[uint64]string{}}
+		s = &cujSet{own: lru{byKey: map[classKey]*list.Element{}}, inj: lru{byKey: map[classKey]*list.Element{}}, sigs: map[uint64]string{}}
 		c.cujs[cuj] = s
 	}
 	return s
@@ -178,14 +188,14 @@ func (c *Classifier) Observe(e Event) {
 			s.mu.Unlock()
 		}
 	}
-	id := ID(e.CUJ, e.Route, e.Status, e.Kind, sig, e.Injected)
+	key := classKey{e.Route, e.Status, e.Kind, sig}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l := &s.own
 	if e.Injected {
 		l = &s.inj
 	}
-	if el, ok := l.byID[id]; ok {
+	if el, ok := l.byKey[key]; ok {
 		en := el.Value.(*entry)
 		en.Count++
 		if e.Time.After(en.LastSeen) {
@@ -194,16 +204,16 @@ func (c *Classifier) Observe(e Event) {
 		l.order.MoveToFront(el)
 		return
 	}
-	en := &entry{Class: Class{
-		ID: id, CUJ: e.CUJ, Route: e.Route, Status: e.Status, Kind: e.Kind, Signature: sig, Injected: e.Injected,
+	en := &entry{key: key, Class: Class{
+		ID: ID(e.CUJ, e.Route, e.Status, e.Kind, sig, e.Injected), CUJ: e.CUJ, Route: e.Route, Status: e.Status, Kind: e.Kind, Signature: sig, Injected: e.Injected,
 		FirstSeen: e.Time, LastSeen: e.Time, Count: 1,
 		Example: Example{Method: e.Method, Path: e.Path, Status: e.Status, Fault: e.Fault, Body: string(body)},
 	}}
-	l.byID[id] = l.order.PushFront(en)
+	l.byKey[key] = l.order.PushFront(en)
 	for l.order.Len() > c.cfg.PerCUJ {
 		last := l.order.Back()
 		l.order.Remove(last)
-		delete(l.byID, last.Value.(*entry).ID)
+		delete(l.byKey, last.Value.(*entry).key)
 		l.dropped++
 	}
 }
@@ -253,9 +263,11 @@ func (c *Classifier) Restore(changes []Class) {
 		if ch.Injected {
 			l = &s.inj
 		}
-		if el, ok := l.byID[ch.ID]; ok {
-			en := el.Value.(*entry)
-			en.stored -= min(en.stored, ch.Count)
+		for el := l.order.Front(); el != nil; el = el.Next() {
+			if en := el.Value.(*entry); en.ID == ch.ID {
+				en.stored -= min(en.stored, ch.Count)
+				break
+			}
 		}
 		s.mu.Unlock()
 	}

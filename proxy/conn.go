@@ -415,7 +415,7 @@ func (c *conn) answer(r *http.Request, x *exchange, bw *bufio.Writer) outcome {
 		bw.WriteString(body)
 	}
 	if x.sample = c.p.sampling(code); x.sample != nil {
-		x.sample = keepBytes(x.sample, []byte(body))
+		x.sample = keepBytes(x.sample, body)
 	}
 	return outcome{code: code, keep: keep}
 }

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"slolab.dev/slolab/errclass"
@@ -115,6 +116,8 @@ type Proxy struct {
 	canary    *httputil.ReverseProxy // to the split's canary upstream, in weight mode
 	timeouts  []time.Duration        // per CUJ index
 	revHeader string                 // the split's revision header, in header mode
+
+	samples sync.Pool // *[]byte: error bodies' samples, while classifying
 
 	fast               bool          // Serve takes the dedicated path
 	stable, canaryPool *upstreamPool // its upstream connections
@@ -225,6 +228,11 @@ func (p *Proxy) record(x *exchange, method, path string, code int, end time.Time
 	if p.cfg.Classes != nil && sli.Bad(code) {
 		p.classify(x, method, path, code, end)
 	}
+	if x.sample != nil {
+		b := x.sample[:0]
+		x.sample = nil
+		p.samples.Put(&b)
+	}
 }
 
 // classify counts a failed request in its error class: the status and body
@@ -253,16 +261,19 @@ func (p *Proxy) classify(x *exchange, method, path string, code int, end time.Ti
 }
 
 // sampling returns a buffer for an error response's first bytes, or nil
-// when the response is not one or nothing classifies.
+// when the response is not one or nothing classifies. record gives it back.
 func (p *Proxy) sampling(code int) []byte {
 	if p.cfg.Classes == nil || !sli.Bad(code) {
 		return nil
+	}
+	if b, ok := p.samples.Get().(*[]byte); ok {
+		return (*b)[:0]
 	}
 	return make([]byte, 0, p.cfg.Classes.SampleSize())
 }
 
 // keepBytes appends what of b fits in the sample s.
-func keepBytes(s []byte, b []byte) []byte {
+func keepBytes[T string | []byte](s []byte, b T) []byte {
 	return append(s, b[:min(len(b), cap(s)-len(s))]...)
 }
 
