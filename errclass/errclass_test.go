@@ -97,7 +97,7 @@ func TestDistinctBodiesKeepMemoryBounded(t *testing.T) {
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	body := make([]byte, 0, 4<<10)
-	pad := bytes.Repeat([]byte("x"), 3<<10)
+	pad := bytes.Repeat([]byte("x"), 512)
 	for i := range n {
 		// Distinct words, not numbers: numbers would be masked into one class.
 		body = append(body[:0], `{"error":"failed: `...)
@@ -108,7 +108,7 @@ func TestDistinctBodiesKeepMemoryBounded(t *testing.T) {
 			}
 		}
 		body = append(body, `","trace":"`...)
-		body = append(body, pad...) // a body of a few KiB
+		body = append(body, pad...) // a body of half a KiB
 		body = append(body, `"}`...)
 		c.Observe(Event{CUJ: "update", Route: "POST /update", Status: 500, Kind: KindStatus, Body: body})
 	}
