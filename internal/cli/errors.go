@@ -3,9 +3,12 @@ package cli
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	slolab "slolab.dev/slolab"
 
 	"slolab.dev/slolab/errclass"
 	"slolab.dev/slolab/notify"
@@ -60,6 +63,9 @@ as Slack-compatible JSON ({"text": ...}), for a daily cron job.`,
 			}
 			if since <= 0 {
 				return usageErrorf("--since must be positive, got %s", since.String())
+			}
+			if _, err := os.Stat(src.store); err != nil {
+				return slolab.Errorf(slolab.NotFound, "no store at %s: error classes are kept by 'slolab proxy --store %s ...'", src.store, src.store)
 			}
 			svc, s, err := src.open(e.ctx, cmd)
 			if err != nil {
