@@ -283,7 +283,7 @@ func TestTheCheckedInTemplateHasEverySection(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := sectionNames(string(tmpl))
-	want := append([]string{"summary", "session"}, "proxy", "profile", "exact", "delay", "load", "realtime", "slo", "slo-prometheus", "memory")
+	want := append([]string{"summary", "session"}, "proxy", "errclass", "profile", "exact", "delay", "load", "realtime", "slo", "slo-prometheus", "memory")
 	if !slices.Equal(got, want) {
 		t.Errorf("template sections = %v, want %v", got, want)
 	}

@@ -233,7 +233,7 @@ func (s *session) upstream(g *group) (string, error) {
 
 // slolabProxy starts `slolab proxy` with the spec and returns its listen and
 // admin addresses once it answers.
-func (s *session) slolabProxy(g *group, specPath, upstream string) (listen, adminURL string, cmd *exec.Cmd, err error) {
+func (s *session) slolabProxy(g *group, specPath, upstream string, extra ...string) (listen, adminURL string, cmd *exec.Cmd, err error) {
 	listen, admin := freeAddr(), freeAddr()
 	// The proxy keeps its store, as it does by default, in the session's
 	// directory rather than the working tree.
@@ -242,8 +242,9 @@ func (s *session) slolabProxy(g *group, specPath, upstream string) (listen, admi
 		return "", "", nil, err
 	}
 	store.Close()
-	cmd, _, err = g.start(false, s.slolab, "proxy", "--spec", specPath, "--upstream", "http://"+upstream,
-		"--listen", listen, "--admin", admin, "--audit-log", "-", "--log-level", "warn", "--max-ttl", "24h", "--store", store.Name())
+	args := append([]string{"proxy", "--spec", specPath, "--upstream", "http://" + upstream,
+		"--listen", listen, "--admin", admin, "--audit-log", "-", "--log-level", "warn", "--max-ttl", "24h", "--store", store.Name()}, extra...)
+	cmd, _, err = g.start(false, s.slolab, args...)
 	if err != nil {
 		return "", "", nil, err
 	}

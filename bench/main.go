@@ -24,6 +24,8 @@
 //   - slo-prometheus: `slo status` of 200 SLOs from a real Prometheus holding
 //     30 days of three members' metrics, from the recorded per-minute
 //     increases and from the counters;
+//   - errclass: the proxy's throughput with error classification on and off,
+//     on successes and on errors;
 //   - memory: peak RSS of the proxies holding 10,000 connections.
 //
 // `make bench` runs bench/run.sh, which installs the peers and runs this.
@@ -53,7 +55,7 @@ import (
 	"slolab.dev/slolab/spec"
 )
 
-var allSections = []string{"exact", "slo", "slo-prometheus", "profile", "proxy", "delay", "load", "realtime", "memory"}
+var allSections = []string{"exact", "slo", "slo-prometheus", "profile", "proxy", "errclass", "delay", "load", "realtime", "memory"}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -211,7 +213,7 @@ func run(ctx context.Context, args []string) int {
 	}
 	var failed []string
 	defer func() { s.close(len(failed) > 0) }()
-	needPeers := slices.ContainsFunc(cfg.only, func(x string) bool { return x == "proxy" || x == "load" || x == "memory" })
+	needPeers := slices.ContainsFunc(cfg.only, func(x string) bool { return x == "proxy" || x == "errclass" || x == "load" || x == "memory" })
 	if s.peers, err = findPeers(ctx); err != nil && needPeers {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1
@@ -229,6 +231,8 @@ func run(ctx context.Context, args []string) int {
 		switch name {
 		case "proxy":
 			body, err = runProxy(s, cfg.proxy)
+		case "errclass":
+			body, err = runErrclass(s, cfg.proxy)
 		case "exact":
 			body = runExact(cfg.exact)
 		case "delay":

@@ -248,3 +248,17 @@ func (am *Alertmanager) Notify(ctx context.Context, n Notice) error {
 	}
 	return post(ctx, c, strings.TrimSuffix(am.URL, "/")+"/api/v2/alerts", alerts)
 }
+
+// Message is a chat message: Slack's incoming webhooks (and Mattermost's,
+// and Teams' via a workflow) show Text.
+type Message struct {
+	Text string `json:"text"`
+}
+
+// PostText posts text as a Message to url.
+func PostText(ctx context.Context, client *http.Client, url, text string) error {
+	if client == nil {
+		client = (&Webhook{}).client()
+	}
+	return post(ctx, client, url, Message{Text: text})
+}

@@ -28,6 +28,7 @@ func (c *conn) copyBody(bw *bufio.Writer, uc *upConn) (upErr, cErr error) {
 				return c.classify(err)
 			}
 			b, _ := uc.br.Peek(uc.br.Buffered())
+			c.keepSample(b)
 			if _, err := bw.Write(b); err != nil {
 				return nil, err
 			}
@@ -35,6 +36,14 @@ func (c *conn) copyBody(bw *bufio.Writer, uc *upConn) (upErr, cErr error) {
 		}
 	}
 	return nil, nil
+}
+
+// keepSample keeps b's bytes in the error response's sample, while there
+// is one and it has room.
+func (c *conn) keepSample(b []byte) {
+	if c.sample != nil && len(*c.sample) < cap(*c.sample) {
+		*c.sample = keepBytes(*c.sample, b)
+	}
 }
 
 // copyLength copies n bytes of body. Large bodies go straight from one
@@ -52,6 +61,7 @@ func (c *conn) copyLength(bw *bufio.Writer, uc *upConn, n int64) (upErr, cErr er
 			return c.classify(err)
 		}
 		b, _ := br.Peek(int(min(int64(br.Buffered()), n)))
+		c.keepSample(b)
 		if _, err := bw.Write(b); err != nil {
 			return nil, err
 		}
@@ -78,6 +88,7 @@ func (c *conn) copyDirect(uc *upConn, n int64) (upErr, cErr error) {
 			return err
 		})
 		if m > 0 {
+			c.keepSample(buf[:m])
 			if _, werr := c.w.Write(buf[:m]); werr != nil {
 				return nil, werr
 			}

@@ -31,6 +31,7 @@ type conn struct {
 	up       atomic.Pointer[upConn] // the upstream connection in use, for a forced close
 	deadline time.Time              // the read deadline set on nc; zero: none
 	handed   bool                   // handed to net/http
+	sample   *[]byte                // the error response's sample being kept, while its body is copied
 	bodyLeft int64                  // the request body's bytes not yet read
 	upload   *upload                // the request body being sent, if it came after its head
 	out      heldWrite              // a response's last bytes, written by the wait for the next request
@@ -322,7 +323,7 @@ func (c *conn) serveRequest() (keep bool, end time.Time) {
 	// Recorded before the response's last bytes go out, as net/http's path
 	// records before its server flushes: a client that has its response
 	// finds the request counted.
-	c.p.record(&x, r.Method, o.code, o.end)
+	c.p.record(&x, r.Method, r.URL.Path, o.code, o.end)
 	// When the connection goes on, the response's last bytes go out with
 	// the wait for the next request (readHeld).
 	c.w.hold = o.keep && c.bodyLeft == 0 && c.br.Buffered() == 0 && len(c.src.left) == 0 && !c.s.shutting.Load()
@@ -412,6 +413,9 @@ func (c *conn) answer(r *http.Request, x *exchange, bw *bufio.Writer) outcome {
 	bw.WriteString("\r\n")
 	if r.Method != http.MethodHead {
 		bw.WriteString(body)
+	}
+	if x.sample = c.p.sampling(code); x.sample != nil {
+		x.sample = keepBytes(x.sample, body)
 	}
 	return outcome{code: code, keep: keep}
 }

@@ -62,7 +62,11 @@ func (c *conn) forward(r *http.Request, x *exchange, bw *bufio.Writer) outcome {
 	resp := &c.resp
 	closeClient := c.mustClose() || resp.framing == framingClose || up != nil && !up.complete()
 	c.writeResponseHead(bw, x, closeClient)
+	if x.sample = c.p.sampling(resp.status); x.sample != nil {
+		c.sample = &x.sample // copyBody keeps the body's first bytes as they pass
+	}
 	upErr, cErr := c.copyBody(bw, uc)
+	c.sample = nil
 	uploaded := up == nil || c.finishUpload(uc) == nil
 	switch {
 	case cErr != nil:
@@ -322,6 +326,7 @@ func httpDate(t time.Time) []byte {
 // time, with the reason; the same answer as ServeHTTP's.
 func (c *conn) upstreamFailed(r *http.Request, x *exchange, bw *bufio.Writer, err error) outcome {
 	code, reason, msg := upstreamErrorText(c.p.poolFor(x.rev).host, err)
+	x.fail = failKind(reason)
 	c.p.cfg.Logger.Warn("upstream error", "method", r.Method, "path", r.URL.Path, "status", code, "err", err)
 	if !c.watch.goneAt().IsZero() {
 		return outcome{code: code} // nobody to answer; the upstream's failure counts all the same

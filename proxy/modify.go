@@ -239,6 +239,9 @@ func (c *conn) forwardModified(r *http.Request, x *exchange, bw *bufio.Writer) o
 	if resp.Header.Get("Date") == "" {
 		resp.Header.Set("Date", c.p.cfg.Now().UTC().Format(http.TimeFormat))
 	}
+	if x.sample = c.p.sampling(resp.StatusCode); x.sample != nil {
+		resp.Body = &sampleReader{ReadCloser: resp.Body, sample: &x.sample}
+	}
 	keep := !c.mustClose()
 	resp.Proto, resp.ProtoMajor, resp.ProtoMinor, resp.Close = "HTTP/1.1", 1, 1, !keep
 	cw := &clientWriter{w: bw}
@@ -309,4 +312,18 @@ func removeHopByHop(h http.Header) {
 	for _, name := range []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"} {
 		h.Del(name)
 	}
+}
+
+// sampleReader keeps a body's first bytes as they are read.
+type sampleReader struct {
+	io.ReadCloser
+	sample *[]byte
+}
+
+func (r *sampleReader) Read(b []byte) (int, error) {
+	n, err := r.ReadCloser.Read(b)
+	if len(*r.sample) < cap(*r.sample) {
+		*r.sample = keepBytes(*r.sample, b[:n])
+	}
+	return n, err
 }

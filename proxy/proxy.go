@@ -15,8 +15,10 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"slolab.dev/slolab/errclass"
 	"slolab.dev/slolab/fault"
 	"slolab.dev/slolab/match"
 	"slolab.dev/slolab/sli"
@@ -60,8 +62,12 @@ type Config struct {
 	// dedicated HTTP/1.1 path is then off). By default the proxy keeps its
 	// own pool of keep-alive connections to the upstream.
 	Transport http.RoundTripper
-	Logger    *slog.Logger
-	Now       func() time.Time
+	// Classes, when set, sorts every failed request into an error class
+	// (see package errclass), reading the first bytes of an error
+	// response's body as they pass to the client.
+	Classes *errclass.Classifier
+	Logger  *slog.Logger
+	Now     func() time.Time
 }
 
 func (c *Config) defaults() {
@@ -110,6 +116,8 @@ type Proxy struct {
 	canary    *httputil.ReverseProxy // to the split's canary upstream, in weight mode
 	timeouts  []time.Duration        // per CUJ index
 	revHeader string                 // the split's revision header, in header mode
+
+	samples sync.Pool // *[]byte: error bodies' samples, while classifying
 
 	fast               bool          // Serve takes the dedicated path
 	stable, canaryPool *upstreamPool // its upstream connections
@@ -191,6 +199,9 @@ type exchange struct {
 	run   *match.Grouper // the experiment run counting the request, or nil
 	rev   match.Revision
 	d     fault.Decision
+
+	fail   string // how the request failed without a response of the upstream's (an errclass kind), or ""
+	sample []byte // the first bytes of an error response's body, when classifying
 }
 
 // begin matches the request to its route, puts the client in its group,
@@ -209,16 +220,74 @@ func (p *Proxy) begin(r *http.Request) exchange {
 
 // record records a finished request: the status the client saw (0 for
 // none) and the latency up to end.
-func (p *Proxy) record(x *exchange, method string, code int, end time.Time) {
+func (p *Proxy) record(x *exchange, method, path string, code int, end time.Time) {
 	if x.rev == match.RevisionNone && p.cfg.Split != nil {
 		x.rev = match.RevisionStable // header mode, and the response named none (an answer of the proxy's own)
 	}
 	p.cfg.Recorder.Observe(sli.Observation{Route: x.route, Revision: x.rev, Group: x.group, Run: x.run, Method: method, Code: code, Latency: end.Sub(x.start)})
+	if p.cfg.Classes != nil && sli.Bad(code) {
+		p.classify(x, method, path, code, end)
+	}
+	if x.sample != nil {
+		b := x.sample[:0]
+		x.sample = nil
+		p.samples.Put(&b)
+	}
+}
+
+// classify counts a failed request in its error class: the status and body
+// the client saw, or how the request failed when the proxy answered.
+func (p *Proxy) classify(x *exchange, method, path string, code int, end time.Time) {
+	kind := x.fail
+	switch {
+	case kind != "":
+	case code == 0 && x.d.Terminal != nil && x.d.Terminal.Spec.Abort:
+		kind = errclass.KindAbort
+	case code == 0:
+		kind = errclass.KindReset
+	case code == http.StatusGatewayTimeout && x.sample == nil:
+		kind = errclass.KindTimeout // the client left, then the upstream's timeout ran out
+	default:
+		kind = errclass.KindStatus
+	}
+	body := x.sample
+	if kind != errclass.KindStatus {
+		body = nil // the proxy's own message names hosts and errors, not a class
+	}
+	p.cfg.Classes.Observe(errclass.Event{
+		CUJ: x.route.CUJName, Route: x.route.Pattern, Method: method, Path: path, Status: code, Kind: kind,
+		Body: body, Injected: len(x.d.Injected) > 0, Fault: p.injectedNames(x), Time: end,
+	})
+}
+
+// sampling returns a buffer for an error response's first bytes, or nil
+// when the response is not one or nothing classifies. record gives it back.
+func (p *Proxy) sampling(code int) []byte {
+	if p.cfg.Classes == nil || !sli.Bad(code) {
+		return nil
+	}
+	if b, ok := p.samples.Get().(*[]byte); ok {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, p.cfg.Classes.SampleSize())
+}
+
+// keepBytes appends what of b fits in the sample s.
+func keepBytes[T string | []byte](s []byte, b T) []byte {
+	return append(s, b[:min(len(b), cap(s)-len(s))]...)
 }
 
 // faultNames is the fault header's value: the rules injected, or "".
 func (p *Proxy) faultNames(x *exchange) string {
-	if len(x.d.Injected) == 0 || p.cfg.FaultHeader == "" {
+	if p.cfg.FaultHeader == "" {
+		return ""
+	}
+	return p.injectedNames(x)
+}
+
+// injectedNames names the rules injected into the request, or "".
+func (p *Proxy) injectedNames(x *exchange) string {
+	if len(x.d.Injected) == 0 {
 		return ""
 	}
 	names := make([]string, len(x.d.Injected))
@@ -263,7 +332,7 @@ func statusLine(code int) string {
 // decide, delay, answer or forward, record.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := p.begin(r)
-	rw := &recorder{ResponseWriter: w}
+	rw := &recorder{ResponseWriter: w, p: p}
 	var fc *forwarding
 	defer func() {
 		code := rw.finalCode()
@@ -288,7 +357,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if x.rev == match.RevisionNone && p.cfg.Split != nil {
 			x.rev = p.cfg.Split.FromResponse(rw.Header()) // header mode: the response tells
 		}
-		p.record(&x, r.Method, code, end)
+		x.sample, x.fail = rw.sample, rw.fail
+		p.record(&x, r.Method, r.URL.Path, code, end)
 		if rec != nil {
 			panic(rec)
 		}
@@ -348,6 +418,17 @@ func upstreamErrorText(host string, err error) (code int, reason, msg string) {
 		reason = "failed"
 	}
 	return code, reason, fmt.Sprintf("slolab proxy: upstream %s %s: %v\n", host, reason, unwrapURLError(err))
+}
+
+// failKind is the error class kind of an upstreamErrorText reason.
+func failKind(reason string) string {
+	switch reason {
+	case "timed out":
+		return errclass.KindTimeout
+	case "unreachable":
+		return errclass.KindUnreachable
+	}
+	return errclass.KindFailed
 }
 
 func isDialError(err error) bool {

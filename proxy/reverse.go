@@ -181,7 +181,8 @@ func (e headerTimeoutError) Error() string {
 // reached or breaks, or 504 when it does not answer in time, so a user or a
 // log shows why.
 func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, upstream *url.URL, err error) {
-	if rw, ok := w.(*recorder); ok {
+	rw, _ := w.(*recorder)
+	if rw != nil {
 		rw.upstreamErr = true
 	}
 	fc := forwardingOf(r.Context())
@@ -194,6 +195,9 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, upstream *
 		}
 	}
 	code, reason, msg := upstreamErrorText(upstream.Host, err)
+	if rw != nil {
+		rw.fail = failKind(reason)
+	}
 	p.cfg.Logger.Warn("upstream error", "method", r.Method, "path", r.URL.Path, "status", code, "err", err)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Slolab-Error", "upstream "+reason)

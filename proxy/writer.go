@@ -15,6 +15,9 @@ type recorder struct {
 	hijacked    bool
 	aborted     bool // a fault closed the connection on purpose
 	upstreamErr bool // the upstream round trip failed
+	p           *Proxy
+	fail        string // an errclass kind when the proxy answered for a failed upstream
+	sample      []byte // an error response's first bytes, when the proxy classifies errors
 }
 
 func (w *recorder) WriteHeader(code int) {
@@ -31,6 +34,7 @@ func (w *recorder) WriteHeader(code int) {
 	}
 	if w.code == 0 {
 		w.code = code
+		w.sample = w.p.sampling(code)
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
@@ -38,6 +42,9 @@ func (w *recorder) WriteHeader(code int) {
 func (w *recorder) Write(b []byte) (int, error) {
 	if w.code == 0 {
 		w.code = http.StatusOK
+	}
+	if w.sample != nil && len(w.sample) < cap(w.sample) {
+		w.sample = keepBytes(w.sample, b)
 	}
 	return w.ResponseWriter.Write(b)
 }

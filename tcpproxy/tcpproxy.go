@@ -20,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"slolab.dev/slolab/errclass"
 	"slolab.dev/slolab/fault"
 	"slolab.dev/slolab/spec"
 )
@@ -38,8 +39,12 @@ type Config struct {
 	Dial func(ctx context.Context) (net.Conn, error)
 	// ChunkSize bounds one read (default 32KiB).
 	ChunkSize int
-	Now       func() time.Time
-	Logger    *slog.Logger
+	// Classes, when set, counts the connections a fault reset or
+	// blackholed, and dials that failed, as error classes of CUJ
+	// "tcp:NAME", kind tcp.
+	Classes *errclass.Classifier
+	Now     func() time.Time
+	Logger  *slog.Logger
 }
 
 // Proxy forwards the connections of one listener.
@@ -157,6 +162,7 @@ func (p *Proxy) Handle(ctx context.Context, client net.Conn) {
 		}
 		c.rules = append(c.rules, r)
 		if a.Reset {
+			p.classify("connection reset", r.Spec.Name)
 			p.resets.Add(1)
 			p.cfg.Logger.Debug("tcp fault: connection reset", "listener", p.cfg.Name, "fault", r.Spec.Name, "conn", c.index)
 			c.reset()
@@ -172,6 +178,7 @@ func (p *Proxy) Handle(ctx context.Context, client net.Conn) {
 	}
 	if holes[up] || holes[down] {
 		p.blackholed.Add(1)
+		p.classify("blackhole", c.rules[len(c.rules)-1].Spec.Name)
 	}
 	if holes[up] {
 		// Nothing the client sends arrives: the upstream is never reached.
@@ -181,6 +188,7 @@ func (p *Proxy) Handle(ctx context.Context, client net.Conn) {
 	server, err := p.cfg.Dial(ctx)
 	if err != nil {
 		p.cfg.Logger.Warn("tcp upstream unreachable", "listener", p.cfg.Name, "upstream", p.cfg.Upstream, "err", err)
+		p.classify("upstream unreachable", "")
 		return
 	}
 	c.mu.Lock()
@@ -196,11 +204,24 @@ func (p *Proxy) Handle(ctx context.Context, client net.Conn) {
 	wg.Wait()
 }
 
+// classify counts a failed connection in its error class; fault names the
+// rule that injected it, "" for a failure of the dependency's own.
+func (p *Proxy) classify(what, fault string) {
+	if p.cfg.Classes == nil {
+		return
+	}
+	p.cfg.Classes.Observe(errclass.Event{
+		CUJ: "tcp:" + p.cfg.Name, Route: p.cfg.Upstream, Kind: errclass.KindTCP, Body: []byte(what),
+		Injected: fault != "", Fault: fault, Time: p.cfg.Now(),
+	})
+}
+
 // effect is what the rules do to one chunk.
 type effect struct {
 	delay     time.Duration
 	bandwidth int64
 	reset     bool
+	resetBy   string // the rule that reset
 	drop      bool
 	close     bool // a blackhole ended: the stream has lost data, so it ends too
 }
@@ -221,7 +242,9 @@ func (c *conn) effects(dir int) effect {
 		if a.Bandwidth > 0 && (e.bandwidth == 0 || a.Bandwidth < e.bandwidth) {
 			e.bandwidth = a.Bandwidth
 		}
-		e.reset = e.reset || a.Reset
+		if a.Reset && !e.reset {
+			e.reset, e.resetBy = true, r.Spec.Name
+		}
 		e.drop = e.drop || a.Blackhole
 	}
 	for _, r := range c.rules {
@@ -272,6 +295,7 @@ func (c *conn) pipe(dir int, src, dst net.Conn) {
 				c.close()
 				return
 			case e.reset:
+				c.p.classify("connection reset", e.resetBy)
 				c.p.resets.Add(1)
 				c.reset()
 				return

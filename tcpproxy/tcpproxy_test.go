@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"slolab.dev/slolab"
+	"slolab.dev/slolab/errclass"
 	"slolab.dev/slolab/fault"
 	"slolab.dev/slolab/match"
 	"slolab.dev/slolab/spec"
@@ -74,7 +75,12 @@ func echo(t *testing.T) string {
 // serve runs a proxy for listener db on loopback.
 func serve(t *testing.T, reg *fault.Registry, upstream string) string {
 	t.Helper()
-	p, err := New(Config{Name: "db", Upstream: upstream, Faults: reg})
+	return serveWith(t, Config{Name: "db", Upstream: upstream, Faults: reg})
+}
+
+func serveWith(t *testing.T, cfg Config) string {
+	t.Helper()
+	p, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -346,5 +352,38 @@ func TestParseListener(t *testing.T) {
 		if _, _, _, err := ParseListener(in); err == nil || err.Error() != want {
 			t.Errorf("ParseListener(%q) = %v\nwant %s", in, err, want)
 		}
+	}
+}
+
+// Reset connections are an injected error class of CUJ tcp:db; a dependency
+// that cannot be dialled is one of its own.
+func TestTCPFailuresAreErrorClasses(t *testing.T) {
+	reg := registry(t, "db")
+	classes := errclass.New(errclass.Config{})
+	addr := serveWith(t, Config{Name: "db", Upstream: echo(t), Faults: reg, Classes: classes})
+	put(t, reg, `{"name": "rst", "match": {"tcp": "db"}, "rate": "25%", "tcp": {"reset": true}}`)
+	for range 20 {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			roundTrip(c, "ping")
+			c.Close()
+		}
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := ln.Addr().String()
+	ln.Close()
+	addr = serveWith(t, Config{Name: "db", Upstream: dead, Faults: registry(t, "db"), Classes: classes})
+	if c, err := net.Dial("tcp", addr); err == nil {
+		roundTrip(c, "ping")
+		c.Close()
+	}
+	got := map[string]errclass.Class{}
+	for _, c := range classes.Classes() {
+		got[c.Signature] = c
+	}
+	if c := got["connection reset"]; c.CUJ != "tcp:db" || c.Kind != errclass.KindTCP || !c.Injected || c.Count != 5 || c.Example.Fault != "rst" {
+		t.Errorf("reset class = %+v", c)
+	}
+	if c := got["upstream unreachable"]; c.Injected || c.Count != 1 || c.Route != dead {
+		t.Errorf("unreachable class = %+v", c)
 	}
 }

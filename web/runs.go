@@ -7,6 +7,7 @@ import (
 	"math"
 	"time"
 
+	"slolab.dev/slolab/errclass"
 	"slolab.dev/slolab/experiment"
 	"slolab.dev/slolab/spec"
 	"slolab.dev/slolab/store/sqlite"
@@ -19,6 +20,7 @@ type Records struct {
 	// Store is the embedded store (*sqlite.Store is one).
 	Store interface {
 		ExperimentRuns(ctx context.Context, name string, limit int, withReports bool) ([]sqlite.ExperimentRun, error)
+		ErrorClasses(ctx context.Context, from, to time.Time) ([]errclass.Class, error)
 	}
 	// Path is the store's file, for the page's notes.
 	Path string

@@ -202,6 +202,7 @@ func New(cfg Config) (*Dashboard, error) {
 	d.mux.HandleFunc("GET /api/state", d.api(d.state))
 	d.mux.HandleFunc("GET /api/series", d.api(d.series))
 	d.mux.HandleFunc("GET /api/experiments", d.api(func(r *http.Request) (any, error) { return d.runs(r.Context()) }))
+	d.mux.HandleFunc("GET /api/errors", d.api(func(r *http.Request) (any, error) { return d.newErrors(r.Context()) }))
 	d.mux.HandleFunc("POST /api/plan", d.api(d.plan))
 	d.mux.HandleFunc("POST /api/simulations", d.api(d.startSimulation))
 	d.mux.HandleFunc("DELETE /api/simulations/{id}", d.api(d.stopSimulation))

@@ -85,6 +85,7 @@ func commands(e *env) []*cobra.Command {
 		clusterCmd(e),
 		faultCmd(e),
 		sloCmd(e),
+		errorsCmd(e),
 		simulateCmd(e),
 		loadCmd(e),
 		canaryCmd(e),

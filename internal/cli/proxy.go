@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"slolab.dev/slolab/cluster"
+	"slolab.dev/slolab/errclass"
 	"slolab.dev/slolab/fault"
 	"slolab.dev/slolab/internal/httpserve"
 	"slolab.dev/slolab/match"
@@ -58,6 +59,7 @@ type proxyOptions struct {
 	logLevel          string
 	tcp               []string // NAME=LISTEN,UPSTREAM
 	store             string
+	errorClasses      int
 	cluster           clusterOptions
 }
 
@@ -85,6 +87,7 @@ func (o *proxyOptions) flags(cmd *cobra.Command, e *env) {
 	fs.BoolVar(&o.h2c, "h2c", true, "also accept HTTP/2 without TLS (prior knowledge) from clients")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringArrayVar(&o.tcp, "tcp", nil, "also proxy a TCP dependency as NAME=LISTEN,UPSTREAM, for TCP fault rules (match.tcp: NAME); repeatable")
+	fs.IntVar(&o.errorClasses, "error-classes", errclass.DefaultPerCUJ, "classify failed requests into error classes for 'slolab errors', keeping at most this many per CUJ (the least recently seen dropped first), injected ones apart; 0 turns classification off")
 	fs.StringVar(&o.store, "store", DefaultStore, `embedded store the proxy writes minute buckets to every 10s and on shutdown, for 'slolab slo' ("-" for none)`)
 	o.cluster.flags(fs, e)
 }
@@ -119,6 +122,9 @@ func (o *proxyOptions) check() (*url.URL, error) {
 	}
 	if o.maxConns < 0 {
 		return nil, usageErrorf("--max-conns must be 0 (no cap) or positive, got %d", o.maxConns)
+	}
+	if o.errorClasses < 0 {
+		return nil, usageErrorf("--error-classes must be 0 (off) or the most classes kept per CUJ, got %d", o.errorClasses)
 	}
 	if _, err := o.tcpListeners(); err != nil {
 		return nil, err
@@ -282,6 +288,10 @@ func newProxyStack(svc *spec.Service, upstream *url.URL, o *proxyOptions, log *s
 		return nil, err
 	}
 	rec := sli.New(sli.Config{Service: svc, Routes: routes})
+	var classes *errclass.Classifier
+	if o.errorClasses > 0 {
+		classes = errclass.New(errclass.Config{PerCUJ: o.errorClasses})
+	}
 	sp, err := o.newSplit(upstream, routes)
 	if err != nil {
 		return nil, err
@@ -289,7 +299,7 @@ func newProxyStack(svc *spec.Service, upstream *url.URL, o *proxyOptions, log *s
 	p, err := proxy.New(proxy.Config{
 		Upstream: upstream, Split: sp, Routes: routes, Faults: faults, Recorder: rec,
 		TrustForwardedFor: o.trustForwardedFor, FaultHeader: o.faultHeader, Logger: log,
-		UpstreamTimeout: o.upstreamTimeout, CUJTimeouts: svc.UpstreamTimeouts(),
+		UpstreamTimeout: o.upstreamTimeout, CUJTimeouts: svc.UpstreamTimeouts(), Classes: classes,
 	})
 	if err != nil {
 		return nil, err
@@ -305,8 +315,11 @@ func newProxyStack(svc *spec.Service, upstream *url.URL, o *proxyOptions, log *s
 	s.audit = audit
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(rec, fault.Collector{Registry: faults}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if classes != nil {
+		reg.MustRegister(classes)
+	}
 	for _, t := range tcps {
-		tp, err := tcpproxy.New(tcpproxy.Config{Name: t.name, Upstream: t.upstream, Faults: faults, Logger: log})
+		tp, err := tcpproxy.New(tcpproxy.Config{Name: t.name, Upstream: t.upstream, Faults: faults, Logger: log, Classes: classes})
 		if err != nil {
 			s.close()
 			return nil, err
@@ -346,7 +359,11 @@ func newProxyStack(svc *spec.Service, upstream *url.URL, o *proxyOptions, log *s
 		}
 		s.closers = append(s.closers, st.Close)
 		s.store = st
-		s.flusher = sqlite.NewFlusher(st, rec, sqlite.FlusherConfig{Logger: log})
+		fcfg := sqlite.FlusherConfig{Logger: log}
+		if classes != nil {
+			fcfg.Classes = classes
+		}
+		s.flusher = sqlite.NewFlusher(st, rec, fcfg)
 		// The store remembers the spec, so 'slolab slo' reads it with
 		// --store alone, and that a proxy is writing it.
 		if err := errors.Join(st.SetSpec(context.Background(), svc), st.Started(context.Background(), time.Now())); err != nil {

@@ -118,6 +118,7 @@ func TestSloCommandsOnAStore(t *testing.T) {
 			"| page | 1h/5m ≥ 14.4 | 2026-03-07 18:44 UTC | 2026-03-07 19:32 UTC | 48m | 20.0 |",
 			// 600 of 288,000 slow: 20.8% of the 2,880 allowed.
 			"| read | messaging-team | latency 99% ≤ 300ms | 99.791% | 79.2% | none | — |",
+			"## New errors\n\nNo error class was seen for the first time in the last 2d (against the 1w before).\n",
 		} {
 			if !strings.Contains(string(b), want) {
 				t.Errorf("the review lacks %q:\n%s", want, b)

@@ -27,6 +27,7 @@ var layers = map[string]int{
 	"slo":                   2,
 	"fault":                 3,
 	"sli":                   3,
+	"errclass":              3, // error classes: the proxy sorts, the store keeps
 	"store/...":             4,
 	"load":                  4,
 	"backfill":              4, // the lab's synthetic history

@@ -437,8 +437,10 @@ func (s *Store) Compact(ctx context.Context) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM minute_hour WHERE t < ?`, cutoff/60); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM hour WHERE t < ?`, drop)
-		return err
+		if _, err := tx.ExecContext(ctx, `DELETE FROM hour WHERE t < ?`, drop); err != nil {
+			return err
+		}
+		return dropErrorClasses(ctx, tx, drop)
 	})
 	if err != nil {
 		return slolab.Errorf(slolab.Unavailable, "store %s: compacting: %w", s.cfg.Path, err)

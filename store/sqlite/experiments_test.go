@@ -50,7 +50,7 @@ func TestAVersionOneStoreGainsTheExperimentRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec("DROP TABLE experiment_run; DROP TABLE spec_revision; DROP TABLE synthetic; DROP TABLE minute_hour; PRAGMA user_version = 1"); err != nil {
+	if _, err := db.Exec("DROP TABLE experiment_run; DROP TABLE spec_revision; DROP TABLE synthetic; DROP TABLE minute_hour; DROP TABLE error_class_hour; DROP TABLE error_class; PRAGMA user_version = 1"); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()

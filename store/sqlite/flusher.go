@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"slolab.dev/slolab/errclass"
 	"slolab.dev/slolab/sli"
 )
 
@@ -28,6 +29,18 @@ type Recorder interface {
 
 var _ Recorder = (*sli.Recorder)(nil)
 
+// ErrorClasses is what a Flusher reads of a proxy's error classes.
+// *errclass.Classifier implements it.
+type ErrorClasses interface {
+	// Changes returns the classes seen since the last call, with their
+	// counts since then.
+	Changes() []errclass.Class
+	// Restore gives back changes that could not be written.
+	Restore([]errclass.Class)
+}
+
+var _ ErrorClasses = (*errclass.Classifier)(nil)
+
 // FlusherConfig configures a Flusher.
 type FlusherConfig struct {
 	// Every is how often closed intervals are written (default: every
@@ -38,8 +51,10 @@ type FlusherConfig struct {
 	Every time.Duration
 	// CompactEvery is how often old minutes are rolled up (default 1h).
 	CompactEvery time.Duration
-	Now          func() time.Time
-	Logger       *slog.Logger
+	// Classes, when set, are the error classes written with every flush.
+	Classes ErrorClasses
+	Now     func() time.Time
+	Logger  *slog.Logger
 }
 
 func (c *FlusherConfig) defaults(interval time.Duration) {
@@ -91,6 +106,13 @@ func (f *Flusher) Flush(ctx context.Context) error {
 }
 
 func (f *Flusher) flush(ctx context.Context) error {
+	if f.cfg.Classes != nil {
+		changes := f.cfg.Classes.Changes()
+		if err := f.store.AddErrorClasses(ctx, changes); err != nil {
+			f.cfg.Classes.Restore(changes) // written with the next flush
+			return err
+		}
+	}
 	until := f.rec.Closed()
 	if !until.After(f.since) {
 		return nil

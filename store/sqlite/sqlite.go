@@ -169,6 +169,29 @@ var migrations = []string{
 	) WITHOUT ROWID;
 	INSERT INTO minute_hour (t, series, total, bad, slow)
 		SELECT t / 60, series, SUM(total), SUM(bad), SUM(slow) FROM minute GROUP BY t / 60, series;`,
+	// 5: error classes (package errclass): what each looked like, first and
+	// last seen, and how many per hour, so 'slolab errors' finds the ones
+	// new in a window and absent from the baseline before it.
+	`CREATE TABLE error_class (
+		id         TEXT PRIMARY KEY, -- errclass.ID
+		cuj        TEXT NOT NULL,
+		route      TEXT NOT NULL,
+		status     INTEGER NOT NULL, -- 0: no response
+		kind       TEXT NOT NULL,
+		signature  TEXT NOT NULL,
+		injected   INTEGER NOT NULL,
+		first_seen INTEGER NOT NULL, -- Unix nanoseconds
+		last_seen  INTEGER NOT NULL,
+		count      INTEGER NOT NULL,
+		example    TEXT NOT NULL     -- errclass.Example as JSON: no headers, no query
+	);
+	CREATE TABLE error_class_hour (
+		class TEXT NOT NULL REFERENCES error_class (id),
+		t     INTEGER NOT NULL, -- Unix hours
+		count INTEGER NOT NULL,
+		PRIMARY KEY (class, t)
+	) WITHOUT ROWID;
+	CREATE INDEX error_class_hour_by_t ON error_class_hour (t);`,
 }
 
 // SchemaVersion is the schema version this slolab writes.

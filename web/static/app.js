@@ -571,6 +571,43 @@ async function refreshRuns() {
   renderRuns();
 }
 
+// ---- new errors -------------------------------------------------------------
+
+let errorsJSON = "";
+
+function errorStatus(c) {
+  if (c.kind === "status") return String(c.status);
+  return c.status ? `${c.status} ${c.kind}` : c.kind;
+}
+
+function renderErrors(v) {
+  $("#errors").hidden = !v.classes.length;
+  const injected = v.injected.length ? ` Injected by fault rules, kept apart: ${v.injected.length} new ${v.injected.length === 1 ? "class" : "classes"}.` : "";
+  $("#errors-note").textContent = (v.empty || `${v.classes.length} error ${v.classes.length === 1 ? "class" : "classes"} first seen in the last ${v.since} that the ${v.baselineSpan} before never saw, from ${v.source}. Hover a signature for its first example.`) + injected;
+  $("#errors tbody").replaceChildren(...v.classes.map((c) => el("tr", { dataset: { class: c.id } },
+    el("td", {}, c.cuj),
+    el("td", {}, c.route || "—"),
+    el("td", {}, errorStatus(c)),
+    el("td", {}, String(c.count)),
+    el("td", {}, el("time", { dateTime: c.firstSeen }, fmtWhen(c.firstSeen))),
+    el("td", { className: "reason", title: `${c.example.method} ${c.example.path}\n${c.example.body || "(no body)"}` }, el("code", {}, c.signature || "(empty body)")))));
+}
+
+async function refreshErrors() {
+  let text;
+  try {
+    const res = await fetch("api/errors", { headers: headers() });
+    text = await res.text();
+    if (!res.ok) throw new Error(JSON.parse(text).error || res.statusText);
+  } catch (e) {
+    $("#errors-note").textContent = `The error classes cannot be read: ${e.message}`;
+    return;
+  }
+  if (text === errorsJSON) return;
+  errorsJSON = text;
+  renderErrors(JSON.parse(text));
+}
+
 // ---- polling ----------------------------------------------------------------
 
 function renderHeader() {
@@ -619,7 +656,10 @@ let ticks = 0;
 async function tick() {
   await refresh();
   await refreshSeries();
-  if (ticks++ % RUNS_EVERY === 0) await refreshRuns();
+  if (ticks++ % RUNS_EVERY === 0) {
+    await refreshRuns();
+    await refreshErrors();
+  }
   setTimeout(tick, POLL_MS);
 }
 tick();
