@@ -1,6 +1,8 @@
 package report
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -237,4 +239,30 @@ func NewErrorsMarkdown(w io.Writer, ne NewErrors) error {
 		fmt.Fprintf(w, "- %s\n", im.Text())
 	}
 	return nil
+}
+
+// WithNewErrors returns the review format named by format with the new
+// errors added: Markdown ends with its paragraph, the page with its
+// section, and JSON carries them as newErrors.
+func WithNewErrors(format string, ne NewErrors) (Format, bool) {
+	switch format {
+	case "md":
+		return func(w io.Writer, r *slo.Review) error {
+			return errors.Join(Markdown(w, r), NewErrorsMarkdown(w, ne))
+		}, true
+	case "html":
+		return func(w io.Writer, r *slo.Review) error {
+			return page.Execute(w, reviewPage{Review: r, NewErrors: &ne})
+		}, true
+	case "json":
+		return func(w io.Writer, r *slo.Review) error {
+			enc := json.NewEncoder(w)
+			enc.SetIndent("", "  ")
+			return enc.Encode(struct {
+				*slo.Review
+				NewErrors NewErrors `json:"newErrors"`
+			}{r, ne})
+		}, true
+	}
+	return nil, false
 }

@@ -14,7 +14,14 @@ import (
 // HTML writes the review as one self-contained page (inline CSS and SVG, no
 // scripts), to attach to the meeting's notes or mail around.
 func HTML(w io.Writer, r *slo.Review) error {
-	return page.Execute(w, r)
+	return page.Execute(w, reviewPage{Review: r})
+}
+
+// reviewPage is what the page shows: the review and, read from a store,
+// its new errors.
+type reviewPage struct {
+	*slo.Review
+	NewErrors *NewErrors
 }
 
 var page = template.Must(template.New("review").Funcs(template.FuncMap{
@@ -38,7 +45,12 @@ var page = template.Must(template.New("review").Funcs(template.FuncMap{
 	"cap":       capitalise,
 	"healthy":   func(s slo.SLOReview) bool { return !s.Budget.Exhausted && s.Met && len(s.Policy) == 0 },
 	"exhausted": func(s slo.SLOReview) bool { return s.Budget.Exhausted || !s.Met },
-	"history":   func(r *slo.Review) []string { return HistoryNotes(&r.Span, r.To, time.Duration(r.Window)) },
+	"history":   func(p reviewPage) []string { return HistoryNotes(&p.Span, p.To, time.Duration(p.Window)) },
+	"statusOf":  statusText,
+	"signature": signatureText,
+	"seen":      seenTime,
+	"example":   exampleText,
+	"since":     func(d spec.Duration) string { return spec.FormatDuration(time.Duration(d)) },
 }).Parse(`<!doctype html>
 <html lang="en">
 <head>
@@ -98,6 +110,22 @@ Budget: {{allowed .Budget.Allowed}} bad requests allowed, {{count .Budget.Spent}
 {{- range .Policy}}<li>{{.When}}: {{.Action}}</li>{{end}}
 </ul></div>
 {{- end}}
+{{- end}}
+{{- with .NewErrors}}
+<h2>New errors</h2>
+{{- if .Classes}}
+<p>Error classes seen in the last {{since .Since}} that the {{since .BaselineSpan}} before never saw, most frequent first (the first example of each; no headers, no query).</p>
+<table><tr><th>CUJ</th><th>Route</th><th>Status</th><th>Requests</th><th>First seen</th><th>Signature</th><th>Example</th></tr>
+{{- range .Classes}}
+<tr><td>{{.CUJ}}</td><td><code>{{.Route}}</code></td><td>{{statusOf .Class}}</td><td class="n">{{.Count}}</td><td>{{seen .FirstSeen}}</td><td><code>{{signature .Class}}</code></td><td><code>{{example .Class}}</code></td></tr>
+{{- end}}
+</table>
+<h3>SLO impact</h3>
+<ul>{{range .Impact}}<li>{{.Text}}</li>{{end}}</ul>
+{{- else}}
+<p>No error class was seen for the first time in the last {{since .Since}} (against the {{since .BaselineSpan}} before).</p>
+{{- end}}
+{{- if .Injected}}<p class="muted">{{len .Injected}} new classes of injected faults are kept apart ('slolab errors -o json' lists them).</p>{{end}}
 {{- end}}
 </body>
 </html>

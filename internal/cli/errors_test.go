@@ -172,6 +172,30 @@ func TestErrorsListsNewClassesWithCountsAndFirstSightings(t *testing.T) {
 		t.Errorf("the review lacks %q:\n%s", want, out)
 	}
 
+	// So do its page and its JSON.
+	code, out, errOut = runCLI(t, nil, "slo", "report", "--store", db, "--window", "7d", "--format", "html")
+	if code != 0 {
+		t.Fatalf("slo report --format html: exit %d: %s", code, errOut)
+	}
+	if want := "<tr><td>update</td><td><code>POST /update</code></td><td>500</td><td class=\"n\">2</td><td>" +
+		first.FirstSeen.UTC().Format("2006-01-02 15:04:05 UTC") + "</td><td><code>error=user &lt;n&gt; not found</code></td>"; !strings.Contains(out, "<h2>New errors</h2>") || !strings.Contains(out, want) {
+		t.Errorf("the review page lacks its new errors (%q):\n%s", want, out)
+	}
+	code, out, errOut = runCLI(t, nil, "slo", "report", "--store", db, "--window", "7d", "--format", "json")
+	if code != 0 {
+		t.Fatalf("slo report --format json: exit %d: %s", code, errOut)
+	}
+	var review struct {
+		Service   string        `json:"service"`
+		NewErrors rpt.NewErrors `json:"newErrors"`
+	}
+	if err := json.Unmarshal([]byte(out), &review); err != nil {
+		t.Fatal(err)
+	}
+	if review.Service != "chat" || len(review.NewErrors.Classes) != 3 || review.NewErrors.Classes[1].ID != first.ID || review.NewErrors.Classes[1].Count != 2 {
+		t.Errorf("the review's JSON: service %q, new errors %+v", review.Service, review.NewErrors.Classes)
+	}
+
 	if code, _, errOut := runCLI(t, nil, "errors", "--store", db, "--since", "0"); code != ExitUsage || !strings.Contains(errOut, "--since must be positive") {
 		t.Errorf("--since 0: exit %d %q", code, errOut)
 	}

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -503,7 +502,7 @@ the actions the spec's error-budget policy calls for, such as
 "remaining < 25%: freeze feature releases for this CUJ's owner".
 
 Formats: md (Markdown, for the meeting notes), html (one self-contained page)
-and json. From the store, the Markdown ends with the week's new errors: the
+and json. From the store, each ends with the week's new errors: the
 error classes first seen in the last 7 days (or the window, when shorter) and
 absent from the rest of the window, as 'slolab errors' lists them.`,
 		Example: `  slolab slo report --spec examples/chat.yaml --window 30d > review.md
@@ -544,16 +543,14 @@ absent from the rest of the window, as 'slolab errors' lists them.`,
 				return err
 			}
 			rv := slo.ReviewOf(svc, h, end, w)
-			if format == "md" && s.store != nil {
+			if s.store != nil {
 				// The week's new error classes, against the rest of the window.
 				since := min(w, 7*spec.Day)
 				ne, err := newErrors(e.ctx, svc, s, end, since, max(w-since, 7*spec.Day))
 				if err != nil {
 					return err
 				}
-				render = func(w io.Writer, rv *slo.Review) error {
-					return errors.Join(rpt.Markdown(w, rv), rpt.NewErrorsMarkdown(w, ne))
-				}
+				render, _ = rpt.WithNewErrors(format, ne)
 			}
 			if out == "" || out == "-" {
 				return render(e.stdout, rv)
