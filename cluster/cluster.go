@@ -387,10 +387,17 @@ func (n *Node) rejoin(ctx context.Context) {
 	if err != nil {
 		n.cfg.Logger.Debug("cluster: resolving peers", "err", err)
 	}
+	// The members as the event delegate recorded them: memberlist's own
+	// Members() hands out nodes it goes on updating, and reading their
+	// addresses here raced with its gossip.
 	alive := map[string]bool{}
-	for _, m := range n.ml.Members() {
-		alive[m.Address()] = true
+	n.mu.Lock()
+	for _, m := range n.members {
+		if m.state == MemberAlive {
+			alive[m.addr] = true
+		}
 	}
+	n.mu.Unlock()
 	var missing []string
 	for _, a := range addrs {
 		if !alive[a] {
