@@ -264,7 +264,7 @@ scrape_configs:
 		served := make(chan int, 1)
 		go func() {
 			served <- runCLICtx(serveCtx, io.Discard, &stderr, "serve", "--spec", "testdata/chat-canary.yaml", "--admin", fleet[1].stack.adminURL(),
-				"--prometheus", prom, "--listen", "127.0.0.1:0", "--poll", "200ms")
+				"--prometheus", prom, "--listen", "127.0.0.1:0", "--poll", "10s")
 		}()
 		defer func() {
 			stopServe()
@@ -283,9 +283,11 @@ scrape_configs:
 			t.Errorf("serve's banner %q lacks %q", stderr.String(), want)
 		}
 		// The engine judges the last whole minute: wait for the one after
-		// every request (up to a minute).
+		// every request (up to a minute, and a poll). A judgement must end
+		// within the poll's time (at least 2s), so the poll is long enough
+		// for Prometheus's answers under -race on a loaded machine.
 		var st web.State
-		for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		for deadline := time.Now().Add(150 * time.Second); ; time.Sleep(500 * time.Millisecond) {
 			st = web.State{}
 			if resp, err := http.Get(base + "api/state"); err == nil {
 				json.NewDecoder(resp.Body).Decode(&st) //nolint:errcheck // a 502 before the first poll decodes to no state
