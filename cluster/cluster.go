@@ -85,6 +85,10 @@ type Config struct {
 	// 100ms and a full-state sync with a random member every 10s).
 	GossipInterval, PushPullInterval time.Duration
 
+	// LookupHost resolves a peer's DNS name to its addresses (default
+	// net.DefaultResolver.LookupHost).
+	LookupHost func(ctx context.Context, host string) ([]string, error)
+
 	// Now is the clock (default time.Now).
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -93,6 +97,9 @@ type Config struct {
 func (c *Config) defaults() error {
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.LookupHost == nil {
+		c.LookupHost = net.DefaultResolver.LookupHost
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -331,7 +338,7 @@ func (n *Node) resolve(ctx context.Context) ([]string, error) {
 		ips := []string{host}
 		if net.ParseIP(host) == nil {
 			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			ips, err = net.DefaultResolver.LookupHost(rctx, host)
+			ips, err = n.cfg.LookupHost(rctx, host)
 			cancel()
 			if err != nil {
 				errs = append(errs, fmt.Errorf("peer %q: %w", p, err))
@@ -380,10 +387,17 @@ func (n *Node) rejoin(ctx context.Context) {
 	if err != nil {
 		n.cfg.Logger.Debug("cluster: resolving peers", "err", err)
 	}
+	// The members as the event delegate recorded them: memberlist's own
+	// Members() hands out nodes it goes on updating, and reading their
+	// addresses here raced with its gossip.
 	alive := map[string]bool{}
-	for _, m := range n.ml.Members() {
-		alive[m.Address()] = true
+	n.mu.Lock()
+	for _, m := range n.members {
+		if m.state == MemberAlive {
+			alive[m.addr] = true
+		}
 	}
+	n.mu.Unlock()
 	var missing []string
 	for _, a := range addrs {
 		if !alive[a] {

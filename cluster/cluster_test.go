@@ -522,6 +522,44 @@ func TestADeletionOnAnyMemberRemovesTheRuleEverywhere(t *testing.T) {
 
 // A member that stops cleanly is seen to leave; its rules stay with the
 // others, and its last counts stay in the fleet's totals.
+// A peer named by a DNS name that resolves to several addresses (a
+// headless Service) joins every one of them: a and b are two clusters of
+// one member each, on 127.0.0.1 and 127.0.0.2 with one port, and c, given
+// only the name, joins both, so the three end up one cluster.
+func TestAPeerNameThatResolvesToSeveralAddressesJoinsThemAll(t *testing.T) {
+	f := newFleet(t)
+	a := f.start("a")
+	_, port, _ := strings.Cut(a.node.Addr(), ":")
+	b := f.start("b", func(c *cluster.Config) { c.Peers, c.Listen = nil, "127.0.0.2:"+port })
+	if got := b.node.Addr(); got != "127.0.0.2:"+port {
+		t.Fatalf("b listens on %s", got)
+	}
+	var asked []string
+	c := f.start("c", func(c *cluster.Config) {
+		c.Peers = []string{"slolab-peers.test:" + port}
+		c.LookupHost = func(_ context.Context, host string) ([]string, error) {
+			asked = append(asked, host)
+			return []string{"127.0.0.1", "127.0.0.2"}, nil
+		}
+	})
+	if !slices.Equal(asked, []string{"slolab-peers.test"}) {
+		t.Errorf("c looked up %q, want the peer's name", asked)
+	}
+	names := func(m *member) []string {
+		var out []string
+		for _, ms := range m.node.Status().Members {
+			if ms.State == cluster.MemberAlive {
+				out = append(out, ms.Name)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	for _, m := range []*member{c, a, b} {
+		waitFor(t, m.name+" sees a, b and c alive", func() bool { return slices.Equal(names(m), []string{"a", "b", "c"}) })
+	}
+}
+
 func TestAMemberThatLeavesIsSeenToLeaveAndTheRulesStay(t *testing.T) {
 	f := newFleet(t)
 	a, b := f.start("a"), f.start("b")

@@ -97,6 +97,98 @@ spec:
 	})
 }
 
+// An alert that begins firing during the GameDay, after the fault began,
+// but on a CUJ no fault of the scenario touches detects nothing: login
+// breaks 30s into the GameDay and its page alert fires before update's
+// (10% of update's requests fail, so its alert takes minutes), yet
+// detection is update's own alert, and login's is listed as detecting
+// nothing.
+func TestAnAlertOnACUJTheScenarioDoesNotTouchIsNotADetection(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, testService)
+		time.Sleep(time.Millisecond)
+		l.traffic(time.Second, 50, "POST /update", "POST /login")
+		time.Sleep(6*time.Hour + 2500*time.Millisecond - time.Millisecond)
+		f, err := spec.Parse("g.yaml", []byte(`apiVersion: slolab.dev/v1
+kind: Experiment
+metadata: {name: edits-fail}
+spec:
+  steadyState: ['availability("update", "5m") >= 40']
+  method:
+    - duration: 12m
+      faults: [{name: update-500, match: {cuj: update}, status: 500, rate: 10%}]
+---
+apiVersion: slolab.dev/v1
+kind: GameDay
+metadata: {name: edits-failing}
+spec:
+  wrapUp: 1m
+  scenario: [{experiment: edits-fail}]
+`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := Compile(f.Experiments[0], l.svc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rep *GameDayReport
+		var runErr error
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			rep, runErr = RunGameDay(context.Background(), GameDayConfig{
+				GameDay: f.GameDays[0], Set: &Set{Experiments: []*Compiled{c}, GameDays: f.GameDays},
+				Proxy: l.admin, View: AdminView{Client: l.admin},
+			})
+		}()
+		time.Sleep(30 * time.Second) // the fault began at the GameDay's first round
+		l.failing.Store("/login", 500)
+		<-done
+		l.failing.Delete("/login")
+		if runErr != nil {
+			t.Fatal(runErr)
+		}
+		got := rep.Figures
+		if got.FaultStart.IsZero() || !got.FaultStart.Before(rep.Started.Add(30*time.Second)) {
+			t.Fatalf("the fault began at %s, the GameDay at %s: login must break after the fault", got.FaultStart, rep.Started)
+		}
+		var login, update *Alert
+		for _, a := range rep.Alerts {
+			switch {
+			case a.CUJ == "login" && login == nil:
+				login = a
+			case a.CUJ == "update" && update == nil:
+				update = a
+			}
+		}
+		if login == nil || update == nil {
+			t.Fatalf("alerts %v: want login's and update's", rep.Alerts)
+		}
+		// Without the CUJ check login's alert, the first to fire after the
+		// fault began, would have been the detection.
+		if !login.Fired.After(got.FaultStart) || !login.Fired.Before(update.Fired) {
+			t.Errorf("login's alert fired at +%s, update's at +%s: want login's first, after the fault began", login.Fired.Sub(got.FaultStart), update.Fired.Sub(got.FaultStart))
+		}
+		if login.PreExisting || login.Detects != "" {
+			t.Errorf("login's alert: pre-existing=%t detects=%q, want neither", login.PreExisting, login.Detects)
+		}
+		if update.Detects != "edits-fail" {
+			t.Errorf("update's alert detects %q, want edits-fail", update.Detects)
+		}
+		if got.TimeToDetect != spec.Duration(update.Fired.Sub(got.FaultStart)) || !strings.HasPrefix(got.DetectedBy, "alert: update availability page: burn rate ≥ 14.4 over 1h and 5m") {
+			t.Errorf("detected after %s by %q, want update's page alert, +%s", got.TimeToDetect, got.DetectedBy, update.Fired.Sub(got.FaultStart))
+		}
+		var md bytes.Buffer
+		if err := rep.WriteMarkdown(&md); err != nil {
+			t.Fatal(err)
+		}
+		if want := "nothing: no fault of the scenario touched login before it fired"; !strings.Contains(md.String(), want) {
+			t.Errorf("the retrospective does not say %q:\n%s", want, md.String())
+		}
+	})
+}
+
 // A GameDay begun while login's page alert fires from an earlier test:
 // that alert is listed as pre-existing, and detection comes from the
 // scenario's own alert on update, not from login's at the first round.

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strings"
 
@@ -95,6 +96,27 @@ func ReadBody(r *http.Request) ([]byte, error) {
 		return nil, slolab.Errorf(slolab.Invalid, "reading the request body: %v", err)
 	}
 	return data, nil
+}
+
+// NoTrailingJSON refuses a body sent as application/json that holds one
+// JSON value and more after it, with the message DecodeJSON gives, for
+// handlers that parse JSON and YAML bodies with a YAML parser (which would
+// call the extra bytes a YAML syntax error). A body that is not one valid
+// JSON value is left to that parser, whose errors carry positions.
+func NoTrailingJSON(r *http.Request, data []byte, want string) error {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return nil
+	}
+	var v json.RawMessage
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	if err := dec.Decode(&v); err != nil {
+		return nil
+	}
+	end := dec.InputOffset()
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return slolab.Errorf(slolab.Invalid, "request body: want one JSON value such as %s, got more after its end at byte %d", want, end)
+	}
+	return nil
 }
 
 // DecodeJSON reads exactly one JSON value from data into v: an unknown

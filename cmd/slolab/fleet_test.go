@@ -199,13 +199,20 @@ func TestAFleetOfRealProxies(t *testing.T) {
 	slices.Sort(delays)
 	t.Logf("a change on member 1 applied on members 2 and 3 after: p50 %v, p99 %v (nearest rank of 20: the largest), min %v",
 		delays[9].Round(time.Microsecond), delays[19].Round(time.Microsecond), delays[0].Round(time.Microsecond))
+	if p99 := delays[19]; p99 > time.Second {
+		t.Errorf("a change on member 1 took %v (p99 of 20) to apply on members 2 and 3, want within 1s", p99)
+	}
 
 	// Member 4 joins before it serves: its admin API answers only once the
 	// full-state sync is merged.
 	started := time.Now()
 	m4 := startMember(t, bin, app.URL, key, "m4", m2.gossip)
 	waitHeld(t, last, m4)
-	t.Logf("a fourth member held the rule %v after its process started", time.Since(started).Round(time.Millisecond))
+	joined := time.Since(started)
+	t.Logf("a fourth member held the rule %v after its process started", joined.Round(time.Millisecond))
+	if joined > 5*time.Second {
+		t.Errorf("a fourth member held the rule %v after its process started, want within 5s", joined)
+	}
 	if st, _ := m4.get(t, "p99"); st.Matched != 0 {
 		t.Errorf("m4's fresh copy counts %d", st.Matched)
 	}

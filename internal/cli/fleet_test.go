@@ -23,6 +23,7 @@ import (
 	"slolab.dev/slolab/slo"
 	"slolab.dev/slolab/spec"
 	"slolab.dev/slolab/store/promql"
+	"slolab.dev/slolab/web"
 )
 
 // fleetMember is one `slolab proxy --cluster-listen` stack, in-process.
@@ -254,6 +255,63 @@ scrape_configs:
 			if want := (slo.Events{Total: tally.total[s.CUJ], Bad: tally.bad[s.CUJ]}); s.Events != want {
 				t.Errorf("%s availability: prometheus %+v, the client %+v", s.CUJ, s.Events, want)
 			}
+		}
+	})
+
+	t.Run("serve's dashboard judges the fleet from prometheus", func(t *testing.T) {
+		var stderr lockedBuffer
+		serveCtx, stopServe := context.WithCancel(ctx)
+		served := make(chan int, 1)
+		go func() {
+			served <- runCLICtx(serveCtx, io.Discard, &stderr, "serve", "--spec", "testdata/chat-canary.yaml", "--admin", fleet[1].stack.adminURL(),
+				"--prometheus", prom, "--listen", "127.0.0.1:0", "--poll", "10s")
+		}()
+		defer func() {
+			stopServe()
+			if code := <-served; code != 0 {
+				t.Errorf("serve exited %d: %s", code, stderr.String())
+			}
+		}()
+		var base string
+		waitUntil(t, "serve prints its dashboard's URL", func() bool {
+			if _, rest, ok := strings.Cut(stderr.String(), "slolab serve: dashboard "); ok {
+				base, _, _ = strings.Cut(rest, " ")
+			}
+			return base != ""
+		})
+		if want := "SLOs judged from prometheus " + prom; !strings.Contains(stderr.String(), want) {
+			t.Errorf("serve's banner %q lacks %q", stderr.String(), want)
+		}
+		// The engine judges the last whole minute: wait for the one after
+		// every request (up to a minute, and a poll). A judgement must end
+		// within the poll's time (at least 2s), so the poll is long enough
+		// for Prometheus's answers under -race on a loaded machine.
+		var st web.State
+		for deadline := time.Now().Add(150 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+			st = web.State{}
+			if resp, err := http.Get(base + "api/state"); err == nil {
+				json.NewDecoder(resp.Body).Decode(&st) //nolint:errcheck // a 502 before the first poll decodes to no state
+				resp.Body.Close()
+			}
+			if st.Judged != nil && !st.Judged.Before(atTime) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the dashboard judged %v, not yet %v (%s)", st.Judged, atTime, st.EngineError)
+			}
+		}
+		judged := 0
+		for _, c := range st.CUJs {
+			if c.Availability == nil || tally.total[c.Name] == 0 {
+				continue
+			}
+			judged++
+			if want := (slo.Events{Total: tally.total[c.Name], Bad: tally.bad[c.Name]}); !c.Availability.Judged || c.Availability.Events != want {
+				t.Errorf("%s availability on the dashboard: %+v, the client %+v", c.Name, c.Availability.Events, want)
+			}
+		}
+		if judged == 0 {
+			t.Errorf("the dashboard judged no CUJ the client sent to: %+v", st.CUJs)
 		}
 	})
 

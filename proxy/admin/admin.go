@@ -250,6 +250,9 @@ func (h *handler) putFault(r *http.Request, who identity) (int, any, error) {
 	if len(strings.TrimSpace(string(data))) == 0 {
 		return 0, nil, slolab.Errorf(slolab.Invalid, "the request body is empty: send a fault rule as JSON, e.g. {\"match\": {\"cuj\": \"update\"}, \"status\": 500, \"rate\": \"0.1%%\"}")
 	}
+	if err := httpapi.NoTrailingJSON(r, data, `{"match": {"cuj": "update"}, "status": 500}`); err != nil {
+		return 0, nil, err
+	}
 	rule, err := spec.ParseFaultRule("request body", data, name)
 	if err != nil {
 		return 0, nil, err
@@ -324,6 +327,9 @@ func (h *handler) getGrouping(r *http.Request, _ identity) (int, any, error) {
 func (h *handler) putGrouping(r *http.Request, who identity) (int, any, error) {
 	data, err := httpapi.ReadBody(r)
 	if err != nil {
+		return 0, nil, err
+	}
+	if err := httpapi.NoTrailingJSON(r, data, `{"cujs": ["update"], "by": "header:X-User-ID", "experiment": "20%"}`); err != nil {
 		return 0, nil, err
 	}
 	g, err := spec.ParseGrouping("request body", data)

@@ -103,9 +103,16 @@ func TestBodiesWithTrailingBytesAreRefused(t *testing.T) {
 		if strings.HasSuffix(path, "/renew") {
 			method = "POST"
 		}
-		if code, out := do(t, method, e.srv.URL+path, body, map[string]string{"Content-Type": jsonType}); code != http.StatusBadRequest {
-			t.Errorf("%s %s %s: %d %s, want 400", method, path, body, code, out)
+		code, out := do(t, method, e.srv.URL+path, body, map[string]string{"Content-Type": jsonType})
+		if code != http.StatusBadRequest || !strings.Contains(out, "want one JSON value such as ") || !strings.Contains(out, "got more after its end at byte") {
+			t.Errorf("%s %s %s: %d %s, want 400 saying what follows the JSON value", method, path, body, code, out)
 		}
+	}
+	// The same bytes are a JSON value and more wherever a YAML parser reads
+	// the body: the message speaks of JSON, not of a YAML document start.
+	code, out := do(t, "PUT", e.srv.URL+"/api/v1/grouping", `{"cujs": ["update"], "by": "header:X-User-ID", "experiment": "20%", "ttl": "1m"} x`, map[string]string{"Content-Type": jsonType})
+	if want := "got more after its end at byte 80"; code != http.StatusBadRequest || !strings.Contains(out, want) {
+		t.Errorf("PUT /api/v1/grouping with trailing bytes: %d %s, want 400 saying %q", code, out, want)
 	}
 	c := setupCanary(t, "", weightSplit(t))
 	if code, out := do(t, "PUT", c.srv.URL+"/api/v1/canary", `{"weight": "50%"} x`, map[string]string{"Content-Type": jsonType}); code != http.StatusBadRequest {
