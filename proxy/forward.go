@@ -325,8 +325,8 @@ func httpDate(t time.Time) []byte {
 // upstreamFailed answers 502, or 504 when the upstream did not answer in
 // time, with the reason; the same answer as ServeHTTP's.
 func (c *conn) upstreamFailed(r *http.Request, x *exchange, bw *bufio.Writer, err error) outcome {
-	code, reason, msg := upstreamErrorText(c.p.poolFor(x.rev).host, err)
-	x.fail = failKind(reason)
+	code, kind, reason, msg := upstreamErrorText(c.p.poolFor(x.rev).host, err)
+	x.fail = kind
 	c.p.cfg.Logger.Warn("upstream error", "method", r.Method, "path", r.URL.Path, "status", code, "err", err)
 	if !c.watch.goneAt().IsZero() {
 		return outcome{code: code} // nobody to answer; the upstream's failure counts all the same

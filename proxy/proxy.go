@@ -407,28 +407,18 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 const StatusClientClosedRequest = 499
 
 // upstreamErrorText is the answer to a failed upstream: 504 for a timeout,
-// 502 otherwise, with the reason for the X-Slolab-Error header and the body.
-func upstreamErrorText(host string, err error) (code int, reason, msg string) {
-	code, reason = http.StatusBadGateway, "unreachable"
+// 502 otherwise, with its error class kind, and the reason for the
+// X-Slolab-Error header and the body.
+func upstreamErrorText(host string, err error) (code int, kind, reason, msg string) {
+	code, kind, reason = http.StatusBadGateway, errclass.KindUnreachable, "unreachable"
 	var ne net.Error
 	var ht headerTimeoutError
 	if errors.As(err, &ht) || errors.As(err, &ne) && ne.Timeout() {
-		code, reason = http.StatusGatewayTimeout, "timed out"
+		code, kind, reason = http.StatusGatewayTimeout, errclass.KindTimeout, "timed out"
 	} else if !isDialError(err) {
-		reason = "failed"
+		kind, reason = errclass.KindFailed, "failed"
 	}
-	return code, reason, fmt.Sprintf("slolab proxy: upstream %s %s: %v\n", host, reason, unwrapURLError(err))
-}
-
-// failKind is the error class kind of an upstreamErrorText reason.
-func failKind(reason string) string {
-	switch reason {
-	case "timed out":
-		return errclass.KindTimeout
-	case "unreachable":
-		return errclass.KindUnreachable
-	}
-	return errclass.KindFailed
+	return code, kind, reason, fmt.Sprintf("slolab proxy: upstream %s %s: %v\n", host, reason, unwrapURLError(err))
 }
 
 func isDialError(err error) bool {

@@ -194,9 +194,9 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, upstream *
 			return // the client left; nobody to answer
 		}
 	}
-	code, reason, msg := upstreamErrorText(upstream.Host, err)
+	code, kind, reason, msg := upstreamErrorText(upstream.Host, err)
 	if rw != nil {
-		rw.fail = failKind(reason)
+		rw.fail = kind
 	}
 	p.cfg.Logger.Warn("upstream error", "method", r.Method, "path", r.URL.Path, "status", code, "err", err)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
