@@ -38,10 +38,10 @@ func (c *conn) copyBody(bw *bufio.Writer, uc *upConn) (upErr, cErr error) {
 	return nil, nil
 }
 
-// keepSample keeps b's bytes in the error response's sample, while there
-// is one and it has room.
+// keepSample keeps what fits of b in the error response's sample, while
+// there is one.
 func (c *conn) keepSample(b []byte) {
-	if c.sample != nil && len(*c.sample) < cap(*c.sample) {
+	if c.sample != nil {
 		*c.sample = keepBytes(*c.sample, b)
 	}
 }

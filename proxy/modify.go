@@ -322,8 +322,6 @@ type sampleReader struct {
 
 func (r *sampleReader) Read(b []byte) (int, error) {
 	n, err := r.ReadCloser.Read(b)
-	if len(*r.sample) < cap(*r.sample) {
-		*r.sample = keepBytes(*r.sample, b[:n])
-	}
+	*r.sample = keepBytes(*r.sample, b[:n])
 	return n, err
 }

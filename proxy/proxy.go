@@ -272,7 +272,8 @@ func (p *Proxy) sampling(code int) []byte {
 	return make([]byte, 0, p.cfg.Classes.SampleSize())
 }
 
-// keepBytes appends what of b fits in the sample s.
+// keepBytes appends what of b fits in the sample s: nothing once s is full,
+// or when s is nil.
 func keepBytes[T string | []byte](s []byte, b T) []byte {
 	return append(s, b[:min(len(b), cap(s)-len(s))]...)
 }
