@@ -109,38 +109,13 @@ func TestAnAlertOnACUJTheScenarioDoesNotTouchIsNotADetection(t *testing.T) {
 		time.Sleep(time.Millisecond)
 		l.traffic(time.Second, 50, "POST /update", "POST /login")
 		time.Sleep(6*time.Hour + 2500*time.Millisecond - time.Millisecond)
-		f, err := spec.Parse("g.yaml", []byte(`apiVersion: slolab.dev/v1
-kind: Experiment
-metadata: {name: edits-fail}
-spec:
-  steadyState: ['availability("update", "5m") >= 40']
-  method:
-    - duration: 12m
-      faults: [{name: update-500, match: {cuj: update}, status: 500, rate: 10%}]
----
-apiVersion: slolab.dev/v1
-kind: GameDay
-metadata: {name: edits-failing}
-spec:
-  wrapUp: 1m
-  scenario: [{experiment: edits-fail}]
-`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := Compile(f.Experiments[0], l.svc)
-		if err != nil {
-			t.Fatal(err)
-		}
+		cfg := editsFailing(t, l, "12m", "10%")
 		var rep *GameDayReport
 		var runErr error
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			rep, runErr = RunGameDay(context.Background(), GameDayConfig{
-				GameDay: f.GameDays[0], Set: &Set{Experiments: []*Compiled{c}, GameDays: f.GameDays},
-				Proxy: l.admin, View: AdminView{Client: l.admin},
-			})
+			rep, runErr = RunGameDay(context.Background(), cfg)
 		}()
 		time.Sleep(30 * time.Second) // the fault began at the GameDay's first round
 		l.failing.Store("/login", 500)
@@ -200,33 +175,8 @@ func TestAnAlertFiringBeforeTheGameDayIsPreExistingNotADetection(t *testing.T) {
 		time.Sleep(6*time.Hour - 20*time.Minute)
 		l.failing.Store("/login", 500) // an earlier test broke login, and it still fails
 		time.Sleep(20*time.Minute + 2500*time.Millisecond - time.Millisecond)
-		f, err := spec.Parse("g.yaml", []byte(`apiVersion: slolab.dev/v1
-kind: Experiment
-metadata: {name: edits-fail}
-spec:
-  steadyState: ['availability("update", "5m") >= 40']
-  method:
-    - duration: 5m
-      faults: [{name: update-500, match: {cuj: update}, status: 500, rate: 50%}]
----
-apiVersion: slolab.dev/v1
-kind: GameDay
-metadata: {name: edits-failing}
-spec:
-  wrapUp: 1m
-  scenario: [{experiment: edits-fail}]
-`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := Compile(f.Experiments[0], l.svc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rep, err := RunGameDay(context.Background(), GameDayConfig{
-			GameDay: f.GameDays[0], Set: &Set{Experiments: []*Compiled{c}, GameDays: f.GameDays},
-			Proxy: l.admin, View: AdminView{Client: l.admin},
-		})
+		cfg := editsFailing(t, l, "5m", "50%")
+		rep, err := RunGameDay(context.Background(), cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -267,4 +217,37 @@ spec:
 		}
 		l.failing.Delete("/login")
 	})
+}
+
+// editsFailing is the GameDay edits-failing on l: one experiment failing
+// update's requests at rate for duration.
+func editsFailing(t *testing.T, l *lab, duration, rate string) GameDayConfig {
+	t.Helper()
+	f, err := spec.Parse("g.yaml", []byte(fmt.Sprintf(`apiVersion: slolab.dev/v1
+kind: Experiment
+metadata: {name: edits-fail}
+spec:
+  steadyState: ['availability("update", "5m") >= 40']
+  method:
+    - duration: %s
+      faults: [{name: update-500, match: {cuj: update}, status: 500, rate: %s}]
+---
+apiVersion: slolab.dev/v1
+kind: GameDay
+metadata: {name: edits-failing}
+spec:
+  wrapUp: 1m
+  scenario: [{experiment: edits-fail}]
+`, duration, rate)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Compile(f.Experiments[0], l.svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return GameDayConfig{
+		GameDay: f.GameDays[0], Set: &Set{Experiments: []*Compiled{c}, GameDays: f.GameDays},
+		Proxy: l.admin, View: AdminView{Client: l.admin},
+	}
 }
